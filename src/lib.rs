@@ -1,0 +1,9 @@
+//! mvault: ML models as age-encrypted, SSH-signed blobs in a git repository.
+//!
+//! The library does the work and returns data; `src/main.rs` parses
+//! arguments, prints and picks exit codes. See `docs/` for the formats.
+
+pub mod crypto;
+pub mod manifest;
+pub mod names;
+pub mod policy;

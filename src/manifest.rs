@@ -1,0 +1,540 @@
+//! The manifest: what a version is, in plaintext, canonical TOML.
+//!
+//! The manifest is the one document every party reads: `add` writes it, `pull`
+//! checks every byte it writes against it, the hook checks it against the tree
+//! without decrypting anything, and auditors read it with `git show`. It is
+//! parsed into raw serde structs and then validated into [`Manifest`], which
+//! cannot hold an invalid path, digest or name. Canonical means the same inputs
+//! give byte-identical TOML, so a manifest that does not re-serialise to its
+//! own bytes is refused.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::names::{ModelName, NameError, Version};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA: u32 = 1;
+
+/// A SHA-256 digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl Sha256Digest {
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    /// Parse 64 lower-case hex digits.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Sha256Digest(out))
+    }
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Sha256Digest(Sha256::digest(bytes).into())
+    }
+}
+
+impl std::fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// One file of a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Relative path, validated by [`validate_path`].
+    pub path: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Plaintext SHA-256.
+    pub sha256: Sha256Digest,
+    /// Ciphertext size in bytes: the git blob's size.
+    pub blob_size: u64,
+}
+
+impl FileEntry {
+    /// The blob's path under the version directory.
+    pub fn blob(&self) -> String {
+        format!("blobs/{}", self.sha256)
+    }
+}
+
+/// Where the model came from.
+pub type Provenance = BTreeMap<String, String>;
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub model: ModelName,
+    pub version: Version,
+    pub parent: Option<Version>,
+    pub author: String,
+    pub author_key: String,
+    /// RFC 3339 UTC, seconds.
+    pub created: String,
+    pub framework: Option<String>,
+    /// The age recipient (`age1…`) of the data key the blobs are encrypted to.
+    pub data_key: String,
+    pub metadata: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, f64>,
+    pub provenance: Provenance,
+    /// Sorted by path, unique.
+    pub files: Vec<FileEntry>,
+}
+
+/// Why a manifest was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not TOML of the manifest's shape.
+    #[error("manifest line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A field breaks its rule.
+    #[error("manifest line {line}: {field}: {rule} (found {found:?})")]
+    Field {
+        line: usize,
+        field: String,
+        rule: String,
+        found: String,
+    },
+    /// A name or version is invalid.
+    #[error("manifest: {0}")]
+    Name(#[from] NameError),
+    /// The bytes are not the canonical form of what they say.
+    #[error("manifest is not canonical: re-serialising it gives other bytes (rule: manifests are canonical TOML)")]
+    NotCanonical,
+    /// The manifest's Merkle root does not match its file list.
+    #[error("manifest merkle_root {found} does not match its files (expected {expected})")]
+    MerkleRoot { expected: String, found: String },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    schema: toml::Spanned<u32>,
+    model: toml::Spanned<String>,
+    version: toml::Spanned<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<toml::Spanned<String>>,
+    author: toml::Spanned<String>,
+    author_key: String,
+    created: toml::Spanned<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    framework: Option<String>,
+    data_key: toml::Spanned<String>,
+    merkle_root: toml::Spanned<String>,
+    file_count: u64,
+    total_size: u64,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    metrics: BTreeMap<String, f64>,
+    #[serde(default)]
+    provenance: BTreeMap<String, String>,
+    files: Vec<RawFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    path: toml::Spanned<String>,
+    size: u64,
+    sha256: toml::Spanned<String>,
+    blob: toml::Spanned<String>,
+    blob_size: u64,
+}
+
+/// The maximum length of a file path in a manifest.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// The path rule, quoted in refusals.
+pub const PATH_RULE: &str = "a relative '/'-separated UTF-8 path without empty, '.' or '..' components, backslashes or control characters, at most 4096 bytes";
+
+/// Check one relative file path; `Err` holds the reason.
+pub fn validate_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("empty path");
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err("path too long");
+    }
+    if path.starts_with('/') {
+        return Err("absolute path");
+    }
+    if path.contains('\\') {
+        return Err("backslash in path");
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err("control character in path");
+    }
+    for comp in path.split('/') {
+        match comp {
+            "" => return Err("empty path component"),
+            "." | ".." => return Err("'.' or '..' component"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Check that no two paths collide when case is folded (they would overwrite
+/// each other on a case-insensitive file system), nor is a path a directory
+/// prefix of another.
+pub fn check_path_set<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    let mut folded: BTreeMap<String, &str> = BTreeMap::new();
+    let mut all: Vec<&str> = Vec::new();
+    for p in paths {
+        if let Some(prev) = folded.insert(p.to_lowercase(), p) {
+            return Err(format!("{prev:?} and {p:?} differ only in case"));
+        }
+        all.push(p);
+    }
+    all.sort_unstable();
+    for pair in all.windows(2) {
+        if pair[1].starts_with(pair[0]) && pair[1].as_bytes().get(pair[0].len()) == Some(&b'/') {
+            return Err(format!("{:?} is both a file and a directory", pair[0]));
+        }
+    }
+    Ok(())
+}
+
+/// The Merkle root over `(path, digest)` pairs in path order (see docs/formats.md).
+pub fn merkle_root(files: &[FileEntry]) -> Sha256Digest {
+    let mut level: Vec<[u8; 32]> = files
+        .iter()
+        .map(|f| {
+            let mut h = Sha256::new();
+            h.update([0u8]);
+            h.update(f.path.as_bytes());
+            h.update([0u8]);
+            h.update(f.sha256.0);
+            h.finalize().into()
+        })
+        .collect();
+    if level.is_empty() {
+        return Sha256Digest(Sha256::digest([]).into());
+    }
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match pair {
+                [l, r] => {
+                    let mut h = Sha256::new();
+                    h.update([1u8]);
+                    h.update(l);
+                    h.update(r);
+                    h.finalize().into()
+                }
+                [single] => *single,
+                _ => unreachable!("chunks(2) yields one or two"),
+            })
+            .collect();
+    }
+    Sha256Digest(level[0])
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+impl Manifest {
+    /// The canonical TOML bytes.
+    pub fn to_canonical(&self) -> String {
+        fn sp<T>(_: std::ops::Range<usize>, v: T) -> toml::Spanned<T> {
+            toml::Spanned::new(0..0, v)
+        }
+        let raw = RawManifest {
+            schema: sp(0..0, SCHEMA),
+            model: sp(0..0, self.model.to_string()),
+            version: sp(0..0, self.version.to_string()),
+            parent: self.parent.as_ref().map(|p| sp(0..0, p.to_string())),
+            author: sp(0..0, self.author.clone()),
+            author_key: self.author_key.clone(),
+            created: sp(0..0, self.created.clone()),
+            framework: self.framework.clone(),
+            data_key: sp(0..0, self.data_key.clone()),
+            merkle_root: sp(0..0, merkle_root(&self.files).to_hex()),
+            file_count: self.files.len() as u64,
+            total_size: self.total_size(),
+            metadata: self.metadata.clone(),
+            metrics: self.metrics.clone(),
+            provenance: self.provenance.clone(),
+            files: self
+                .files
+                .iter()
+                .map(|f| RawFile {
+                    path: sp(0..0, f.path.clone()),
+                    size: f.size,
+                    sha256: sp(0..0, f.sha256.to_hex()),
+                    blob: sp(0..0, f.blob()),
+                    blob_size: f.blob_size,
+                })
+                .collect(),
+        };
+        toml::to_string(&raw).expect("a manifest always serialises")
+    }
+
+    /// Sum of the plaintext sizes.
+    pub fn total_size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// The SHA-256 of the canonical bytes.
+    pub fn digest(&self) -> Sha256Digest {
+        Sha256Digest::of(self.to_canonical().as_bytes())
+    }
+
+    /// Parse and validate manifest bytes, refusing anything not canonical.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| {
+                    let line = line_of(text, s.start);
+                    let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                    (line, col)
+                })
+                .unwrap_or((0, 0));
+            ManifestError::Syntax {
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        let field = |span: std::ops::Range<usize>, field: &str, rule: &str, found: &str| {
+            ManifestError::Field {
+                line: line_of(text, span.start),
+                field: field.to_owned(),
+                rule: rule.to_owned(),
+                found: found.to_owned(),
+            }
+        };
+        if *raw.schema.get_ref() != SCHEMA {
+            return Err(field(
+                raw.schema.span(),
+                "schema",
+                "this mvault reads schema 1",
+                &raw.schema.get_ref().to_string(),
+            ));
+        }
+        let model = ModelName::parse(raw.model.get_ref())?;
+        let version = Version::parse(raw.version.get_ref())?;
+        let parent = raw
+            .parent
+            .as_ref()
+            .map(|p| Version::parse(p.get_ref()))
+            .transpose()?;
+        if raw.author.get_ref().is_empty() {
+            return Err(field(raw.author.span(), "author", "must not be empty", ""));
+        }
+        if time::OffsetDateTime::parse(
+            raw.created.get_ref(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .is_err()
+        {
+            return Err(field(
+                raw.created.span(),
+                "created",
+                "RFC 3339 time",
+                raw.created.get_ref(),
+            ));
+        }
+        if raw.data_key.get_ref().parse::<age::x25519::Recipient>().is_err() {
+            return Err(field(
+                raw.data_key.span(),
+                "data_key",
+                "an age X25519 recipient (age1…)",
+                raw.data_key.get_ref(),
+            ));
+        }
+        let mut files = Vec::with_capacity(raw.files.len());
+        for (i, f) in raw.files.iter().enumerate() {
+            let path = f.path.get_ref();
+            if let Err(why) = validate_path(path) {
+                return Err(field(f.path.span(), &format!("files[{i}].path"), PATH_RULE, &format!("{path} ({why})")));
+            }
+            let Some(sha256) = Sha256Digest::from_hex(f.sha256.get_ref()) else {
+                return Err(field(
+                    f.sha256.span(),
+                    &format!("files[{i}].sha256"),
+                    "64 lower-case hex digits",
+                    f.sha256.get_ref(),
+                ));
+            };
+            let entry = FileEntry {
+                path: path.clone(),
+                size: f.size,
+                sha256,
+                blob_size: f.blob_size,
+            };
+            if *f.blob.get_ref() != entry.blob() {
+                return Err(field(
+                    f.blob.span(),
+                    &format!("files[{i}].blob"),
+                    "blobs/<sha256 of the file>",
+                    f.blob.get_ref(),
+                ));
+            }
+            if !crate::crypto::plausible_ciphertext_size(f.size, f.blob_size) {
+                return Err(field(
+                    f.path.span(),
+                    &format!("files[{i}].blob_size"),
+                    "the age ciphertext size of a file of that size",
+                    &f.blob_size.to_string(),
+                ));
+            }
+            files.push(entry);
+        }
+        if files.is_empty() {
+            return Err(ManifestError::Field {
+                line: 0,
+                field: "files".into(),
+                rule: "a version has at least one file".into(),
+                found: "none".into(),
+            });
+        }
+        check_path_set(files.iter().map(|f| f.path.as_str())).map_err(|why| ManifestError::Field {
+            line: 0,
+            field: "files".into(),
+            rule: "paths are unique, even with case folded, and no file is also a directory".into(),
+            found: why,
+        })?;
+        let m = Manifest {
+            model,
+            version,
+            parent,
+            author: raw.author.get_ref().clone(),
+            author_key: raw.author_key,
+            created: raw.created.get_ref().clone(),
+            framework: raw.framework,
+            data_key: raw.data_key.get_ref().clone(),
+            metadata: raw.metadata,
+            metrics: raw.metrics,
+            provenance: raw.provenance,
+            files,
+        };
+        let expected = merkle_root(&m.files).to_hex();
+        if *raw.merkle_root.get_ref() != expected {
+            return Err(ManifestError::MerkleRoot {
+                expected,
+                found: raw.merkle_root.get_ref().clone(),
+            });
+        }
+        if m.to_canonical() != text {
+            return Err(ManifestError::NotCanonical);
+        }
+        Ok(m)
+    }
+
+    /// Sort files by path; call before serialising a manifest built in code.
+    pub fn sort_files(&mut self) {
+        self.files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let mut m = Manifest {
+            model: ModelName::parse("nlp/bert").unwrap(),
+            version: Version::parse("1.2.0").unwrap(),
+            parent: Some(Version::parse("1.1.0").unwrap()),
+            author: "alice".into(),
+            author_key: "SHA256:abc".into(),
+            created: "2026-11-22T10:00:00Z".into(),
+            framework: Some("pytorch".into()),
+            data_key: age::x25519::Identity::generate().to_public().to_string(),
+            metadata: [("team".to_string(), "search".to_string())].into(),
+            metrics: [("f1".to_string(), 0.91)].into(),
+            provenance: [("training_data".to_string(), "s3://x".to_string())].into(),
+            files: vec![
+                FileEntry {
+                    path: "weights/b.bin".into(),
+                    size: 10,
+                    sha256: Sha256Digest::of(b"b"),
+                    blob_size: crate::crypto::ciphertext_size_bounds(10).0,
+                },
+                FileEntry {
+                    path: "config.json".into(),
+                    size: 3,
+                    sha256: Sha256Digest::of(b"a"),
+                    blob_size: crate::crypto::ciphertext_size_bounds(3).0 + 40,
+                },
+            ],
+        };
+        m.sort_files();
+        m
+    }
+
+    #[test]
+    fn canonical_round_trip() {
+        let m = sample();
+        let text = m.to_canonical();
+        let back = Manifest::parse(&text).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.to_canonical(), text);
+        assert!(text.starts_with("schema = 1\nmodel = \"nlp/bert\"\n"), "{text}");
+    }
+
+    #[test]
+    fn non_canonical_bytes_are_refused() {
+        let text = sample().to_canonical().replace("schema = 1\n", "schema = 1\n\n");
+        assert!(matches!(Manifest::parse(&text), Err(ManifestError::NotCanonical)));
+    }
+
+    #[test]
+    fn traversal_path_is_refused_with_its_line() {
+        let text = sample().to_canonical().replace("config.json", "../etc/passwd");
+        let e = Manifest::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("files[0].path") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn edited_digest_breaks_merkle_root() {
+        let m = sample();
+        let text = m.to_canonical();
+        let old = m.files[0].sha256.to_hex();
+        let new = Sha256Digest::of(b"zzz").to_hex();
+        let tampered = text.replace(&format!("blobs/{old}"), &format!("blobs/{new}")).replacen(&old, &new, 1);
+        let e = Manifest::parse(&tampered).unwrap_err();
+        assert!(matches!(e, ManifestError::MerkleRoot { .. }), "{e}");
+    }
+
+    #[test]
+    fn path_rules() {
+        for bad in ["", "/abs", "a/../b", "a\\b", "a//b", "./a", "a\u{7}b"] {
+            assert!(validate_path(bad).is_err(), "{bad:?}");
+        }
+        validate_path("weights/shard-00001.safetensors").unwrap();
+        assert!(check_path_set(["A.bin", "a.bin"]).is_err());
+        assert!(check_path_set(["a", "a/b"]).is_err());
+        check_path_set(["a", "ab", "a.b/c"]).unwrap();
+    }
+
+    #[test]
+    fn merkle_root_depends_on_paths_and_digests() {
+        let m = sample();
+        let mut other = m.clone();
+        other.files[0].path = "config2.json".into();
+        assert_ne!(merkle_root(&m.files), merkle_root(&other.files));
+    }
+}

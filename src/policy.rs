@@ -1,0 +1,682 @@
+//! The policy: who may do what to which models, as code in the repository.
+//!
+//! `.mvault/policy.toml` names users and their SSH keys, grants roles per model
+//! glob, and sets promotion rules per stage. It is parsed into raw serde
+//! structs (with spans, so a bad policy names its line) and compiled into a
+//! [`Policy`] that answers questions and fails closed: no grant, no access.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
+use serde::{Deserialize, Serialize};
+use ssh_key::PublicKey;
+use time::{Date, OffsetDateTime};
+
+use crate::crypto;
+use crate::names::{ModelName, Stage};
+
+/// Where the policy lives in the tree.
+pub const POLICY_PATH: &str = ".mvault/policy.toml";
+
+/// A role, granted per model glob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Viewer,
+    Developer,
+    MlEngineer,
+    MlAdmin,
+    Approver,
+}
+
+impl Role {
+    /// All roles.
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Developer,
+        Role::MlEngineer,
+        Role::MlAdmin,
+        Role::Approver,
+    ];
+    /// The role's name in the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Developer => "developer",
+            Role::MlEngineer => "ml_engineer",
+            Role::MlAdmin => "ml_admin",
+            Role::Approver => "approver",
+        }
+    }
+    /// Parse a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    /// Whether this role allows `ability`.
+    pub fn allows(self, ability: Ability) -> bool {
+        use Ability::*;
+        match self {
+            Role::Viewer => matches!(ability, Read),
+            Role::Developer => matches!(ability, Read | Register),
+            Role::MlEngineer => matches!(ability, Read | Register | Promote),
+            Role::Approver => matches!(ability, Read | Approve),
+            Role::MlAdmin => true,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What someone wants to do to a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ability {
+    /// Unwrap the data key (enforced cryptographically).
+    Read,
+    /// Add versions.
+    Register,
+    /// Move versions between stages.
+    Promote,
+    /// Approve a version for a stage.
+    Approve,
+    /// Change the policy (needs ml_admin on `**`).
+    Admin,
+}
+
+impl Ability {
+    /// The verb used in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ability::Read => "read",
+            Ability::Register => "register",
+            Ability::Promote => "promote",
+            Ability::Approve => "approve",
+            Ability::Admin => "admin",
+        }
+    }
+    /// The least role that grants it, for hints.
+    pub fn least_role(self) -> Role {
+        match self {
+            Ability::Read => Role::Viewer,
+            Ability::Register => Role::Developer,
+            Ability::Promote => Role::MlEngineer,
+            Ability::Approve => Role::Approver,
+            Ability::Admin => Role::MlAdmin,
+        }
+    }
+}
+
+/// A policy that does not parse or breaks a rule.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Not TOML of the policy's shape.
+    #[error("policy line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value breaks its rule.
+    #[error("policy line {line}: {field}: {rule} (found {found:?})")]
+    Rule {
+        line: usize,
+        field: String,
+        rule: String,
+        found: String,
+    },
+}
+
+/// A refusal: who, what, on which model, what they have and what is needed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{user} has {have} on {model}; {ability} needs {need}")]
+pub struct Denial {
+    pub user: String,
+    pub model: String,
+    pub ability: &'static str,
+    /// What the user holds, as text ("role developer on nlp/*", "no role").
+    pub have: String,
+    /// What would allow it.
+    pub need: String,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    schema: toml::Spanned<u32>,
+    #[serde(default)]
+    users: BTreeMap<String, RawUser>,
+    #[serde(default)]
+    grants: Vec<RawGrant>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    stages: Vec<RawStageRule>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    keys: Vec<toml::Spanned<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<toml::Spanned<String>>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawGrant {
+    user: toml::Spanned<String>,
+    role: toml::Spanned<String>,
+    models: toml::Spanned<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawStageRule {
+    stage: toml::Spanned<String>,
+    models: toml::Spanned<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    promote_role: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    approvals: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approver_role: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    allow_self_approval: bool,
+    #[serde(default)]
+    require_ticket: bool,
+}
+
+/// A user of the vault.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub keys: Vec<PublicKey>,
+    /// The day (UTC) from which the user's keys no longer count.
+    pub expires: Option<Date>,
+}
+
+impl User {
+    /// Whether the keys still count at `now`.
+    pub fn active_at(&self, now: OffsetDateTime) -> bool {
+        self.expires.is_none_or(|d| now.date() < d)
+    }
+}
+
+/// A role granted on models matching a glob.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user: String,
+    pub role: Role,
+    pub models: String,
+    matcher: GlobMatcher,
+}
+
+impl Grant {
+    /// Whether the grant covers `model`.
+    pub fn covers(&self, model: &ModelName) -> bool {
+        self.matcher.is_match(model.as_str())
+    }
+}
+
+/// The rule for promotions into one stage of matching models.
+#[derive(Debug, Clone)]
+pub struct StageRule {
+    pub stage: Stage,
+    pub models: String,
+    matcher: GlobMatcher,
+    /// Role needed to promote into the stage (default: ml_engineer).
+    pub promote_role: Role,
+    /// Approvals needed.
+    pub approvals: u32,
+    /// Role an approver needs (default: approver).
+    pub approver_role: Role,
+    /// Whether the version's author or the promoter may approve.
+    pub allow_self_approval: bool,
+    /// Whether a ticket is required.
+    pub require_ticket: bool,
+}
+
+impl StageRule {
+    /// Whether the rule covers `model`.
+    pub fn covers(&self, model: &ModelName) -> bool {
+        self.matcher.is_match(model.as_str())
+    }
+}
+
+/// A compiled policy.
+#[derive(Clone)]
+pub struct Policy {
+    raw: RawPolicy,
+    pub users: BTreeMap<String, User>,
+    pub grants: Vec<Grant>,
+    pub stages: Vec<StageRule>,
+}
+
+/// The user name rule.
+pub const USER_NAME_RULE: &str = "[a-z][a-z0-9._-]{0,63}";
+
+fn valid_user_name(name: &str) -> bool {
+    let mut c = name.chars();
+    name.len() <= 64
+        && c.next().is_some_and(|f| f.is_ascii_lowercase())
+        && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+}
+
+fn compile_glob(glob: &str) -> Result<GlobMatcher, globset::Error> {
+    Ok(GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()?
+        .compile_matcher())
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let line = text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
+    let col = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+/// Parse the date form `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<Date> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_toml())
+    }
+}
+
+impl Policy {
+    /// Parse and compile policy text.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            PolicyError::Syntax {
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        Self::compile(raw, text)
+    }
+
+    fn compile(raw: RawPolicy, text: &str) -> Result<Self, PolicyError> {
+        let rule = |span: std::ops::Range<usize>, field: &str, rule: &str, found: &str| {
+            PolicyError::Rule {
+                line: line_col(text, span.start).0,
+                field: field.to_owned(),
+                rule: rule.to_owned(),
+                found: found.to_owned(),
+            }
+        };
+        if *raw.schema.get_ref() != 1 {
+            return Err(rule(raw.schema.span(), "schema", "this mvault reads schema 1", &raw.schema.get_ref().to_string()));
+        }
+        let mut users = BTreeMap::new();
+        let mut seen_keys: BTreeMap<String, String> = BTreeMap::new();
+        for (name, u) in &raw.users {
+            if !valid_user_name(name) {
+                return Err(PolicyError::Rule {
+                    line: 0,
+                    field: format!("users.{name}"),
+                    rule: format!("a user name is {USER_NAME_RULE}"),
+                    found: name.clone(),
+                });
+            }
+            if u.keys.is_empty() {
+                return Err(PolicyError::Rule {
+                    line: 0,
+                    field: format!("users.{name}.keys"),
+                    rule: "a user has at least one key".into(),
+                    found: "[]".into(),
+                });
+            }
+            let mut keys = Vec::new();
+            for k in &u.keys {
+                let key = crypto::parse_public_key(k.get_ref()).map_err(|e| {
+                    rule(k.span(), &format!("users.{name}.keys"), "an ssh-ed25519 public key", &e.to_string())
+                })?;
+                let line = crypto::public_key_line(&key);
+                if let Some(other) = seen_keys.insert(line.clone(), name.clone()) {
+                    return Err(rule(
+                        k.span(),
+                        &format!("users.{name}.keys"),
+                        &format!("a key belongs to one user; it is already {other}'s"),
+                        &line,
+                    ));
+                }
+                keys.push(key);
+            }
+            let expires = match &u.expires {
+                None => None,
+                Some(e) => Some(parse_date(e.get_ref()).ok_or_else(|| {
+                    rule(e.span(), &format!("users.{name}.expires"), "a date YYYY-MM-DD", e.get_ref())
+                })?),
+            };
+            users.insert(
+                name.clone(),
+                User {
+                    name: name.clone(),
+                    keys,
+                    expires,
+                },
+            );
+        }
+        let mut grants = Vec::new();
+        for (i, g) in raw.grants.iter().enumerate() {
+            if !users.contains_key(g.user.get_ref()) {
+                return Err(rule(g.user.span(), &format!("grants[{i}].user"), "a user defined under [users]", g.user.get_ref()));
+            }
+            let role = Role::parse(g.role.get_ref()).ok_or_else(|| {
+                rule(
+                    g.role.span(),
+                    &format!("grants[{i}].role"),
+                    "one of viewer, developer, ml_engineer, ml_admin, approver",
+                    g.role.get_ref(),
+                )
+            })?;
+            let matcher = compile_glob(g.models.get_ref()).map_err(|e| {
+                rule(g.models.span(), &format!("grants[{i}].models"), "a glob of model names", &e.to_string())
+            })?;
+            grants.push(Grant {
+                user: g.user.get_ref().clone(),
+                role,
+                models: g.models.get_ref().clone(),
+                matcher,
+            });
+        }
+        let mut stages = Vec::new();
+        for (i, s) in raw.stages.iter().enumerate() {
+            let stage = Stage::parse(s.stage.get_ref())
+                .map_err(|e| rule(s.stage.span(), &format!("stages[{i}].stage"), "a stage name", &e.to_string()))?;
+            let matcher = compile_glob(s.models.get_ref()).map_err(|e| {
+                rule(s.models.span(), &format!("stages[{i}].models"), "a glob of model names", &e.to_string())
+            })?;
+            let role_field = |f: &Option<toml::Spanned<String>>, name: &str, default: Role| match f {
+                None => Ok(default),
+                Some(r) => Role::parse(r.get_ref()).ok_or_else(|| {
+                    rule(r.span(), &format!("stages[{i}].{name}"), "a role name", r.get_ref())
+                }),
+            };
+            stages.push(StageRule {
+                stage,
+                models: s.models.get_ref().clone(),
+                matcher,
+                promote_role: role_field(&s.promote_role, "promote_role", Role::MlEngineer)?,
+                approvals: s.approvals,
+                approver_role: role_field(&s.approver_role, "approver_role", Role::Approver)?,
+                allow_self_approval: s.allow_self_approval,
+                require_ticket: s.require_ticket,
+            });
+        }
+        Ok(Policy {
+            raw,
+            users,
+            grants,
+            stages,
+        })
+    }
+
+    /// The policy `mvault init` writes: one admin, production needs one
+    /// approval from an approver who is not the author.
+    pub fn initial(admin: &str, key: &PublicKey) -> Self {
+        let text = format!(
+            "schema = 1\n\n[users.{admin}]\nkeys = [\"{}\"]\n\n[[grants]]\nuser = \"{admin}\"\nrole = \"ml_admin\"\nmodels = \"**\"\n\n[[stages]]\nstage = \"production\"\nmodels = \"**\"\npromote_role = \"ml_engineer\"\napprovals = 1\napprover_role = \"approver\"\nallow_self_approval = false\nrequire_ticket = false\n",
+            crypto::public_key_line(key)
+        );
+        Policy::parse(&text).expect("the initial policy is valid")
+    }
+
+    /// The canonical TOML of this policy.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&self.raw).expect("a policy always serialises")
+    }
+
+    /// The user a key belongs to.
+    pub fn user_of_key(&self, key: &PublicKey) -> Option<&User> {
+        self.users
+            .values()
+            .find(|u| u.keys.iter().any(|k| k.key_data() == key.key_data()))
+    }
+
+    /// The roles `user` holds on `model`.
+    pub fn roles_of(&self, user: &str, model: &ModelName) -> Vec<(Role, &str)> {
+        self.grants
+            .iter()
+            .filter(|g| g.user == user && g.covers(model))
+            .map(|g| (g.role, g.models.as_str()))
+            .collect()
+    }
+
+    /// Whether `user` is a policy admin: ml_admin granted on `**`.
+    pub fn is_admin(&self, user: &str) -> bool {
+        self.grants
+            .iter()
+            .any(|g| g.user == user && g.role == Role::MlAdmin && g.models == "**")
+    }
+
+    /// Allow `user` to do `ability` on `model` at `now`, or say why not.
+    pub fn check(
+        &self,
+        user: &str,
+        model: &ModelName,
+        ability: Ability,
+        now: OffsetDateTime,
+    ) -> Result<(), Denial> {
+        let deny = |have: String, need: String| Denial {
+            user: user.to_owned(),
+            model: model.to_string(),
+            ability: ability.as_str(),
+            have,
+            need,
+        };
+        let Some(u) = self.users.get(user) else {
+            return Err(deny("no entry in the policy".into(), "a user with a key".into()));
+        };
+        if !u.active_at(now) {
+            return Err(deny(
+                format!("a key that expired on {}", u.expires.map(|d| d.to_string()).unwrap_or_default()),
+                "an unexpired key".into(),
+            ));
+        }
+        if ability == Ability::Admin {
+            return if self.is_admin(user) {
+                Ok(())
+            } else {
+                Err(deny(self.describe_roles(user, model), "ml_admin on **".into()))
+            };
+        }
+        let roles = self.roles_of(user, model);
+        if roles.iter().any(|(r, _)| r.allows(ability)) {
+            return Ok(());
+        }
+        Err(deny(self.describe_roles(user, model), ability.least_role().to_string()))
+    }
+
+    fn describe_roles(&self, user: &str, model: &ModelName) -> String {
+        let roles = self.roles_of(user, model);
+        if roles.is_empty() {
+            "no role".into()
+        } else {
+            roles
+                .iter()
+                .map(|(r, g)| format!("role {r} on {g}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    /// The readers of `model` at `now`: every unexpired user with any role on it.
+    pub fn readers(&self, model: &ModelName, now: OffsetDateTime) -> Vec<(&str, &PublicKey)> {
+        let mut out = Vec::new();
+        for u in self.users.values() {
+            if u.active_at(now) && self.grants.iter().any(|g| g.user == u.name && g.covers(model)) {
+                out.extend(u.keys.iter().map(|k| (u.name.as_str(), k)));
+            }
+        }
+        out
+    }
+
+    /// An `allowed_signers` file for git and `ssh-keygen -Y verify`.
+    pub fn allowed_signers(&self) -> String {
+        let mut out = String::new();
+        for u in self.users.values() {
+            for k in &u.keys {
+                let valid = u
+                    .expires
+                    .map(|d| format!(" valid-before=\"{:04}{:02}{:02}\"", d.year(), u8::from(d.month()), d.day()))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "{} namespaces=\"git,{}\"{} {}\n",
+                    u.name,
+                    crypto::MANIFEST_NAMESPACE,
+                    valid,
+                    crypto::public_key_line(k)
+                ));
+            }
+        }
+        out
+    }
+
+    /// The promotion rule for `stage` on `model`: the first matching rule.
+    pub fn stage_rule(&self, model: &ModelName, stage: Stage) -> Option<&StageRule> {
+        self.stages.iter().find(|r| r.stage == stage && r.covers(model))
+    }
+
+    /// Add a user (policy edit).
+    pub fn add_user(&mut self, name: &str, key: &PublicKey, expires: Option<Date>) -> Result<(), PolicyError> {
+        let mut raw = self.raw.clone();
+        if raw.users.contains_key(name) {
+            let u = raw.users.get_mut(name).expect("checked");
+            u.keys.push(toml::Spanned::new(0..0, crypto::public_key_line(key)));
+        } else {
+            raw.users.insert(
+                name.to_owned(),
+                RawUser {
+                    keys: vec![toml::Spanned::new(0..0, crypto::public_key_line(key))],
+                    expires: None,
+                },
+            );
+        }
+        if let Some(d) = expires {
+            raw.users.get_mut(name).expect("inserted").expires = Some(toml::Spanned::new(0..0, d.to_string()));
+        }
+        self.replace(raw)
+    }
+
+    /// Remove a user and their grants (policy edit).
+    pub fn remove_user(&mut self, name: &str) -> Result<bool, PolicyError> {
+        let mut raw = self.raw.clone();
+        let had = raw.users.remove(name).is_some();
+        raw.grants.retain(|g| g.user.get_ref() != name);
+        self.replace(raw)?;
+        Ok(had)
+    }
+
+    /// Grant a role (policy edit); returns false when it was already granted.
+    pub fn grant(&mut self, user: &str, role: Role, models: &str) -> Result<bool, PolicyError> {
+        if self.grants.iter().any(|g| g.user == user && g.role == role && g.models == models) {
+            return Ok(false);
+        }
+        let mut raw = self.raw.clone();
+        raw.grants.push(RawGrant {
+            user: toml::Spanned::new(0..0, user.to_owned()),
+            role: toml::Spanned::new(0..0, role.as_str().to_owned()),
+            models: toml::Spanned::new(0..0, models.to_owned()),
+        });
+        self.replace(raw)?;
+        Ok(true)
+    }
+
+    /// Revoke a role (policy edit); returns false when there was no such grant.
+    pub fn revoke(&mut self, user: &str, role: Role, models: &str) -> Result<bool, PolicyError> {
+        let mut raw = self.raw.clone();
+        let before = raw.grants.len();
+        raw.grants.retain(|g| !(g.user.get_ref() == user && g.role.get_ref() == role.as_str() && g.models.get_ref() == models));
+        let changed = raw.grants.len() != before;
+        self.replace(raw)?;
+        Ok(changed)
+    }
+
+    fn replace(&mut self, raw: RawPolicy) -> Result<(), PolicyError> {
+        let text = toml::to_string(&raw).expect("a policy always serialises");
+        *self = Policy::parse(&text)?;
+        Ok(())
+    }
+
+    /// Whether a glob is syntactically valid.
+    pub fn valid_glob(glob: &str) -> bool {
+        Glob::new(glob).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd9ghdDaDwXwdAnm6LdD0mdBN2HGNHUSqdn5ebgGy5N a";
+    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpQgt0aS5dHZbjwkZd+j3fPAAuFbHuDT8Pp5dAS8oOg b";
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap()
+    }
+
+    fn policy() -> Policy {
+        let a = crypto::parse_public_key(KEY_A).unwrap();
+        let b = crypto::parse_public_key(KEY_B).unwrap();
+        let mut p = Policy::initial("admin", &a);
+        p.add_user("alice", &b, None).unwrap();
+        p.grant("alice", Role::Developer, "nlp/*").unwrap();
+        p
+    }
+
+    #[test]
+    fn roles_are_per_glob_and_fail_closed() {
+        let p = policy();
+        let bert = ModelName::parse("nlp/bert").unwrap();
+        let deep = ModelName::parse("nlp/x/y").unwrap();
+        let vision = ModelName::parse("vision/resnet").unwrap();
+        p.check("alice", &bert, Ability::Register, now()).unwrap();
+        assert!(p.check("alice", &deep, Ability::Register, now()).is_err());
+        let d = p.check("alice", &bert, Ability::Promote, now()).unwrap_err();
+        assert_eq!(d.to_string(), "alice has role developer on nlp/* on nlp/bert; promote needs ml_engineer");
+        assert!(p.check("alice", &vision, Ability::Read, now()).is_err());
+        assert!(p.check("nobody", &bert, Ability::Read, now()).is_err());
+        p.check("admin", &vision, Ability::Admin, now()).unwrap();
+        assert!(p.check("alice", &bert, Ability::Admin, now()).is_err());
+    }
+
+    #[test]
+    fn expired_users_lose_everything() {
+        let mut p = policy();
+        let b = crypto::parse_public_key(KEY_B).unwrap();
+        p.add_user("alice", &b, parse_date("2020-01-01")).unwrap_err(); // same key twice
+        let mut raw = p.to_toml();
+        raw = raw.replace("[users.alice]\n", "[users.alice]\nexpires = \"2020-01-01\"\n");
+        let p = Policy::parse(&raw).unwrap();
+        let bert = ModelName::parse("nlp/bert").unwrap();
+        assert!(p.check("alice", &bert, Ability::Read, now()).is_err());
+        assert!(p.readers(&bert, now()).iter().all(|(u, _)| *u != "alice"));
+        assert!(p.allowed_signers().contains("valid-before=\"20200101\""));
+    }
+
+    #[test]
+    fn bad_policy_names_line_and_rule() {
+        let text = "schema = 1\n[users.a]\nkeys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd9ghdDaDwXwdAnm6LdD0mdBN2HGNHUSqdn5ebgGy5N\"]\n[[grants]]\nuser = \"a\"\nrole = \"god\"\nmodels = \"**\"\n";
+        let e = Policy::parse(text).unwrap_err().to_string();
+        assert!(e.contains("line 6") && e.contains("grants[0].role"), "{e}");
+        let e = Policy::parse("schema = 1\nusers = 3\n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let p = policy();
+        let again = Policy::parse(&p.to_toml()).unwrap();
+        assert_eq!(again.to_toml(), p.to_toml());
+        assert_eq!(again.grants.len(), 2);
+        assert_eq!(again.stage_rule(&ModelName::parse("a").unwrap(), Stage::Production).unwrap().approvals, 1);
+    }
+}
