@@ -177,7 +177,10 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, KeyError> {
 pub fn public_key_line(key: &PublicKey) -> String {
     let mut k = key.clone();
     k.set_comment("");
-    k.to_openssh().expect("an ed25519 key always encodes").trim().to_owned()
+    k.to_openssh()
+        .expect("an ed25519 key always encodes")
+        .trim()
+        .to_owned()
 }
 
 /// `SHA256:…`, as `ssh-keygen -l` prints it.
@@ -217,7 +220,11 @@ fn base64_nopad(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -346,8 +353,9 @@ impl KeyRing {
             .iter()
             .map(ssh_recipient)
             .collect::<Result<Vec<_>, _>>()?;
-        let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| CryptoError::Age(e.to_string()))?;
+        let enc =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| CryptoError::Age(e.to_string()))?;
         let mut out = Vec::new();
         let mut w = enc.wrap_output(&mut out)?;
         w.write_all(self.render(model).as_bytes())?;
@@ -358,7 +366,8 @@ impl KeyRing {
     /// Decrypt a sealed ring with a reader's key.
     pub fn open(sealed: &[u8], who: &SshIdentity) -> Result<Self, CryptoError> {
         let identity = who.age_identity()?;
-        let dec = age::Decryptor::new_buffered(sealed).map_err(|e| CryptoError::Age(e.to_string()))?;
+        let dec =
+            age::Decryptor::new_buffered(sealed).map_err(|e| CryptoError::Age(e.to_string()))?;
         let mut r = dec
             .decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|e| CryptoError::Age(e.to_string()))?;
@@ -410,10 +419,7 @@ pub fn encrypt_stream(
 }
 
 /// Open an age stream for reading with a data key.
-pub fn decrypt_reader<R: BufRead>(
-    key: &DataKey,
-    input: R,
-) -> Result<impl Read, CryptoError> {
+pub fn decrypt_reader<R: BufRead>(key: &DataKey, input: R) -> Result<impl Read, CryptoError> {
     let dec = age::Decryptor::new_buffered(input).map_err(|e| CryptoError::Age(e.to_string()))?;
     dec.decrypt(std::iter::once(key.identity() as &dyn age::Identity))
         .map_err(|e| CryptoError::Age(e.to_string()))
@@ -444,7 +450,10 @@ mod tests {
         let text = ring.render("nlp/bert");
         let back = KeyRing::parse(&text).unwrap();
         assert_eq!(back.generations.len(), 2);
-        assert_eq!(back.current().recipient().to_string(), ring.current().recipient().to_string());
+        assert_eq!(
+            back.current().recipient().to_string(),
+            ring.current().recipient().to_string()
+        );
         assert_eq!(back.generations[0].created, "t1");
     }
 
@@ -454,9 +463,16 @@ mod tests {
         for n in [0usize, 1, 65536, 200_000] {
             let mut out = Vec::new();
             encrypt_stream(&key.recipient(), &vec![7u8; n][..], &mut out).unwrap();
-            assert!(plausible_ciphertext_size(n as u64, out.len() as u64), "n={n} len={}", out.len());
+            assert!(
+                plausible_ciphertext_size(n as u64, out.len() as u64),
+                "n={n} len={}",
+                out.len()
+            );
             let mut back = Vec::new();
-            decrypt_reader(&key, &out[..]).unwrap().read_to_end(&mut back).unwrap();
+            decrypt_reader(&key, &out[..])
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(back.len(), n);
         }
     }

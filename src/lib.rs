@@ -3,7 +3,13 @@
 //! The library does the work and returns data; `src/main.rs` parses
 //! arguments, prints and picks exit codes. See `docs/` for the formats.
 
+pub mod admin;
 pub mod crypto;
 pub mod manifest;
 pub mod names;
 pub mod policy;
+pub mod register;
+pub mod retrieve;
+pub mod store;
+pub mod sync;
+pub mod vault;

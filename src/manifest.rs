@@ -356,7 +356,12 @@ impl Manifest {
                 raw.created.get_ref(),
             ));
         }
-        if raw.data_key.get_ref().parse::<age::x25519::Recipient>().is_err() {
+        if raw
+            .data_key
+            .get_ref()
+            .parse::<age::x25519::Recipient>()
+            .is_err()
+        {
             return Err(field(
                 raw.data_key.span(),
                 "data_key",
@@ -368,7 +373,12 @@ impl Manifest {
         for (i, f) in raw.files.iter().enumerate() {
             let path = f.path.get_ref();
             if let Err(why) = validate_path(path) {
-                return Err(field(f.path.span(), &format!("files[{i}].path"), PATH_RULE, &format!("{path} ({why})")));
+                return Err(field(
+                    f.path.span(),
+                    &format!("files[{i}].path"),
+                    PATH_RULE,
+                    &format!("{path} ({why})"),
+                ));
             }
             let Some(sha256) = Sha256Digest::from_hex(f.sha256.get_ref()) else {
                 return Err(field(
@@ -410,11 +420,14 @@ impl Manifest {
                 found: "none".into(),
             });
         }
-        check_path_set(files.iter().map(|f| f.path.as_str())).map_err(|why| ManifestError::Field {
-            line: 0,
-            field: "files".into(),
-            rule: "paths are unique, even with case folded, and no file is also a directory".into(),
-            found: why,
+        check_path_set(files.iter().map(|f| f.path.as_str())).map_err(|why| {
+            ManifestError::Field {
+                line: 0,
+                field: "files".into(),
+                rule: "paths are unique, even with case folded, and no file is also a directory"
+                    .into(),
+                found: why,
+            }
         })?;
         let m = Manifest {
             model,
@@ -445,7 +458,8 @@ impl Manifest {
 
     /// Sort files by path; call before serialising a manifest built in code.
     pub fn sort_files(&mut self) {
-        self.files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        self.files
+            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     }
 }
 
@@ -492,18 +506,28 @@ mod tests {
         let back = Manifest::parse(&text).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.to_canonical(), text);
-        assert!(text.starts_with("schema = 1\nmodel = \"nlp/bert\"\n"), "{text}");
+        assert!(
+            text.starts_with("schema = 1\nmodel = \"nlp/bert\"\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn non_canonical_bytes_are_refused() {
-        let text = sample().to_canonical().replace("schema = 1\n", "schema = 1\n\n");
-        assert!(matches!(Manifest::parse(&text), Err(ManifestError::NotCanonical)));
+        let text = sample()
+            .to_canonical()
+            .replace("schema = 1\n", "schema = 1\n\n");
+        assert!(matches!(
+            Manifest::parse(&text),
+            Err(ManifestError::NotCanonical)
+        ));
     }
 
     #[test]
     fn traversal_path_is_refused_with_its_line() {
-        let text = sample().to_canonical().replace("config.json", "../etc/passwd");
+        let text = sample()
+            .to_canonical()
+            .replace("config.json", "../etc/passwd");
         let e = Manifest::parse(&text).unwrap_err().to_string();
         assert!(e.contains("files[0].path") && e.contains("line"), "{e}");
     }
@@ -514,7 +538,9 @@ mod tests {
         let text = m.to_canonical();
         let old = m.files[0].sha256.to_hex();
         let new = Sha256Digest::of(b"zzz").to_hex();
-        let tampered = text.replace(&format!("blobs/{old}"), &format!("blobs/{new}")).replacen(&old, &new, 1);
+        let tampered = text
+            .replace(&format!("blobs/{old}"), &format!("blobs/{new}"))
+            .replacen(&old, &new, 1);
         let e = Manifest::parse(&tampered).unwrap_err();
         assert!(matches!(e, ManifestError::MerkleRoot { .. }), "{e}");
     }

@@ -119,7 +119,9 @@ impl Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.cmp_precedence(&other.0).then_with(|| self.0.cmp(&other.0))
+        self.0
+            .cmp_precedence(&other.0)
+            .then_with(|| self.0.cmp(&other.0))
     }
 }
 impl PartialOrd for Version {
@@ -195,7 +197,10 @@ impl VersionRef {
     /// Parse `model@version`, `model#stage` or `model`.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         if let Some((m, v)) = s.split_once('@') {
-            let v = v.strip_prefix('v').filter(|_| v.starts_with('v')).unwrap_or(v);
+            let v = v
+                .strip_prefix('v')
+                .filter(|_| v.starts_with('v'))
+                .unwrap_or(v);
             return Ok(VersionRef::Exact(ModelName::parse(m)?, Version::parse(v)?));
         }
         if let Some((m, st)) = s.split_once('#') {
@@ -231,8 +236,18 @@ mod tests {
             ModelName::parse(ok).unwrap();
         }
         for bad in [
-            "", "NLP/bert", "nlp//bert", "/nlp", "nlp/", "a/b/c/d/e", "-a", ".a", "a b", "a\\b",
-            "..", "nlp/../x",
+            "",
+            "NLP/bert",
+            "nlp//bert",
+            "/nlp",
+            "nlp/",
+            "a/b/c/d/e",
+            "-a",
+            ".a",
+            "a b",
+            "a\\b",
+            "..",
+            "nlp/../x",
         ] {
             assert!(ModelName::parse(bad).is_err(), "{bad:?} accepted");
         }
@@ -259,9 +274,18 @@ mod tests {
 
     #[test]
     fn refs_parse_in_three_forms() {
-        assert!(matches!(VersionRef::parse("nlp/bert@1.2.0").unwrap(), VersionRef::Exact(..)));
-        assert!(matches!(VersionRef::parse("nlp/bert@v1.2.0").unwrap(), VersionRef::Exact(..)));
-        assert!(matches!(VersionRef::parse("nlp/bert").unwrap(), VersionRef::Latest(..)));
+        assert!(matches!(
+            VersionRef::parse("nlp/bert@1.2.0").unwrap(),
+            VersionRef::Exact(..)
+        ));
+        assert!(matches!(
+            VersionRef::parse("nlp/bert@v1.2.0").unwrap(),
+            VersionRef::Exact(..)
+        ));
+        assert!(matches!(
+            VersionRef::parse("nlp/bert").unwrap(),
+            VersionRef::Latest(..)
+        ));
         assert!(matches!(
             VersionRef::parse("nlp/bert#production").unwrap(),
             VersionRef::Stage(_, Stage::Production)

@@ -272,7 +272,11 @@ fn compile_glob(glob: &str) -> Result<GlobMatcher, globset::Error> {
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
-    let line = text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
+    let line = text.as_bytes()[..offset]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1;
     let col = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
     (line, col)
 }
@@ -312,7 +316,12 @@ impl Policy {
             }
         };
         if *raw.schema.get_ref() != 1 {
-            return Err(rule(raw.schema.span(), "schema", "this mvault reads schema 1", &raw.schema.get_ref().to_string()));
+            return Err(rule(
+                raw.schema.span(),
+                "schema",
+                "this mvault reads schema 1",
+                &raw.schema.get_ref().to_string(),
+            ));
         }
         let mut users = BTreeMap::new();
         let mut seen_keys: BTreeMap<String, String> = BTreeMap::new();
@@ -336,7 +345,12 @@ impl Policy {
             let mut keys = Vec::new();
             for k in &u.keys {
                 let key = crypto::parse_public_key(k.get_ref()).map_err(|e| {
-                    rule(k.span(), &format!("users.{name}.keys"), "an ssh-ed25519 public key", &e.to_string())
+                    rule(
+                        k.span(),
+                        &format!("users.{name}.keys"),
+                        "an ssh-ed25519 public key",
+                        &e.to_string(),
+                    )
                 })?;
                 let line = crypto::public_key_line(&key);
                 if let Some(other) = seen_keys.insert(line.clone(), name.clone()) {
@@ -352,7 +366,12 @@ impl Policy {
             let expires = match &u.expires {
                 None => None,
                 Some(e) => Some(parse_date(e.get_ref()).ok_or_else(|| {
-                    rule(e.span(), &format!("users.{name}.expires"), "a date YYYY-MM-DD", e.get_ref())
+                    rule(
+                        e.span(),
+                        &format!("users.{name}.expires"),
+                        "a date YYYY-MM-DD",
+                        e.get_ref(),
+                    )
                 })?),
             };
             users.insert(
@@ -367,7 +386,12 @@ impl Policy {
         let mut grants = Vec::new();
         for (i, g) in raw.grants.iter().enumerate() {
             if !users.contains_key(g.user.get_ref()) {
-                return Err(rule(g.user.span(), &format!("grants[{i}].user"), "a user defined under [users]", g.user.get_ref()));
+                return Err(rule(
+                    g.user.span(),
+                    &format!("grants[{i}].user"),
+                    "a user defined under [users]",
+                    g.user.get_ref(),
+                ));
             }
             let role = Role::parse(g.role.get_ref()).ok_or_else(|| {
                 rule(
@@ -378,7 +402,12 @@ impl Policy {
                 )
             })?;
             let matcher = compile_glob(g.models.get_ref()).map_err(|e| {
-                rule(g.models.span(), &format!("grants[{i}].models"), "a glob of model names", &e.to_string())
+                rule(
+                    g.models.span(),
+                    &format!("grants[{i}].models"),
+                    "a glob of model names",
+                    &e.to_string(),
+                )
             })?;
             grants.push(Grant {
                 user: g.user.get_ref().clone(),
@@ -389,15 +418,32 @@ impl Policy {
         }
         let mut stages = Vec::new();
         for (i, s) in raw.stages.iter().enumerate() {
-            let stage = Stage::parse(s.stage.get_ref())
-                .map_err(|e| rule(s.stage.span(), &format!("stages[{i}].stage"), "a stage name", &e.to_string()))?;
-            let matcher = compile_glob(s.models.get_ref()).map_err(|e| {
-                rule(s.models.span(), &format!("stages[{i}].models"), "a glob of model names", &e.to_string())
+            let stage = Stage::parse(s.stage.get_ref()).map_err(|e| {
+                rule(
+                    s.stage.span(),
+                    &format!("stages[{i}].stage"),
+                    "a stage name",
+                    &e.to_string(),
+                )
             })?;
-            let role_field = |f: &Option<toml::Spanned<String>>, name: &str, default: Role| match f {
+            let matcher = compile_glob(s.models.get_ref()).map_err(|e| {
+                rule(
+                    s.models.span(),
+                    &format!("stages[{i}].models"),
+                    "a glob of model names",
+                    &e.to_string(),
+                )
+            })?;
+            let role_field = |f: &Option<toml::Spanned<String>>, name: &str, default: Role| match f
+            {
                 None => Ok(default),
                 Some(r) => Role::parse(r.get_ref()).ok_or_else(|| {
-                    rule(r.span(), &format!("stages[{i}].{name}"), "a role name", r.get_ref())
+                    rule(
+                        r.span(),
+                        &format!("stages[{i}].{name}"),
+                        "a role name",
+                        r.get_ref(),
+                    )
                 }),
             };
             stages.push(StageRule {
@@ -473,11 +519,17 @@ impl Policy {
             need,
         };
         let Some(u) = self.users.get(user) else {
-            return Err(deny("no entry in the policy".into(), "a user with a key".into()));
+            return Err(deny(
+                "no entry in the policy".into(),
+                "a user with a key".into(),
+            ));
         };
         if !u.active_at(now) {
             return Err(deny(
-                format!("a key that expired on {}", u.expires.map(|d| d.to_string()).unwrap_or_default()),
+                format!(
+                    "a key that expired on {}",
+                    u.expires.map(|d| d.to_string()).unwrap_or_default()
+                ),
                 "an unexpired key".into(),
             ));
         }
@@ -485,14 +537,20 @@ impl Policy {
             return if self.is_admin(user) {
                 Ok(())
             } else {
-                Err(deny(self.describe_roles(user, model), "ml_admin on **".into()))
+                Err(deny(
+                    self.describe_roles(user, model),
+                    "ml_admin on **".into(),
+                ))
             };
         }
         let roles = self.roles_of(user, model);
         if roles.iter().any(|(r, _)| r.allows(ability)) {
             return Ok(());
         }
-        Err(deny(self.describe_roles(user, model), ability.least_role().to_string()))
+        Err(deny(
+            self.describe_roles(user, model),
+            ability.least_role().to_string(),
+        ))
     }
 
     fn describe_roles(&self, user: &str, model: &ModelName) -> String {
@@ -512,7 +570,12 @@ impl Policy {
     pub fn readers(&self, model: &ModelName, now: OffsetDateTime) -> Vec<(&str, &PublicKey)> {
         let mut out = Vec::new();
         for u in self.users.values() {
-            if u.active_at(now) && self.grants.iter().any(|g| g.user == u.name && g.covers(model)) {
+            if u.active_at(now)
+                && self
+                    .grants
+                    .iter()
+                    .any(|g| g.user == u.name && g.covers(model))
+            {
                 out.extend(u.keys.iter().map(|k| (u.name.as_str(), k)));
             }
         }
@@ -526,7 +589,14 @@ impl Policy {
             for k in &u.keys {
                 let valid = u
                     .expires
-                    .map(|d| format!(" valid-before=\"{:04}{:02}{:02}\"", d.year(), u8::from(d.month()), d.day()))
+                    .map(|d| {
+                        format!(
+                            " valid-before=\"{:04}{:02}{:02}\"",
+                            d.year(),
+                            u8::from(d.month()),
+                            d.day()
+                        )
+                    })
                     .unwrap_or_default();
                 out.push_str(&format!(
                     "{} namespaces=\"git,{}\"{} {}\n",
@@ -542,15 +612,23 @@ impl Policy {
 
     /// The promotion rule for `stage` on `model`: the first matching rule.
     pub fn stage_rule(&self, model: &ModelName, stage: Stage) -> Option<&StageRule> {
-        self.stages.iter().find(|r| r.stage == stage && r.covers(model))
+        self.stages
+            .iter()
+            .find(|r| r.stage == stage && r.covers(model))
     }
 
     /// Add a user (policy edit).
-    pub fn add_user(&mut self, name: &str, key: &PublicKey, expires: Option<Date>) -> Result<(), PolicyError> {
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        key: &PublicKey,
+        expires: Option<Date>,
+    ) -> Result<(), PolicyError> {
         let mut raw = self.raw.clone();
         if raw.users.contains_key(name) {
             let u = raw.users.get_mut(name).expect("checked");
-            u.keys.push(toml::Spanned::new(0..0, crypto::public_key_line(key)));
+            u.keys
+                .push(toml::Spanned::new(0..0, crypto::public_key_line(key)));
         } else {
             raw.users.insert(
                 name.to_owned(),
@@ -561,7 +639,8 @@ impl Policy {
             );
         }
         if let Some(d) = expires {
-            raw.users.get_mut(name).expect("inserted").expires = Some(toml::Spanned::new(0..0, d.to_string()));
+            raw.users.get_mut(name).expect("inserted").expires =
+                Some(toml::Spanned::new(0..0, d.to_string()));
         }
         self.replace(raw)
     }
@@ -577,7 +656,11 @@ impl Policy {
 
     /// Grant a role (policy edit); returns false when it was already granted.
     pub fn grant(&mut self, user: &str, role: Role, models: &str) -> Result<bool, PolicyError> {
-        if self.grants.iter().any(|g| g.user == user && g.role == role && g.models == models) {
+        if self
+            .grants
+            .iter()
+            .any(|g| g.user == user && g.role == role && g.models == models)
+        {
             return Ok(false);
         }
         let mut raw = self.raw.clone();
@@ -594,7 +677,11 @@ impl Policy {
     pub fn revoke(&mut self, user: &str, role: Role, models: &str) -> Result<bool, PolicyError> {
         let mut raw = self.raw.clone();
         let before = raw.grants.len();
-        raw.grants.retain(|g| !(g.user.get_ref() == user && g.role.get_ref() == role.as_str() && g.models.get_ref() == models));
+        raw.grants.retain(|g| {
+            !(g.user.get_ref() == user
+                && g.role.get_ref() == role.as_str()
+                && g.models.get_ref() == models)
+        });
         let changed = raw.grants.len() != before;
         self.replace(raw)?;
         Ok(changed)
@@ -616,8 +703,10 @@ impl Policy {
 mod tests {
     use super::*;
 
-    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd9ghdDaDwXwdAnm6LdD0mdBN2HGNHUSqdn5ebgGy5N a";
-    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpQgt0aS5dHZbjwkZd+j3fPAAuFbHuDT8Pp5dAS8oOg b";
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd9ghdDaDwXwdAnm6LdD0mdBN2HGNHUSqdn5ebgGy5N a";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpQgt0aS5dHZbjwkZd+j3fPAAuFbHuDT8Pp5dAS8oOg b";
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap()
@@ -640,8 +729,13 @@ mod tests {
         let vision = ModelName::parse("vision/resnet").unwrap();
         p.check("alice", &bert, Ability::Register, now()).unwrap();
         assert!(p.check("alice", &deep, Ability::Register, now()).is_err());
-        let d = p.check("alice", &bert, Ability::Promote, now()).unwrap_err();
-        assert_eq!(d.to_string(), "alice has role developer on nlp/* on nlp/bert; promote needs ml_engineer");
+        let d = p
+            .check("alice", &bert, Ability::Promote, now())
+            .unwrap_err();
+        assert_eq!(
+            d.to_string(),
+            "alice has role developer on nlp/* on nlp/bert; promote needs ml_engineer"
+        );
         assert!(p.check("alice", &vision, Ability::Read, now()).is_err());
         assert!(p.check("nobody", &bert, Ability::Read, now()).is_err());
         p.check("admin", &vision, Ability::Admin, now()).unwrap();
@@ -652,9 +746,13 @@ mod tests {
     fn expired_users_lose_everything() {
         let mut p = policy();
         let b = crypto::parse_public_key(KEY_B).unwrap();
-        p.add_user("alice", &b, parse_date("2020-01-01")).unwrap_err(); // same key twice
+        p.add_user("alice", &b, parse_date("2020-01-01"))
+            .unwrap_err(); // same key twice
         let mut raw = p.to_toml();
-        raw = raw.replace("[users.alice]\n", "[users.alice]\nexpires = \"2020-01-01\"\n");
+        raw = raw.replace(
+            "[users.alice]\n",
+            "[users.alice]\nexpires = \"2020-01-01\"\n",
+        );
         let p = Policy::parse(&raw).unwrap();
         let bert = ModelName::parse("nlp/bert").unwrap();
         assert!(p.check("alice", &bert, Ability::Read, now()).is_err());
@@ -667,7 +765,9 @@ mod tests {
         let text = "schema = 1\n[users.a]\nkeys = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd9ghdDaDwXwdAnm6LdD0mdBN2HGNHUSqdn5ebgGy5N\"]\n[[grants]]\nuser = \"a\"\nrole = \"god\"\nmodels = \"**\"\n";
         let e = Policy::parse(text).unwrap_err().to_string();
         assert!(e.contains("line 6") && e.contains("grants[0].role"), "{e}");
-        let e = Policy::parse("schema = 1\nusers = 3\n").unwrap_err().to_string();
+        let e = Policy::parse("schema = 1\nusers = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 
@@ -677,6 +777,12 @@ mod tests {
         let again = Policy::parse(&p.to_toml()).unwrap();
         assert_eq!(again.to_toml(), p.to_toml());
         assert_eq!(again.grants.len(), 2);
-        assert_eq!(again.stage_rule(&ModelName::parse("a").unwrap(), Stage::Production).unwrap().approvals, 1);
+        assert_eq!(
+            again
+                .stage_rule(&ModelName::parse("a").unwrap(), Stage::Production)
+                .unwrap()
+                .approvals,
+            1
+        );
     }
 }

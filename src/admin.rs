@@ -1,0 +1,311 @@
+//! Creating a vault and changing its policy.
+//!
+//! A policy change is one admin-signed commit that carries the new
+//! `.mvault/policy.toml` together with every key ring the change affects:
+//! a new reader gets the ring re-wrapped to them; a removed reader causes a
+//! new data-key generation (future versions) because they may have kept the
+//! old key. Old versions stay readable to whoever already had their key;
+//! that is true of every system of this kind.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Serialize;
+use ssh_key::PublicKey;
+use time::OffsetDateTime;
+
+use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
+use crate::names::ModelName;
+use crate::policy::{Policy, POLICY_PATH};
+use crate::register::signer_user;
+use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
+use crate::sync;
+use crate::vault::{rfc3339, Vault, VaultError};
+
+/// The attributes every vault commits: blobs are binary and never deltified.
+pub const GITATTRIBUTES: &str = "# mvault: encrypted blobs are binary, incompressible and never deltified\nmodels/**/blobs/* binary -delta\n.mvault/keys/** binary -delta\n";
+
+/// Sparse-checkout patterns: a checkout shows manifests and policy, never blobs.
+pub const SPARSE_PATTERNS: &str = "/*\n!blobs/\n";
+
+/// What `init` made.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitOutcome {
+    pub path: String,
+    pub admin: String,
+    pub fingerprint: String,
+    pub commit: String,
+}
+
+/// `mvault init DIR --admin-key KEY.pub`.
+pub fn init(
+    dir: &Path,
+    admin: &str,
+    admin_key: &PublicKey,
+    signer: &SshIdentity,
+    now: OffsetDateTime,
+) -> Result<InitOutcome, VaultError> {
+    if signer.public_key().key_data() != admin_key.key_data() {
+        return Err(VaultError::Input {
+            path: signer.path().display().to_string(),
+            reason: format!(
+                "the signing key ({}) is not the admin key ({}); the first commit must be signed by the admin: pass --key with the admin's private key",
+                crypto::fingerprint(signer.public_key()),
+                crypto::fingerprint(admin_key)
+            ),
+        });
+    }
+    if dir.join(".git").exists() || dir.join("HEAD").exists() {
+        return Err(VaultError::Input {
+            path: dir.display().to_string(),
+            reason: "is already a git repository".into(),
+        });
+    }
+    let policy = Policy::initial(admin, admin_key);
+    let store = Store::init(dir)?;
+    let upserts = vec![
+        (
+            POLICY_PATH.to_owned(),
+            store.write_blob(policy.to_toml().as_bytes())?,
+        ),
+        (
+            ".gitattributes".to_owned(),
+            store.write_blob(GITATTRIBUTES.as_bytes())?,
+        ),
+    ];
+    let tree = store.edit_tree(None, &upserts)?;
+    let actor = Actor {
+        name: admin.to_owned(),
+        time: now.unix_timestamp(),
+    };
+    let message = format!(
+        "init vault\n\nMvault-Action: init\nMvault-Admin: {admin} {}\n",
+        crypto::fingerprint(admin_key)
+    );
+    let commit = store.write_signed_commit(tree, &[], &actor, &message, signer)?;
+    store.update_refs(&[RefUpdate {
+        name: MAIN_REF.into(),
+        expected: None,
+        new: Some(commit),
+        reason: "init".into(),
+    }])?;
+    store.git(&["config", "--local", "core.sparseCheckout", "true"])?;
+    let info = store.git_dir().join("info");
+    std::fs::create_dir_all(&info).map_err(|e| VaultError::Io {
+        path: info.display().to_string(),
+        source: e,
+    })?;
+    std::fs::write(info.join("sparse-checkout"), SPARSE_PATTERNS).map_err(|e| VaultError::Io {
+        path: info.display().to_string(),
+        source: e,
+    })?;
+    store.git(&["read-tree", "-m", "-u", "HEAD"])?;
+    Ok(InitOutcome {
+        path: dir.display().to_string(),
+        admin: admin.to_owned(),
+        fingerprint: crypto::fingerprint(admin_key),
+        commit: commit.to_string(),
+    })
+}
+
+/// A change to the policy.
+#[derive(Debug, Clone)]
+pub enum PolicyChange {
+    AddUser {
+        name: String,
+        key: PublicKey,
+        expires: Option<time::Date>,
+    },
+    RemoveUser {
+        name: String,
+    },
+    Grant {
+        user: String,
+        role: crate::policy::Role,
+        models: String,
+    },
+    Revoke {
+        user: String,
+        role: crate::policy::Role,
+        models: String,
+    },
+}
+
+impl PolicyChange {
+    fn describe(&self) -> String {
+        match self {
+            PolicyChange::AddUser { name, key, expires } => format!(
+                "add-user {name} {}{}",
+                crypto::fingerprint(key),
+                expires.map(|d| format!(" expires {d}")).unwrap_or_default()
+            ),
+            PolicyChange::RemoveUser { name } => format!("remove-user {name}"),
+            PolicyChange::Grant { user, role, models } => format!("grant {user} {role} {models}"),
+            PolicyChange::Revoke { user, role, models } => format!("revoke {user} {role} {models}"),
+        }
+    }
+}
+
+/// What a policy change did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyOutcome {
+    pub change: String,
+    pub commit: String,
+    /// Key rings re-wrapped to a new reader set.
+    pub rewrapped: Vec<String>,
+    /// Key rings given a new data-key generation.
+    pub rotated: Vec<String>,
+    pub pushed: Option<String>,
+}
+
+fn reader_set(policy: &Policy, model: &ModelName, now: OffsetDateTime) -> BTreeSet<String> {
+    policy
+        .readers(model, now)
+        .into_iter()
+        .map(|(_, k)| crypto::public_key_line(k))
+        .collect()
+}
+
+/// Apply a policy change as one admin-signed commit.
+pub fn change_policy(
+    vault: &Vault,
+    change: PolicyChange,
+    signer: &SshIdentity,
+    now: OffsetDateTime,
+    push: bool,
+) -> Result<PolicyOutcome, VaultError> {
+    vault.store.ensure_config()?;
+    let (tip, tree) = vault.main()?;
+    let old = vault.policy_at(tree)?;
+    let user = signer_user(&old, signer)?;
+    let any_model = ModelName::parse("any").expect("valid");
+    old.check(&user, &any_model, crate::policy::Ability::Admin, now)?;
+    let mut new = old.clone();
+    let bad = |e: crate::policy::PolicyError| VaultError::Policy {
+        path: POLICY_PATH.into(),
+        source: e,
+    };
+    let changed = match &change {
+        PolicyChange::AddUser { name, key, expires } => {
+            new.add_user(name, key, *expires).map_err(bad)?;
+            true
+        }
+        PolicyChange::RemoveUser { name } => new.remove_user(name).map_err(bad)?,
+        PolicyChange::Grant { user, role, models } => {
+            if !new.users.contains_key(user) {
+                return Err(VaultError::Input {
+                    path: user.clone(),
+                    reason:
+                        "no such user in the policy; add them first with mvault policy add-user"
+                            .into(),
+                });
+            }
+            new.grant(user, *role, models).map_err(bad)?
+        }
+        PolicyChange::Revoke { user, role, models } => {
+            new.revoke(user, *role, models).map_err(bad)?
+        }
+    };
+    if !changed {
+        return Err(VaultError::Input {
+            path: POLICY_PATH.into(),
+            reason: format!("{} changes nothing", change.describe()),
+        });
+    }
+    if !new.users.keys().any(|u| new.is_admin(u)) {
+        return Err(VaultError::Input {
+            path: POLICY_PATH.into(),
+            reason: "the change would leave no admin (ml_admin on **); grant another admin first"
+                .into(),
+        });
+    }
+    let mut upserts = vec![(
+        POLICY_PATH.to_owned(),
+        vault.store.write_blob(new.to_toml().as_bytes())?,
+    )];
+    let mut rewrapped = Vec::new();
+    let mut rotated = Vec::new();
+    for model in vault.models(tree)?.into_keys() {
+        let before = reader_set(&old, &model, now);
+        let after = reader_set(&new, &model, now);
+        if before == after {
+            continue;
+        }
+        let path = model.keyring_path();
+        let Some(sealed) = vault.store.read_path(tree, &path)? else {
+            continue;
+        };
+        let mut ring = KeyRing::open(&sealed, signer).map_err(|e| VaultError::NoReadAccess {
+            model: model.to_string(),
+            reason: format!("the admin key does not open {path}: {e}"),
+        })?;
+        if !before.is_subset(&after) {
+            ring.generations.push(DataKey::generate(&rfc3339(now)));
+            rotated.push(model.to_string());
+        } else {
+            rewrapped.push(model.to_string());
+        }
+        let readers: Vec<PublicKey> = new
+            .readers(&model, now)
+            .into_iter()
+            .map(|(_, k)| k.clone())
+            .collect();
+        let sealed = ring
+            .seal(model.as_str(), &readers)
+            .map_err(|e| VaultError::Decrypt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        upserts.push((path, vault.store.write_blob(&sealed)?));
+    }
+    let new_tree = vault.store.edit_tree(Some(tree), &upserts)?;
+    let mut message = format!(
+        "policy: {}\n\nMvault-Action: policy\nMvault-Policy-Change: {}\n",
+        change.describe(),
+        change.describe()
+    );
+    for m in &rewrapped {
+        message.push_str(&format!("Mvault-Key-Rewrap: {m}\n"));
+    }
+    for m in &rotated {
+        message.push_str(&format!("Mvault-Key-Rotation: {m}\n"));
+    }
+    let actor = Actor {
+        name: user,
+        time: now.unix_timestamp(),
+    };
+    let commit = vault
+        .store
+        .write_signed_commit(new_tree, &[tip], &actor, &message, signer)?;
+    vault.store.update_refs(&[RefUpdate {
+        name: MAIN_REF.into(),
+        expected: Some(tip),
+        new: Some(commit),
+        reason: format!("policy: {}", change.describe()),
+    }])?;
+    sync::refresh_worktree(vault, tip, commit);
+    let pushed = if push {
+        sync::push_main(vault, tip, commit)?
+    } else {
+        None
+    };
+    Ok(PolicyOutcome {
+        change: change.describe(),
+        commit: commit.to_string(),
+        rewrapped,
+        rotated,
+        pushed,
+    })
+}
+
+/// Check a policy file; `Ok` carries a one-line summary.
+pub fn check_policy_text(text: &str) -> Result<String, crate::policy::PolicyError> {
+    let p = Policy::parse(text)?;
+    Ok(format!(
+        "{} users, {} grants, {} stage rules, {} admins",
+        p.users.len(),
+        p.grants.len(),
+        p.stages.len(),
+        p.users.keys().filter(|u| p.is_admin(u)).count()
+    ))
+}

@@ -1,0 +1,320 @@
+//! `mvault demo`: a throwaway vault, a server, two people and a model, run
+//! end to end with stock git in between, every step printed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::CliError;
+
+fn step(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
+    writeln!(out, "\n== {text}")?;
+    Ok(())
+}
+
+fn sh(
+    out: &mut dyn Write,
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &Path)],
+) -> Result<String, CliError> {
+    writeln!(out, "$ {} {}", program, args.join(" "))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd
+        .output()
+        .map_err(|e| CliError::user(format!("cannot run {program}: {e}")))?;
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    for line in stdout.lines().chain(stderr.lines()) {
+        writeln!(out, "  {line}")?;
+    }
+    if !o.status.success() {
+        return Err(CliError::user(format!(
+            "demo step failed: {program} {}",
+            args.join(" ")
+        )));
+    }
+    Ok(stdout)
+}
+
+fn keygen(dir: &Path, name: &str) -> Result<PathBuf, CliError> {
+    let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+        .map_err(|e| CliError::user(e.to_string()))?;
+    let mut key = key;
+    key.set_comment(format!("{name}@demo"));
+    let path = dir.join(name);
+    key.write_openssh_file(&path, ssh_key::LineEnding::LF)
+        .map_err(|e| CliError::user(e.to_string()))?;
+    key.public_key()
+        .write_openssh_file(&dir.join(format!("{name}.pub")))
+        .map_err(|e| CliError::user(e.to_string()))?;
+    Ok(path)
+}
+
+/// Run the demo in `path` (default: a new temporary directory).
+pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
+    let root = match path {
+        Some(p) => {
+            std::fs::create_dir_all(&p)?;
+            p.canonicalize()?
+        }
+        None => tempfile::Builder::new()
+            .prefix("mvault-demo-")
+            .tempdir()?
+            .keep(),
+    };
+    let exe = std::env::current_exe()?;
+    let mv = exe
+        .to_str()
+        .ok_or_else(|| CliError::user("mvault's path is not UTF-8"))?
+        .to_owned();
+    let keys = root.join("keys");
+    std::fs::create_dir_all(&keys)?;
+    writeln!(out, "mvault demo in {}", root.display())?;
+
+    step(
+        out,
+        "keys: an admin and an ML engineer, each one ed25519 SSH key",
+    )?;
+    let admin = keygen(&keys, "admin")?;
+    let alice = keygen(&keys, "alice")?;
+    writeln!(out, "  {} and {}", admin.display(), alice.display())?;
+
+    step(
+        out,
+        "the admin creates the vault; its first commit is signed and makes them admin",
+    )?;
+    let admin_dir = root.join("admin");
+    let admin_s = admin.to_str().unwrap_or_default();
+    let admin_pub = keys.join("admin.pub");
+    sh(
+        out,
+        &root,
+        &mv,
+        &[
+            "--key",
+            admin_s,
+            "init",
+            "admin",
+            "--admin-key",
+            admin_pub.to_str().unwrap_or_default(),
+        ],
+        &[],
+    )?;
+
+    step(
+        out,
+        "a bare server repository, cloned from the admin's vault with stock git",
+    )?;
+    sh(
+        out,
+        &root,
+        "git",
+        &["clone", "-q", "--bare", "admin", "server.git"],
+        &[],
+    )?;
+    for (k, v) in mvault::store::REPO_CONFIG {
+        sh(out, &root.join("server.git"), "git", &["config", k, v], &[])?;
+    }
+    sh(
+        out,
+        &root.join("server.git"),
+        "git",
+        &["config", "receive.unpackLimit", "1"],
+        &[],
+    )?;
+    sh(
+        out,
+        &admin_dir,
+        "git",
+        &["remote", "add", "origin", "../server.git"],
+        &[],
+    )?;
+    sh(out, &admin_dir, "git", &["fetch", "-q", "origin"], &[])?;
+    sh(
+        out,
+        &admin_dir,
+        "git",
+        &["branch", "-q", "--set-upstream-to=origin/main", "main"],
+        &[],
+    )?;
+
+    step(
+        out,
+        "the admin adds alice and grants her ml_engineer on nlp/*",
+    )?;
+    let alice_pub = keys.join("alice.pub");
+    sh(
+        out,
+        &admin_dir,
+        &mv,
+        &[
+            "--key",
+            admin_s,
+            "policy",
+            "add-user",
+            "alice",
+            "--key-file",
+            alice_pub.to_str().unwrap_or_default(),
+        ],
+        &[],
+    )?;
+    sh(
+        out,
+        &admin_dir,
+        &mv,
+        &[
+            "--key",
+            admin_s,
+            "policy",
+            "grant",
+            "alice",
+            "--role",
+            "ml_engineer",
+            "--models",
+            "nlp/*",
+        ],
+        &[],
+    )?;
+
+    step(
+        out,
+        "alice clones the vault with stock git (no blobs checked out) and registers nlp/bert@1.0.0",
+    )?;
+    sh(
+        out,
+        &root,
+        "git",
+        &["clone", "-q", "--no-checkout", "server.git", "alice"],
+        &[],
+    )?;
+    let model = root.join("model");
+    std::fs::create_dir_all(model.join("tokenizer"))?;
+    std::fs::write(
+        model.join("config.json"),
+        b"{\"hidden\": 768, \"layers\": 12}\n",
+    )?;
+    std::fs::write(
+        model.join("tokenizer/vocab.txt"),
+        b"[PAD]\n[UNK]\nhello\nworld\n",
+    )?;
+    let weights: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(model.join("weights.bin"), &weights)?;
+    let alice_dir = root.join("alice");
+    let alice_s = alice.to_str().unwrap_or_default();
+    sh(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "--key",
+            alice_s,
+            "add",
+            "../model",
+            "--model",
+            "nlp/bert",
+            "--version",
+            "1.0.0",
+            "--framework",
+            "pytorch",
+            "--metric",
+            "f1=0.91",
+            "--provenance",
+            "training_data=s3://corpus/2026-11",
+            "-m",
+            "first fine-tune",
+        ],
+        &[],
+    )?;
+
+    step(
+        out,
+        "what the server holds: a signed commit, a signed tag, a manifest, ciphertext",
+    )?;
+    sh(
+        out,
+        &root.join("server.git"),
+        "git",
+        &["log", "--format=%h %an %s", "main"],
+        &[],
+    )?;
+    sh(
+        out,
+        &root.join("server.git"),
+        "git",
+        &["tag", "-l", "nlp/bert@*"],
+        &[],
+    )?;
+    sh(
+        out,
+        &root.join("server.git"),
+        "git",
+        &["ls-tree", "-r", "--name-only", "main", "models/"],
+        &[],
+    )?;
+
+    step(out, "stock tools check mvault's signatures")?;
+    let signers = sh(out, &alice_dir, &mv, &["signers"], &[])?;
+    let signers_file = root.join("allowed_signers");
+    std::fs::write(&signers_file, signers)?;
+    let cfg = format!("gpg.ssh.allowedSignersFile={}", signers_file.display());
+    sh(
+        out,
+        &alice_dir,
+        "git",
+        &["-c", &cfg, "verify-commit", "origin/main"],
+        &[],
+    )?;
+    sh(
+        out,
+        &alice_dir,
+        "git",
+        &["-c", &cfg, "verify-tag", "nlp/bert@v1.0.0"],
+        &[],
+    )?;
+
+    step(
+        out,
+        "a serving job pulls the newest version: decrypted, every digest verified before it lands",
+    )?;
+    let serve = root.join("serve");
+    sh(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "--key",
+            alice_s,
+            "pull",
+            "nlp/bert",
+            "-o",
+            serve.to_str().unwrap_or_default(),
+        ],
+        &[],
+    )?;
+    sh(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "verify",
+            "nlp/bert@1.0.0",
+            "--dir",
+            serve.to_str().unwrap_or_default(),
+        ],
+        &[],
+    )?;
+    sh(out, &alice_dir, &mv, &["show", "nlp/bert@1.0.0"], &[])?;
+
+    step(out, "the record")?;
+    sh(out, &alice_dir, &mv, &["list"], &[])?;
+    writeln!(out, "\ndemo complete: {}", root.display())?;
+    Ok(())
+}

@@ -1,0 +1,732 @@
+//! The command line: clap definitions, one library call per command, a
+//! renderer per result, and one place that turns errors into a message, a
+//! hint and an exit code.
+
+mod demo;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use mvault::admin::{self, PolicyChange};
+use mvault::crypto::{self, SshIdentity};
+use mvault::names::{ModelName, Version, VersionRef};
+use mvault::policy::{self, Role};
+use mvault::register::{self, AddRequest};
+use mvault::retrieve::{self, DirProblem};
+use mvault::vault::{self, ErrorKind, Vault, VaultError};
+
+/// Keep ML models as encrypted, signed blobs in a git repository.
+#[derive(Parser, Debug)]
+#[command(name = "mvault", version, about, long_about = None)]
+pub struct Cli {
+    /// Your OpenSSH ed25519 private key (else $MVAULT_KEY, else git's
+    /// user.signingkey, else ~/.ssh/id_ed25519). A passphrase is read from
+    /// $MVAULT_PASSPHRASE.
+    #[arg(long, global = true, value_name = "PATH")]
+    key: Option<PathBuf>,
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a vault whose first commit, signed by the admin, makes them admin.
+    Init {
+        /// Where to create the vault (a new directory).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// The admin's SSH public key (ssh-ed25519).
+        #[arg(long, value_name = "KEY.pub")]
+        admin_key: PathBuf,
+        /// The admin's user name in the policy.
+        #[arg(long, default_value = "admin")]
+        admin_name: String,
+    },
+    /// Register a model version from a file or directory.
+    Add {
+        /// A model file, or a directory of them (shards, tokenizer, config).
+        path: PathBuf,
+        /// Model name, e.g. nlp/bert.
+        #[arg(long)]
+        model: String,
+        /// SemVer version, e.g. 1.2.0.
+        #[arg(long)]
+        version: String,
+        /// The version this one was derived from (lineage).
+        #[arg(long)]
+        parent: Option<String>,
+        /// Framework, e.g. pytorch.
+        #[arg(long)]
+        framework: Option<String>,
+        /// Free metadata, KEY=VALUE (repeatable).
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        /// A numeric metric, KEY=NUMBER (repeatable).
+        #[arg(long = "metric", value_name = "KEY=NUMBER")]
+        metric: Vec<String>,
+        /// Provenance, KEY=VALUE: training_data, code_revision, params.* (repeatable).
+        #[arg(long = "provenance", value_name = "KEY=VALUE")]
+        provenance: Vec<String>,
+        /// Commit message text.
+        #[arg(long, short)]
+        message: Option<String>,
+        /// Keep the commit and tag local even when the clone has a remote.
+        #[arg(long)]
+        no_push: bool,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt and verify a version, then write it to a directory.
+    Pull {
+        /// nlp/bert@1.2.0, or nlp/bert for the newest version.
+        reference: String,
+        /// Destination directory.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a version's signatures and every blob (decrypting), or a
+    /// deployed directory against the manifest (--dir).
+    Verify {
+        /// nlp/bert@1.2.0, or nlp/bert for the newest version.
+        reference: String,
+        /// Compare this directory with the manifest instead (no key needed).
+        #[arg(long = "dir", id = "check_dir", value_name = "DIR")]
+        check_dir: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every version in the vault.
+    List {
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version's manifest summary and files.
+    Show {
+        /// nlp/bert@1.2.0, or nlp/bert for the newest version.
+        reference: String,
+        /// JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an allowed_signers file from the policy, for
+    /// `git -c gpg.ssh.allowedSignersFile=FILE verify-commit` and `ssh-keygen -Y verify`.
+    Signers,
+    /// Administer the policy (admin-signed commits).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Build a throwaway vault and run the whole loop, printing each step.
+    Demo {
+        /// Where to build it (default: a new temporary directory).
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Add a user (or another key of a user).
+    AddUser {
+        name: String,
+        /// The user's SSH public key file.
+        #[arg(long = "key-file", value_name = "KEY.pub")]
+        key_file: PathBuf,
+        /// The day (UTC) from which the key no longer counts, YYYY-MM-DD.
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        no_push: bool,
+    },
+    /// Remove a user and their grants; rotates the data keys they could read.
+    RemoveUser {
+        name: String,
+        #[arg(long)]
+        no_push: bool,
+    },
+    /// Grant a role on models matching a glob; re-wraps their key rings.
+    Grant {
+        name: String,
+        /// viewer, developer, ml_engineer, ml_admin or approver.
+        #[arg(long)]
+        role: String,
+        /// Model glob, e.g. 'nlp/*' or '**'.
+        #[arg(long)]
+        models: String,
+        #[arg(long)]
+        no_push: bool,
+    },
+    /// Revoke a role; rotates the data keys of models the user can no longer read.
+    Revoke {
+        name: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        models: String,
+        #[arg(long)]
+        no_push: bool,
+    },
+    /// Print the policy in force on main.
+    Show,
+    /// Lint a policy file; errors name the line.
+    Check { file: PathBuf },
+}
+
+/// A failure as the user sees it.
+pub struct CliError {
+    kind: ErrorKind,
+    message: String,
+    hints: Vec<String>,
+}
+
+impl CliError {
+    fn user(message: impl Into<String>) -> Self {
+        CliError {
+            kind: ErrorKind::User,
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+    fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hints.push(h.into());
+        self
+    }
+    fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::User => 2,
+            ErrorKind::Policy => 3,
+            ErrorKind::Integrity => 4,
+            ErrorKind::Internal => 1,
+        }
+    }
+}
+
+impl From<VaultError> for CliError {
+    fn from(e: VaultError) -> Self {
+        CliError {
+            kind: e.kind(),
+            message: e.to_string(),
+            hints: e.hint().into_iter().collect(),
+        }
+    }
+}
+
+impl From<mvault::names::NameError> for CliError {
+    fn from(e: mvault::names::NameError) -> Self {
+        CliError::user(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError {
+            kind: ErrorKind::Internal,
+            message: e.to_string(),
+            hints: Vec::new(),
+        }
+    }
+}
+
+type CliResult = Result<(), CliError>;
+
+/// Parse arguments, run, print; returns the exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    match dispatch(cli, &mut out) {
+        Ok(()) => 0,
+        Err(e) => {
+            if e.kind == ErrorKind::Internal && e.message.contains("Broken pipe") {
+                return 0;
+            }
+            let _ = out.flush();
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "mvault: {}", e.message);
+            for h in &e.hints {
+                let _ = writeln!(err, "hint: {h}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+fn base_dir(cli_dir: &Option<PathBuf>) -> PathBuf {
+    cli_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Find the user's key: --key, $MVAULT_KEY, git's user.signingkey, ~/.ssh/id_ed25519.
+fn load_identity(key: &Option<PathBuf>, dir: &Path) -> Result<SshIdentity, CliError> {
+    let pass = std::env::var("MVAULT_PASSPHRASE").ok();
+    let path = if let Some(k) = key {
+        k.clone()
+    } else if let Some(k) = std::env::var_os("MVAULT_KEY").filter(|k| !k.is_empty()) {
+        PathBuf::from(k)
+    } else if let Some(k) = git_signing_key(dir)? {
+        k
+    } else {
+        let home = std::env::var_os("HOME").ok_or_else(|| {
+            CliError::user("no key: pass --key or set MVAULT_KEY (HOME is not set)")
+        })?;
+        let p = Path::new(&home).join(".ssh/id_ed25519");
+        if !p.exists() {
+            return Err(
+                CliError::user(format!("no key: {} does not exist", p.display())).hint(
+                    "pass --key PATH, set MVAULT_KEY, or create one with ssh-keygen -t ed25519",
+                ),
+            );
+        }
+        p
+    };
+    SshIdentity::open(&path, pass.as_deref()).map_err(|e| CliError::from(VaultError::from(e)))
+}
+
+fn git_signing_key(dir: &Path) -> Result<Option<PathBuf>, CliError> {
+    let Ok(out) = std::process::Command::new("git")
+        .args(["config", "--get", "user.signingkey"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return Ok(None);
+    };
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.starts_with("key::") || v.starts_with("ssh-") {
+        return Err(CliError::user(
+            "git's user.signingkey holds a public key literal; mvault needs the private key file",
+        )
+        .hint("pass --key PATH or set MVAULT_KEY"));
+    }
+    let expanded = match v.strip_prefix("~/") {
+        Some(rest) => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(rest),
+        None => PathBuf::from(&v),
+    };
+    let private = match expanded.to_str().and_then(|s| s.strip_suffix(".pub")) {
+        Some(p) => PathBuf::from(p),
+        None => expanded,
+    };
+    Ok(Some(private))
+}
+
+fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(CliError::user(format!(
+                "--{what} {item:?}: expected KEY=VALUE"
+            )));
+        };
+        let k = k.trim();
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(CliError::user(format!(
+                "--{what} {item:?}: a key is [A-Za-z0-9._-]+"
+            )));
+        }
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+fn open_vault(dir: &Path) -> Result<Vault, CliError> {
+    Ok(Vault::open(dir)?)
+}
+
+fn json_line(out: &mut dyn Write, v: &impl serde::Serialize) -> CliResult {
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(v).map_err(|e| CliError::user(e.to_string()))?
+    )?;
+    Ok(())
+}
+
+fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
+    let dir = base_dir(&cli.dir);
+    let now = vault::now();
+    match cli.command {
+        Command::Init {
+            path,
+            admin_key,
+            admin_name,
+        } => {
+            let path = if path.is_relative() {
+                dir.join(path)
+            } else {
+                path
+            };
+            let text = std::fs::read_to_string(&admin_key)
+                .map_err(|e| CliError::user(format!("cannot read {}: {e}", admin_key.display())))?;
+            let key =
+                crypto::parse_public_key(&text).map_err(|e| CliError::from(VaultError::from(e)))?;
+            let signer = load_identity(&cli.key, &dir)?;
+            let o = admin::init(&path, &admin_name, &key, &signer, now)?;
+            writeln!(
+                out,
+                "initialised vault {} with admin {} ({})",
+                o.path, o.admin, o.fingerprint
+            )?;
+            writeln!(out, "commit {}", o.commit)?;
+        }
+        Command::Add {
+            path,
+            model,
+            version,
+            parent,
+            framework,
+            meta,
+            metric,
+            provenance,
+            message,
+            no_push,
+            json,
+        } => {
+            let model = ModelName::parse(&model)?;
+            let version = Version::parse(&version)?;
+            let parent = parent.as_deref().map(Version::parse).transpose()?;
+            let metadata = key_values(&meta, "meta")?;
+            let mut metrics = BTreeMap::new();
+            for (k, v) in key_values(&metric, "metric")? {
+                let n: f64 = v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n: &f64| n.is_finite())
+                    .ok_or_else(|| {
+                        CliError::user(format!("--metric {k}={v}: a metric is a finite number"))
+                    })?;
+                metrics.insert(k, n);
+            }
+            let provenance = key_values(&provenance, "provenance")?;
+            let vault = open_vault(&dir)?;
+            let identity = load_identity(&cli.key, &dir)?;
+            let path = if path.is_relative() {
+                dir.join(path)
+            } else {
+                path
+            };
+            let o = register::add(
+                &vault,
+                AddRequest {
+                    path,
+                    model,
+                    version,
+                    parent,
+                    framework,
+                    metadata,
+                    metrics,
+                    provenance,
+                    message,
+                    identity: &identity,
+                    push: !no_push,
+                    now,
+                },
+            )?;
+            if json {
+                json_line(out, &o)?;
+            } else {
+                writeln!(
+                    out,
+                    "registered {}@{}: {} file(s), {} bytes, {} reused from earlier versions",
+                    o.model, o.version, o.files, o.bytes, o.reused
+                )?;
+                writeln!(out, "manifest sha256 {}", o.manifest_sha256)?;
+                writeln!(out, "commit {} tag {}", o.commit, o.tag)?;
+                if o.new_key_ring {
+                    writeln!(out, "created the key ring of {}", o.model)?;
+                }
+                match &o.pushed {
+                    Some(p) if p.rebuilds > 0 => writeln!(
+                        out,
+                        "pushed to {} (rebuilt {} time(s) on a newer main)",
+                        p.remote, p.rebuilds
+                    )?,
+                    Some(p) => writeln!(out, "pushed to {}", p.remote)?,
+                    None => writeln!(out, "not pushed (no remote, or --no-push)")?,
+                }
+            }
+        }
+        Command::Pull {
+            reference,
+            output,
+            json,
+        } => {
+            let r = VersionRef::parse(&reference)?;
+            let vault = open_vault(&dir)?;
+            let identity = load_identity(&cli.key, &dir)?;
+            let output = if output.is_relative() {
+                dir.join(output)
+            } else {
+                output
+            };
+            let v = retrieve::pull(&vault, &r, &output, &identity)?;
+            if json {
+                json_line(out, &v)?;
+            } else {
+                writeln!(
+                    out,
+                    "pulled {}@{} into {}: {} file(s), {} bytes, signed by {}, every digest verified",
+                    v.model,
+                    v.version,
+                    output.display(),
+                    v.files,
+                    v.bytes,
+                    v.author
+                )?;
+            }
+        }
+        Command::Verify {
+            reference,
+            check_dir,
+            json,
+        } => {
+            let r = VersionRef::parse(&reference)?;
+            let vault = open_vault(&dir)?;
+            match check_dir {
+                Some(d) => {
+                    let d = if d.is_relative() { dir.join(d) } else { d };
+                    let (v, problems) = retrieve::verify_dir(&vault, &r, &d)?;
+                    if json {
+                        json_line(
+                            out,
+                            &serde_json::json!({"verified": v, "problems": problems}),
+                        )?;
+                    } else {
+                        for p in &problems {
+                            match p {
+                                DirProblem::Missing { path } => writeln!(out, "missing     {path}")?,
+                                DirProblem::Changed { path, check, expected, found } => {
+                                    writeln!(out, "changed     {path} ({check}: expected {expected}, found {found})")?
+                                }
+                                DirProblem::Unexpected { path } => writeln!(out, "unexpected  {path}")?,
+                            }
+                        }
+                        if problems.is_empty() {
+                            writeln!(
+                                out,
+                                "{} matches {}@{}: {} file(s)",
+                                d.display(),
+                                v.model,
+                                v.version,
+                                v.files
+                            )?;
+                        }
+                    }
+                    if !problems.is_empty() {
+                        return Err(VaultError::DirMismatch {
+                            dir: d.display().to_string(),
+                            model: v.model,
+                            version: v.version,
+                            count: problems.len(),
+                        }
+                        .into());
+                    }
+                }
+                None => {
+                    let identity = load_identity(&cli.key, &dir)?;
+                    let v = retrieve::verify(&vault, &r, &identity)?;
+                    if json {
+                        json_line(out, &v)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "verified {}@{}: manifest and commit signatures, {} blob(s) decrypted, {} bytes, every digest matches",
+                            v.model, v.version, v.files, v.bytes
+                        )?;
+                    }
+                }
+            }
+        }
+        Command::List { json } => {
+            let vault = open_vault(&dir)?;
+            for s in vault.list()? {
+                if json {
+                    json_line(out, &s)?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}@{}\t{} file(s)\t{} bytes\t{}\t{}",
+                        s.model, s.version, s.files, s.size, s.author, s.created
+                    )?;
+                }
+            }
+        }
+        Command::Show { reference, json } => {
+            let r = VersionRef::parse(&reference)?;
+            let vault = open_vault(&dir)?;
+            let (m, v) = vault.resolve(&r)?;
+            let rec = vault.record(&m, &v)?;
+            let s = Vault::summary(&rec);
+            if json {
+                let files: Vec<_> = rec
+                    .manifest
+                    .files
+                    .iter()
+                    .map(|f| serde_json::json!({"path": f.path, "size": f.size, "sha256": f.sha256.to_hex()}))
+                    .collect();
+                json_line(
+                    out,
+                    &serde_json::json!({
+                        "summary": s,
+                        "metadata": rec.manifest.metadata,
+                        "metrics": rec.manifest.metrics,
+                        "provenance": rec.manifest.provenance,
+                        "data_key": rec.manifest.data_key,
+                        "files": files,
+                    }),
+                )?;
+            } else {
+                writeln!(out, "{}@{}", s.model, s.version)?;
+                if let Some(p) = &s.parent {
+                    writeln!(out, "parent      {}@{p}", s.model)?;
+                }
+                writeln!(
+                    out,
+                    "author      {} ({})",
+                    s.author, rec.manifest.author_key
+                )?;
+                writeln!(out, "created     {}", s.created)?;
+                if let Some(f) = &s.framework {
+                    writeln!(out, "framework   {f}")?;
+                }
+                writeln!(out, "manifest    sha256 {}", s.manifest_sha256)?;
+                writeln!(out, "merkle root {}", s.merkle_root)?;
+                writeln!(out, "data key    {}", rec.manifest.data_key)?;
+                for (k, v) in &rec.manifest.metrics {
+                    writeln!(out, "metric      {k} = {v}")?;
+                }
+                for (k, v) in &rec.manifest.metadata {
+                    writeln!(out, "meta        {k} = {v}")?;
+                }
+                for (k, v) in &rec.manifest.provenance {
+                    writeln!(out, "provenance  {k} = {v}")?;
+                }
+                writeln!(out, "files       {} ({} bytes)", s.files, s.size)?;
+                for f in &rec.manifest.files {
+                    writeln!(out, "  {}  {:>12}  {}", f.sha256.to_hex(), f.size, f.path)?;
+                }
+            }
+        }
+        Command::Signers => {
+            let vault = open_vault(&dir)?;
+            write!(out, "{}", vault.policy()?.allowed_signers())?;
+        }
+        Command::Policy { command } => policy_command(command, &cli.key, &dir, now, out)?,
+        Command::Demo { path } => demo::run(path, out)?,
+    }
+    Ok(())
+}
+
+fn parse_role(s: &str) -> Result<Role, CliError> {
+    Role::parse(s).ok_or_else(|| {
+        CliError::user(format!(
+            "unknown role {s:?}: roles are viewer, developer, ml_engineer, ml_admin, approver"
+        ))
+    })
+}
+
+fn policy_command(
+    cmd: PolicyCommand,
+    key: &Option<PathBuf>,
+    dir: &Path,
+    now: time::OffsetDateTime,
+    out: &mut dyn Write,
+) -> CliResult {
+    let (change, no_push) = match cmd {
+        PolicyCommand::Show => {
+            let vault = open_vault(dir)?;
+            write!(out, "{}", vault.policy()?.to_toml())?;
+            return Ok(());
+        }
+        PolicyCommand::Check { file } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| CliError::user(format!("cannot read {}: {e}", file.display())))?;
+            return match admin::check_policy_text(&text) {
+                Ok(summary) => {
+                    writeln!(out, "{}: ok: {summary}", file.display())?;
+                    Ok(())
+                }
+                Err(e) => Err(CliError {
+                    kind: ErrorKind::Integrity,
+                    message: format!("{}: {e}", file.display()),
+                    hints: Vec::new(),
+                }),
+            };
+        }
+        PolicyCommand::AddUser {
+            name,
+            key_file,
+            expires,
+            no_push,
+        } => {
+            let text = std::fs::read_to_string(&key_file)
+                .map_err(|e| CliError::user(format!("cannot read {}: {e}", key_file.display())))?;
+            let key =
+                crypto::parse_public_key(&text).map_err(|e| CliError::from(VaultError::from(e)))?;
+            let expires = match expires {
+                None => None,
+                Some(d) => Some(policy::parse_date(&d).ok_or_else(|| {
+                    CliError::user(format!("--expires {d:?}: expected YYYY-MM-DD"))
+                })?),
+            };
+            (PolicyChange::AddUser { name, key, expires }, no_push)
+        }
+        PolicyCommand::RemoveUser { name, no_push } => (PolicyChange::RemoveUser { name }, no_push),
+        PolicyCommand::Grant {
+            name,
+            role,
+            models,
+            no_push,
+        } => (
+            PolicyChange::Grant {
+                user: name,
+                role: parse_role(&role)?,
+                models,
+            },
+            no_push,
+        ),
+        PolicyCommand::Revoke {
+            name,
+            role,
+            models,
+            no_push,
+        } => (
+            PolicyChange::Revoke {
+                user: name,
+                role: parse_role(&role)?,
+                models,
+            },
+            no_push,
+        ),
+    };
+    let vault = open_vault(dir)?;
+    let identity = load_identity(key, dir)?;
+    let o = admin::change_policy(&vault, change, &identity, now, !no_push)?;
+    writeln!(out, "policy: {} (commit {})", o.change, o.commit)?;
+    for m in &o.rewrapped {
+        writeln!(out, "re-wrapped the key ring of {m} to its new readers")?;
+    }
+    for m in &o.rotated {
+        writeln!(out, "rotated the data key of {m}: future versions use a new key; versions before stay readable to whoever had them")?;
+    }
+    if let Some(r) = &o.pushed {
+        writeln!(out, "pushed to {r}")?;
+    }
+    Ok(())
+}

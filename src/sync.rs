@@ -1,0 +1,347 @@
+//! Moving a new version to the shared server with stock `git push`, and
+//! rebuilding it on the server's tip when someone else pushed first.
+//!
+//! Pushes are atomic (`git push --atomic`): the commit and its tag land
+//! together or not at all. A push git refuses as non-fast-forward is rebuilt
+//! on the fetched tip (same version directory and blobs, a new signed commit
+//! and tag) and retried a bounded number of times; a push the server's hook
+//! refuses is reported with the hook's own line and the local refs are put
+//! back, so the clone does not claim what the server refused.
+
+use gix::ObjectId;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::crypto::{KeyRing, SshIdentity};
+use crate::names;
+use crate::register::{commit_version, PreparedVersion};
+use crate::store::{RefUpdate, StoreError, MAIN_REF};
+use crate::vault::{Vault, VaultError};
+
+/// How many times `add` rebuilds on a moved tip before giving up.
+pub const MAX_REBUILDS: u32 = 5;
+
+/// Where a version was pushed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushOutcome {
+    pub remote: String,
+    /// How many times the version was rebuilt on a newer server tip.
+    pub rebuilds: u32,
+    #[serde(skip)]
+    pub commit: ObjectId,
+    #[serde(skip)]
+    pub tag: ObjectId,
+}
+
+/// The remote `main` is pushed to: `branch.main.remote`, else `origin`, else
+/// the only remote. `None`: the clone has no remote.
+pub fn remote(vault: &Vault) -> Option<String> {
+    if let Ok(r) = vault.store.git(&["config", "--get", "branch.main.remote"]) {
+        let r = r.trim();
+        if !r.is_empty() && r != "." {
+            return Some(r.to_owned());
+        }
+    }
+    let remotes = vault.store.git(&["remote"]).ok()?;
+    let list: Vec<&str> = remotes
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if list.contains(&"origin") {
+        return Some("origin".into());
+    }
+    match list.as_slice() {
+        [one] => Some((*one).to_owned()),
+        _ => None,
+    }
+}
+
+enum PushResult {
+    Ok,
+    NonFastForward,
+    Refused(String),
+}
+
+fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult, VaultError> {
+    let mut args = vec![
+        "push".to_owned(),
+        "--atomic".into(),
+        "--porcelain".into(),
+        remote.to_owned(),
+    ];
+    args.extend(refs.iter().map(|r| format!("{r}:{r}")));
+    let out = std::process::Command::new("git")
+        .args(&args)
+        .current_dir(vault.store.command_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| VaultError::Store(StoreError::NoGit(e)))?;
+    if out.status.success() {
+        return Ok(PushResult::Ok);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stdout.contains("(fetch first)") || stdout.contains("(non-fast-forward)") {
+        return Ok(PushResult::NonFastForward);
+    }
+    // The hook's lines arrive prefixed with "remote: ".
+    let mut lines: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("remote: "))
+        .map(|l| l.trim_end().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        lines = stderr
+            .lines()
+            .chain(stdout.lines())
+            .map(str::to_owned)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+    }
+    Ok(PushResult::Refused(lines.join("\n")))
+}
+
+/// Push a freshly committed version; rebuild on the server's tip when it
+/// moved. `base` is the tip the version was first built on.
+pub(crate) fn push_version(
+    vault: &Vault,
+    p: &PreparedVersion,
+    base: ObjectId,
+    mut commit: ObjectId,
+    mut tag: ObjectId,
+    signer: &SshIdentity,
+    now: OffsetDateTime,
+) -> Result<Option<PushOutcome>, VaultError> {
+    let Some(remote) = remote(vault) else {
+        return Ok(None);
+    };
+    let tag_ref = format!(
+        "refs/tags/{}",
+        names::registration_tag(&p.model, &p.version)
+    );
+    let mut rebuilds = 0;
+    loop {
+        match push_refs(vault, &remote, &[MAIN_REF.to_owned(), tag_ref.clone()])? {
+            PushResult::Ok => {
+                return Ok(Some(PushOutcome {
+                    remote,
+                    rebuilds,
+                    commit,
+                    tag,
+                }))
+            }
+            PushResult::Refused(why) => {
+                // Put the clone back as it was: the server did not take it.
+                let _ = vault.store.update_refs(&[
+                    RefUpdate {
+                        name: MAIN_REF.into(),
+                        expected: Some(commit),
+                        new: Some(
+                            vault
+                                .store
+                                .commit_parents(commit)?
+                                .first()
+                                .copied()
+                                .unwrap_or(base),
+                        ),
+                        reason: "push refused; undo".into(),
+                    },
+                    RefUpdate {
+                        name: tag_ref.clone(),
+                        expected: Some(tag),
+                        new: None,
+                        reason: "push refused; undo".into(),
+                    },
+                ]);
+                return Err(VaultError::Push {
+                    remote,
+                    detail: format!("the server refused it; nothing was published and the local commit was undone\n{why}"),
+                });
+            }
+            PushResult::NonFastForward => {
+                if rebuilds >= MAX_REBUILDS {
+                    return Err(VaultError::Push {
+                        remote,
+                        detail: format!(
+                            "main moved on the server {MAX_REBUILDS} times while pushing; the version is committed locally. Run `git push --atomic {} main {tag_ref}` later, or run add again after `git fetch`",
+                            "origin"
+                        ),
+                    });
+                }
+                rebuilds += 1;
+                let (c, t) = rebuild(vault, p, &remote, commit, signer, now)?;
+                commit = c;
+                tag = t;
+            }
+        }
+    }
+}
+
+/// Rebuild the version on the remote's current `main`.
+fn rebuild(
+    vault: &Vault,
+    p: &PreparedVersion,
+    remote: &str,
+    ours: ObjectId,
+    signer: &SshIdentity,
+    now: OffsetDateTime,
+) -> Result<(ObjectId, ObjectId), VaultError> {
+    let tracking = format!("refs/remotes/{remote}/main");
+    vault.store.git(&[
+        "fetch",
+        "-q",
+        "--no-tags",
+        remote,
+        &format!("+{MAIN_REF}:{tracking}"),
+    ])?;
+    let theirs = vault
+        .store
+        .ref_target(&tracking)?
+        .ok_or_else(|| VaultError::Push {
+            remote: remote.to_owned(),
+            detail: "the remote has no main branch".into(),
+        })?;
+    let base = vault
+        .store
+        .commit_parents(ours)?
+        .first()
+        .copied()
+        .ok_or_else(|| VaultError::Push {
+            remote: remote.to_owned(),
+            detail: "cannot rebuild the first commit".into(),
+        })?;
+    if vault
+        .store
+        .git(&[
+            "merge-base",
+            "--is-ancestor",
+            &base.to_string(),
+            &theirs.to_string(),
+        ])
+        .is_err()
+    {
+        return Err(VaultError::Push {
+            remote: remote.to_owned(),
+            detail: "local main has commits the server does not have; push or drop them first"
+                .into(),
+        });
+    }
+    let their_tree = vault.store.commit_tree(theirs)?;
+    if vault
+        .versions_of(their_tree, &p.model)?
+        .contains(&p.version)
+    {
+        return Err(VaultError::VersionExists {
+            model: p.model.to_string(),
+            version: p.version.to_string(),
+        });
+    }
+    let policy = vault.policy_at(their_tree)?;
+    policy.check(&p.author, &p.model, crate::policy::Ability::Register, now)?;
+    // The blobs are encrypted to one data key: the server's ring must still
+    // have it as its newest generation.
+    let mut prepared = PreparedVersion {
+        model: p.model.clone(),
+        version: p.version.clone(),
+        upserts: p.upserts.clone(),
+        new_ring: p.new_ring,
+        data_key: p.data_key.clone(),
+        manifest_sha256: p.manifest_sha256,
+        message: p.message.clone(),
+        author: p.author.clone(),
+    };
+    if let Some(sealed) = vault.store.read_path(their_tree, &p.model.keyring_path())? {
+        let ring = KeyRing::open(&sealed, signer).map_err(|e| VaultError::NoReadAccess {
+            model: p.model.to_string(),
+            reason: e.to_string(),
+        })?;
+        if ring.current().recipient().to_string() != p.data_key {
+            return Err(VaultError::Push {
+                remote: remote.to_owned(),
+                detail: format!(
+                    "the key ring of {} changed on the server (created or rotated concurrently); run add again to encrypt to the new data key",
+                    p.model
+                ),
+            });
+        }
+        prepared.new_ring = None;
+        prepared.message = prepared
+            .message
+            .lines()
+            .filter(|l| !l.starts_with("Mvault-Key-Ring:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+    }
+    // Move local main back to our base so the commit is rebuilt on theirs.
+    let tag_ref = format!(
+        "refs/tags/{}",
+        names::registration_tag(&p.model, &p.version)
+    );
+    let our_tag = vault.store.ref_target(&tag_ref)?;
+    vault.store.update_refs(&[
+        RefUpdate {
+            name: MAIN_REF.into(),
+            expected: Some(ours),
+            new: Some(theirs),
+            reason: "rebuild on the server's main".into(),
+        },
+        RefUpdate {
+            name: tag_ref,
+            expected: our_tag,
+            new: None,
+            reason: "rebuild on the server's main".into(),
+        },
+    ])?;
+    commit_version(vault, &prepared, theirs, their_tree, signer, now)
+}
+
+/// After `main` moved from `old` to `new` in a non-bare clone whose HEAD is
+/// `main`, bring the index and work tree along (sparse patterns keep blobs
+/// out of the work tree). Failures are left for `git status` to show.
+pub fn refresh_worktree(vault: &Vault, old: ObjectId, new: ObjectId) {
+    if vault.store.work_dir().is_none() {
+        return;
+    }
+    let Ok(head) = vault.store.git(&["symbolic-ref", "-q", "HEAD"]) else {
+        return;
+    };
+    if head.trim() != MAIN_REF {
+        return;
+    }
+    let _ = vault
+        .store
+        .git(&["read-tree", "-m", "-u", &old.to_string(), &new.to_string()]);
+}
+
+/// Push `main` alone (a policy change). A moved server tip is not rebuilt:
+/// the local commit is undone and the user runs the change again.
+pub(crate) fn push_main(
+    vault: &Vault,
+    base: ObjectId,
+    commit: ObjectId,
+) -> Result<Option<String>, VaultError> {
+    let Some(remote) = remote(vault) else {
+        return Ok(None);
+    };
+    let undo = |why: String| -> VaultError {
+        let _ = vault.store.update_refs(&[RefUpdate {
+            name: MAIN_REF.into(),
+            expected: Some(commit),
+            new: Some(base),
+            reason: "push failed; undo".into(),
+        }]);
+        VaultError::Push {
+            remote: remote.clone(),
+            detail: why,
+        }
+    };
+    match push_refs(vault, &remote, &[MAIN_REF.to_owned()])? {
+        PushResult::Ok => Ok(Some(remote.clone())),
+        PushResult::NonFastForward => Err(undo(format!(
+            "main moved on the server; the local commit was undone. Run `git fetch {remote} main:main` (or `git pull`) and repeat the command"
+        ))),
+        PushResult::Refused(why) => Err(undo(format!("the server refused it; the local commit was undone\n{why}"))),
+    }
+}

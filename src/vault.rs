@@ -1,0 +1,550 @@
+//! The vault: a git repository laid out as docs/formats.md says, and the
+//! read-side questions every command asks of it (which policy is in force,
+//! where a version lives, what versions exist).
+//!
+//! Writes live in their own modules: [`crate::register`] (add),
+//! [`crate::admin`] (init and policy changes); reads that decrypt live in
+//! [`crate::retrieve`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gix::ObjectId;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::crypto::{self, KeyError, SignatureError};
+use crate::manifest::{Manifest, ManifestError};
+use crate::names::{self, ModelName, NameError, Version, VersionRef};
+use crate::policy::{Denial, Policy, PolicyError, POLICY_PATH};
+use crate::store::{Store, StoreError};
+
+/// What kind of failure an error is, for exit codes and hints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user asked for something malformed or absent.
+    User,
+    /// The policy forbids it.
+    Policy,
+    /// Something does not verify: tampering or corruption.
+    Integrity,
+    /// A bug or an environment failure.
+    Internal,
+}
+
+/// Any failure of a vault operation.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    /// The policy in the repository does not parse.
+    #[error("{path}: {source}")]
+    Policy { path: String, source: PolicyError },
+    /// The repository has no mvault record.
+    #[error("this repository has no mvault vault (no {POLICY_PATH} on main)")]
+    NotAVault,
+    /// The signing key is not in the policy.
+    #[error("key {fingerprint} ({path}) belongs to no user in the policy")]
+    UnknownKey { fingerprint: String, path: String },
+    /// The version is not in the vault.
+    #[error("{model}@{version} is not in this vault")]
+    NoSuchVersion { model: String, version: String },
+    /// The model has no versions.
+    #[error("model {model} has no versions in this vault")]
+    NoSuchModel { model: String },
+    /// The version exists already; versions are written once.
+    #[error("{model}@{version} already exists; a published version is never changed (register a new version)")]
+    VersionExists { model: String, version: String },
+    /// The input is unusable.
+    #[error("{path}: {reason}")]
+    Input { path: String, reason: String },
+    /// A manifest does not parse or breaks a rule.
+    #[error("{path}: {source}")]
+    Manifest { path: String, source: ManifestError },
+    /// A signature does not verify.
+    #[error("{what}: signature check failed: {source}")]
+    Signature {
+        what: String,
+        source: SignatureError,
+    },
+    /// A signature verifies but its key had no right to make it.
+    #[error("{what}: signed by {signer}, who {reason}")]
+    Signer {
+        what: String,
+        signer: String,
+        reason: String,
+    },
+    /// A file or blob does not match the manifest.
+    #[error("{path}: {check} check failed: expected {expected}, found {found}")]
+    Mismatch {
+        path: String,
+        check: &'static str,
+        expected: String,
+        found: String,
+    },
+    /// The key cannot unwrap the model's data key.
+    #[error("cannot read {model}: {reason}")]
+    NoReadAccess { model: String, reason: String },
+    /// Decryption failed.
+    #[error("{path}: decryption failed: {reason}")]
+    Decrypt { path: String, reason: String },
+    /// A push was refused or failed.
+    #[error("push to {remote} failed: {detail}")]
+    Push { remote: String, detail: String },
+    /// A deployed directory does not match.
+    #[error("{dir} does not match {model}@{version}: {count} problem(s)")]
+    DirMismatch {
+        dir: String,
+        model: String,
+        version: String,
+        count: usize,
+    },
+    /// I/O on a local path.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl VaultError {
+    /// The kind, for the CLI's exit code.
+    pub fn kind(&self) -> ErrorKind {
+        use VaultError::*;
+        match self {
+            Name(_)
+            | NotAVault
+            | NoSuchVersion { .. }
+            | NoSuchModel { .. }
+            | VersionExists { .. }
+            | Input { .. }
+            | Key(_)
+            | Io { .. } => ErrorKind::User,
+            Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } => ErrorKind::Policy,
+            Manifest { .. }
+            | Signature { .. }
+            | Signer { .. }
+            | Mismatch { .. }
+            | Decrypt { .. }
+            | DirMismatch { .. }
+            | Policy { .. } => ErrorKind::Integrity,
+            Store(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// A suggestion that helps the user act, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        use VaultError::*;
+        match self {
+            Denied(d) => Some(format!(
+                "ask an ml_admin to grant {} on {} (mvault policy grant {} --role {} --models '{}'), or have someone who holds it do this",
+                d.need, d.model, d.user, d.need, d.model
+            )),
+            UnknownKey { .. } => Some("pass the key the policy knows with --key, or ask an admin: mvault policy add-user NAME --key-file KEY.pub".into()),
+            NoReadAccess { .. } => Some("ask an ml_admin to grant you a role on the model (mvault policy grant NAME --role viewer --models GLOB); the grant re-wraps the model's key to you".into()),
+            VersionExists { .. } => Some("pick a new version number; to compare, run mvault show".into()),
+            NotAVault => Some("create one with mvault init DIR --admin-key KEY.pub, or run inside a clone of one (-C DIR)".into()),
+            Mismatch { .. } | Decrypt { .. } | Signature { .. } => Some("the repository content was altered or corrupted; nothing was written. Run mvault verify on a fresh clone and report it".into()),
+            _ => None,
+        }
+    }
+}
+
+/// The current time, or `MVAULT_NOW` (unix seconds) when set, so tests and
+/// reproducible builds control the clock.
+pub fn now() -> OffsetDateTime {
+    if let Ok(s) = std::env::var("MVAULT_NOW") {
+        if let Ok(secs) = s.trim().parse::<i64>() {
+            if let Ok(t) = OffsetDateTime::from_unix_timestamp(secs) {
+                return t;
+            }
+        }
+    }
+    OffsetDateTime::now_utc()
+}
+
+/// RFC 3339, seconds, UTC.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// A version as found in the repository, signatures not yet checked.
+#[derive(Debug, Clone)]
+pub struct VersionRecord {
+    pub model: ModelName,
+    pub version: Version,
+    /// The commit that added the version, when its registration tag is known.
+    pub commit: Option<ObjectId>,
+    /// The tree the version was read from (that commit's, else main's).
+    pub tree: ObjectId,
+    pub manifest_text: String,
+    pub manifest_sig: Vec<u8>,
+    pub manifest: Manifest,
+}
+
+/// A summary of a version, for `list` and `show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionSummary {
+    pub model: String,
+    pub version: String,
+    pub parent: Option<String>,
+    pub author: String,
+    pub created: String,
+    pub framework: Option<String>,
+    pub files: usize,
+    pub size: u64,
+    pub manifest_sha256: String,
+    pub merkle_root: String,
+}
+
+/// An opened vault.
+pub struct Vault {
+    pub store: Store,
+}
+
+impl Vault {
+    /// Open the vault at or above `path`.
+    pub fn open(path: &Path) -> Result<Self, VaultError> {
+        Ok(Vault {
+            store: Store::open(path)?,
+        })
+    }
+
+    /// The tip and tree of `main`.
+    pub fn main(&self) -> Result<(ObjectId, ObjectId), VaultError> {
+        let tip = self.store.main_tip()?.ok_or(VaultError::NotAVault)?;
+        Ok((tip, self.store.commit_tree(tip)?))
+    }
+
+    /// The policy in `tree`.
+    pub fn policy_at(&self, tree: ObjectId) -> Result<Policy, VaultError> {
+        let bytes = self
+            .store
+            .read_path(tree, POLICY_PATH)?
+            .ok_or(VaultError::NotAVault)?;
+        let text = String::from_utf8(bytes).map_err(|_| VaultError::Policy {
+            path: POLICY_PATH.into(),
+            source: PolicyError::Syntax {
+                line: 0,
+                column: 0,
+                message: "not UTF-8".into(),
+            },
+        })?;
+        Policy::parse(&text).map_err(|source| VaultError::Policy {
+            path: POLICY_PATH.into(),
+            source,
+        })
+    }
+
+    /// The policy on `main`.
+    pub fn policy(&self) -> Result<Policy, VaultError> {
+        let (_, tree) = self.main()?;
+        self.policy_at(tree)
+    }
+
+    /// The versions of `model` on `main`, oldest first.
+    pub fn versions_of(
+        &self,
+        tree: ObjectId,
+        model: &ModelName,
+    ) -> Result<Vec<Version>, VaultError> {
+        let mut out = Vec::new();
+        for e in self.store.list_dir(tree, &model.tree_dir())? {
+            if !e.is_tree {
+                continue;
+            }
+            if let Ok(v) = Version::parse(&e.name) {
+                let dir = names::version_dir(model, &v);
+                if self
+                    .store
+                    .entry(tree, &format!("{dir}/manifest.toml"))?
+                    .is_some()
+                {
+                    out.push(v);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every model on `main` with its versions.
+    pub fn models(&self, tree: ObjectId) -> Result<BTreeMap<ModelName, Vec<Version>>, VaultError> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![String::new()];
+        while let Some(prefix) = stack.pop() {
+            let dir = if prefix.is_empty() {
+                "models".to_owned()
+            } else {
+                format!("models/{prefix}")
+            };
+            for e in self.store.list_dir(tree, &dir)? {
+                if !e.is_tree {
+                    continue;
+                }
+                let name = if prefix.is_empty() {
+                    e.name.clone()
+                } else {
+                    format!("{prefix}/{}", e.name)
+                };
+                let Ok(model) = ModelName::parse(&name) else {
+                    continue;
+                };
+                let versions = self.versions_of(tree, &model)?;
+                if !versions.is_empty() {
+                    out.insert(model.clone(), versions);
+                }
+                if name.matches('/').count() < 3 {
+                    stack.push(name);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolve what the user named to one version.
+    pub fn resolve(&self, r: &VersionRef) -> Result<(ModelName, Version), VaultError> {
+        let (_, tree) = self.main()?;
+        match r {
+            VersionRef::Exact(m, v) => Ok((m.clone(), v.clone())),
+            VersionRef::Latest(m) => {
+                let v =
+                    self.versions_of(tree, m)?
+                        .pop()
+                        .ok_or_else(|| VaultError::NoSuchModel {
+                            model: m.to_string(),
+                        })?;
+                Ok((m.clone(), v))
+            }
+            VersionRef::Stage(m, stage) => Err(VaultError::Input {
+                path: format!("{m}#{stage}"),
+                reason: "stage references need promotion tags, which this vault does not have yet"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Read a version's record: from the commit its registration tag names
+    /// when the tag is present, else from `main`.
+    pub fn record(
+        &self,
+        model: &ModelName,
+        version: &Version,
+    ) -> Result<VersionRecord, VaultError> {
+        let tag_ref = format!("refs/tags/{}", names::registration_tag(model, version));
+        let commit = match self.store.ref_target(&tag_ref)? {
+            Some(tag) => Some(self.peel_to_commit(tag)?),
+            None => None,
+        };
+        let tree = match commit {
+            Some(c) => self.store.commit_tree(c)?,
+            None => self.main()?.1,
+        };
+        let dir = names::version_dir(model, version);
+        let not_found = || VaultError::NoSuchVersion {
+            model: model.to_string(),
+            version: version.to_string(),
+        };
+        let manifest_bytes = self
+            .store
+            .read_path(tree, &format!("{dir}/manifest.toml"))?
+            .ok_or_else(not_found)?;
+        let manifest_sig = self
+            .store
+            .read_path(tree, &format!("{dir}/manifest.sig"))?
+            .ok_or_else(|| VaultError::Input {
+                path: format!("{dir}/manifest.sig"),
+                reason: "missing: every manifest is signed".into(),
+            })?;
+        let manifest_path = format!("{dir}/manifest.toml");
+        let manifest_text =
+            String::from_utf8(manifest_bytes).map_err(|_| VaultError::Manifest {
+                path: manifest_path.clone(),
+                source: ManifestError::NotCanonical,
+            })?;
+        let manifest = Manifest::parse(&manifest_text).map_err(|source| VaultError::Manifest {
+            path: manifest_path.clone(),
+            source,
+        })?;
+        if &manifest.model != model || &manifest.version != version {
+            return Err(VaultError::Mismatch {
+                path: manifest_path,
+                check: "model and version",
+                expected: format!("{model}@{version}"),
+                found: format!("{}@{}", manifest.model, manifest.version),
+            });
+        }
+        Ok(VersionRecord {
+            model: model.clone(),
+            version: version.clone(),
+            commit,
+            tree,
+            manifest_text,
+            manifest_sig,
+            manifest,
+        })
+    }
+
+    /// Peel a tag object (or commit) id to a commit id.
+    pub fn peel_to_commit(&self, mut id: ObjectId) -> Result<ObjectId, VaultError> {
+        for _ in 0..8 {
+            let (kind, data) = self.store.object(id)?;
+            match kind {
+                gix::object::Kind::Commit => return Ok(id),
+                gix::object::Kind::Tag => {
+                    let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1)
+                        .map_err(|e| StoreError::Git(e.to_string()))?;
+                    id = tag.target();
+                }
+                _ => break,
+            }
+        }
+        Err(StoreError::Git(format!("{id} does not lead to a commit")).into())
+    }
+
+    /// Check a record's manifest signature: valid, and made by a user who
+    /// could register the model under the policy of the record's tree.
+    pub fn verify_manifest_signature(&self, rec: &VersionRecord) -> Result<String, VaultError> {
+        let what = format!(
+            "{}/manifest.sig",
+            names::version_dir(&rec.model, &rec.version)
+        );
+        let key = crypto::verify_signature(
+            &rec.manifest_sig,
+            crypto::MANIFEST_NAMESPACE,
+            rec.manifest_text.as_bytes(),
+        )
+        .map_err(|source| VaultError::Signature {
+            what: what.clone(),
+            source,
+        })?;
+        let policy = self.policy_at(rec.tree)?;
+        let signer = crypto::fingerprint(&key);
+        let Some(user) = policy.user_of_key(&key) else {
+            return Err(VaultError::Signer {
+                what,
+                signer,
+                reason: "is not in the policy".into(),
+            });
+        };
+        if user.name != rec.manifest.author {
+            return Err(VaultError::Signer {
+                what,
+                signer: user.name.clone(),
+                reason: format!("is not the manifest's author {}", rec.manifest.author),
+            });
+        }
+        let at = time::OffsetDateTime::parse(
+            &rec.manifest.created,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap_or_else(|_| now());
+        policy
+            .check(&user.name, &rec.model, crate::policy::Ability::Register, at)
+            .map_err(|d| VaultError::Signer {
+                what,
+                signer: user.name.clone(),
+                reason: format!("could not register it: {d}"),
+            })?;
+        Ok(user.name.clone())
+    }
+
+    /// A summary of a record.
+    pub fn summary(rec: &VersionRecord) -> VersionSummary {
+        let m = &rec.manifest;
+        VersionSummary {
+            model: m.model.to_string(),
+            version: m.version.to_string(),
+            parent: m.parent.as_ref().map(|p| p.to_string()),
+            author: m.author.clone(),
+            created: m.created.clone(),
+            framework: m.framework.clone(),
+            files: m.files.len(),
+            size: m.total_size(),
+            manifest_sha256: crate::manifest::Sha256Digest::of(rec.manifest_text.as_bytes())
+                .to_hex(),
+            merkle_root: crate::manifest::merkle_root(&m.files).to_hex(),
+        }
+    }
+
+    /// Every version on `main`, summarised.
+    pub fn list(&self) -> Result<Vec<VersionSummary>, VaultError> {
+        let (_, tree) = self.main()?;
+        let mut out = Vec::new();
+        for (model, versions) in self.models(tree)? {
+            for v in versions {
+                out.push(Self::summary(&self.record(&model, &v)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The bytes a tag signature covers and the armored signature, split the
+/// way git splits them.
+pub fn split_tag_signature(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    const MARK: &[u8] = b"-----BEGIN SSH SIGNATURE-----";
+    let mut at = 0;
+    while at < data.len() {
+        if data[at..].starts_with(MARK) {
+            return Some((&data[..at], &data[at..]));
+        }
+        at = data[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|p| at + p + 1)?;
+    }
+    None
+}
+
+impl Vault {
+    /// Check a commit's SSH signature and return the policy user who made
+    /// it, judged by the policy in force before the commit (its parent's;
+    /// the first commit's own).
+    pub fn verify_commit_signature(&self, commit: ObjectId) -> Result<String, VaultError> {
+        let what = format!("commit {commit}");
+        let (_, data) = self.store.object(commit)?;
+        let (sig, signed) = gix::objs::CommitRefIter::signature(&data, gix::hash::Kind::Sha1)
+            .map_err(|e| StoreError::Git(e.to_string()))?
+            .ok_or_else(|| VaultError::Signature {
+                what: what.clone(),
+                source: SignatureError::Malformed("the commit is not signed".into()),
+            })?;
+        let payload: gix::bstr::BString = signed.into();
+        let key = crypto::verify_signature(sig.as_ref(), crypto::GIT_NAMESPACE, &payload).map_err(
+            |source| VaultError::Signature {
+                what: what.clone(),
+                source,
+            },
+        )?;
+        let parents = self.store.commit_parents(commit)?;
+        let policy_tree = match parents.first() {
+            Some(p) => self.store.commit_tree(*p)?,
+            None => self.store.commit_tree(commit)?,
+        };
+        let policy = self.policy_at(policy_tree)?;
+        policy
+            .user_of_key(&key)
+            .map(|u| u.name.clone())
+            .ok_or_else(|| VaultError::Signer {
+                what,
+                signer: crypto::fingerprint(&key),
+                reason: "is not in the policy in force".into(),
+            })
+    }
+}
