@@ -406,19 +406,101 @@ impl Store {
         Ok(())
     }
 
-    /// Stream a blob's bytes through `git cat-file`, which does not load
-    /// large blobs into memory.
+    /// Stream a blob's bytes with flat memory. A loose object is inflated
+    /// from its file as it is read; anything else comes through
+    /// `git cat-file --batch` with small pack windows (plain
+    /// `git cat-file blob` loads the whole object, and git maps whole loose
+    /// files, which counts a large blob into its resident memory).
     pub fn blob_reader(&self, id: ObjectId) -> Result<BlobReader, StoreError> {
+        let hex = id.to_string();
+        let loose = self
+            .repo
+            .objects
+            .store_ref()
+            .path()
+            .join(&hex[..2])
+            .join(&hex[2..]);
+        if let Ok(file) = std::fs::File::open(&loose) {
+            let mut file = io::BufReader::with_capacity(1 << 16, file);
+            let mut state = gix::zlib::Decompress::new();
+            let mut header = [0u8; 32];
+            let mut filled = 0;
+            // Inflate byte by byte up to the NUL that ends "blob <size>".
+            while filled < header.len() {
+                let n = gix::zlib::stream::inflate::read(
+                    &mut file,
+                    &mut state,
+                    &mut header[filled..filled + 1],
+                )?;
+                if n == 0 {
+                    break;
+                }
+                filled += 1;
+                if header[filled - 1] == 0 {
+                    break;
+                }
+            }
+            let text = String::from_utf8_lossy(&header[..filled.saturating_sub(1)]).into_owned();
+            let size = text
+                .strip_prefix("blob ")
+                .and_then(|n| n.parse::<u64>().ok());
+            let Some(remaining) = size.filter(|_| header[filled.saturating_sub(1)] == 0) else {
+                return Err(StoreError::Git(format!(
+                    "loose object {id} is not a blob (header {text:?})"
+                )));
+            };
+            return Ok(BlobReader::Loose {
+                file,
+                state,
+                remaining,
+            });
+        }
         let mut child = Command::new("git")
-            .args(["cat-file", "blob", &id.to_string()])
+            .args([
+                "-c",
+                "core.packedGitWindowSize=8m",
+                "-c",
+                "core.packedGitLimit=32m",
+                "cat-file",
+                "--batch",
+            ])
             .current_dir(self.command_dir())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .map_err(StoreError::NoGit)?;
-        let stdout = child.stdout.take().expect("piped");
-        Ok(BlobReader { child, stdout, id })
+        {
+            let mut stdin = child.stdin.take().expect("piped");
+            io::Write::write_all(&mut stdin, format!("{id}\n").as_bytes())?;
+        }
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut header = Vec::new();
+        let mut byte = [0u8; 1];
+        while header.len() < 256 {
+            if stdout.read(&mut byte)? == 0 || byte[0] == b'\n' {
+                break;
+            }
+            header.push(byte[0]);
+        }
+        let header = String::from_utf8_lossy(&header).into_owned();
+        let mut parts = header.split(' ');
+        let size = match (parts.next(), parts.next(), parts.next()) {
+            (Some(_), Some("blob"), Some(size)) => size.trim().parse().ok(),
+            _ => None,
+        };
+        let Some(remaining) = size else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(StoreError::Git(format!(
+                "blob {id}: git cat-file answered {header:?}"
+            )));
+        };
+        Ok(BlobReader::Batch {
+            child,
+            stdout,
+            remaining,
+        })
     }
 
     /// The underlying gix repository.
@@ -438,23 +520,48 @@ pub struct RefUpdate {
     pub reason: String,
 }
 
-/// A streaming reader of one blob, backed by `git cat-file`.
-pub struct BlobReader {
-    child: Child,
-    stdout: ChildStdout,
-    id: ObjectId,
+/// A streaming reader of one blob.
+pub enum BlobReader {
+    /// Inflating a loose object file.
+    Loose {
+        file: io::BufReader<std::fs::File>,
+        state: gix::zlib::Decompress,
+        remaining: u64,
+    },
+    /// Reading from `git cat-file --batch`.
+    Batch {
+        child: Child,
+        stdout: ChildStdout,
+        remaining: u64,
+    },
 }
 
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.stdout.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            let status = self.child.wait()?;
-            if !status.success() {
-                return Err(io::Error::other(format!(
-                    "git cat-file blob {} failed",
-                    self.id
-                )));
+        let remaining = match self {
+            BlobReader::Loose { remaining, .. } | BlobReader::Batch { remaining, .. } => *remaining,
+        };
+        if remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let n = match self {
+            BlobReader::Loose { file, state, .. } => {
+                gix::zlib::stream::inflate::read(file, state, &mut buf[..want])?
+            }
+            BlobReader::Batch { stdout, .. } => stdout.read(&mut buf[..want])?,
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the object ended before its declared size",
+            ));
+        }
+        match self {
+            BlobReader::Loose { remaining, .. } | BlobReader::Batch { remaining, .. } => {
+                *remaining -= n as u64
             }
         }
         Ok(n)
@@ -463,8 +570,10 @@ impl Read for BlobReader {
 
 impl Drop for BlobReader {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let BlobReader::Batch { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
