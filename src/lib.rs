@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod crypto;
+pub mod hook;
 pub mod manifest;
 pub mod names;
 pub mod policy;

@@ -105,6 +105,58 @@ impl Store {
         Ok(Store { repo })
     }
 
+    /// Open a server repository inside a pre-receive hook. git keeps the
+    /// pushed objects in a quarantine directory (`GIT_OBJECT_DIRECTORY`)
+    /// until the hook accepts; gix does not read that variable, so the
+    /// object store is opened on a scratch directory whose
+    /// `info/alternates` names the quarantine and the repository's own
+    /// objects. Nothing is ever written into the quarantine.
+    pub fn open_quarantined(git_dir: &Path, scratch: &Path) -> Result<Self, StoreError> {
+        let mut repo = gix::open(git_dir).map_err(|e| StoreError::NotARepository {
+            path: git_dir.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if let Some(q) = std::env::var_os("GIT_OBJECT_DIRECTORY") {
+            dirs.push(absolute(git_dir, Path::new(&q)));
+        }
+        if let Some(alts) = std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES") {
+            for a in std::env::split_paths(&alts) {
+                dirs.push(absolute(git_dir, &a));
+            }
+        }
+        let own = repo.objects.store_ref().path().to_owned();
+        if !dirs.contains(&own) {
+            dirs.push(own);
+        }
+        let objects = scratch.join("objects");
+        std::fs::create_dir_all(objects.join("info"))?;
+        std::fs::create_dir_all(objects.join("pack"))?;
+        let list: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
+        std::fs::write(objects.join("info/alternates"), list)?;
+        let handle = gix::odb::at(&objects, gix::hash::Kind::Sha1)?;
+        repo.objects = gix::odb::memory::Proxy::new(handle, gix::hash::Kind::Sha1);
+        Ok(Store { repo })
+    }
+
+    /// The entries of a tree with their kinds.
+    pub fn tree_entries(
+        &self,
+        tree: ObjectId,
+    ) -> Result<Vec<(String, ObjectId, EntryKind)>, StoreError> {
+        let t = self.repo.find_tree(tree).map_err(git_err)?;
+        let mut out = Vec::new();
+        for e in t.iter() {
+            let e = e.map_err(git_err)?;
+            out.push((
+                e.filename().to_str_lossy().into_owned(),
+                e.oid().to_owned(),
+                e.mode().kind(),
+            ));
+        }
+        Ok(out)
+    }
+
     /// Create a new non-bare repository with branch `main`.
     pub fn init(path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)?;
@@ -587,6 +639,14 @@ impl Read for CountingReader<'_> {
         let n = self.inner.read(buf)?;
         self.n += n as u64;
         Ok(n)
+    }
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
     }
 }
 

@@ -17,9 +17,28 @@ fn sh(
     dir: &Path,
     program: &str,
     args: &[&str],
-    env: &[(&str, &Path)],
+    env: &[(&str, &str)],
 ) -> Result<String, CliError> {
-    writeln!(out, "$ {} {}", program, args.join(" "))?;
+    sh_expect(out, dir, program, args, env, true)
+}
+
+/// Run a step, print it and what it printed; fail the demo when it does
+/// not end as `success` says.
+fn sh_expect(
+    out: &mut dyn Write,
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    success: bool,
+) -> Result<String, CliError> {
+    let shown = if program.ends_with("mvault") {
+        "mvault"
+    } else {
+        program
+    };
+    let prefix: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    writeln!(out, "$ {prefix}{shown} {}", args.join(" "))?;
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir);
     for (k, v) in env {
@@ -33,9 +52,10 @@ fn sh(
     for line in stdout.lines().chain(stderr.lines()) {
         writeln!(out, "  {line}")?;
     }
-    if !o.status.success() {
+    if o.status.success() != success {
         return Err(CliError::user(format!(
-            "demo step failed: {program} {}",
+            "demo step {}: {program} {}",
+            if success { "failed" } else { "was not refused" },
             args.join(" ")
         )));
     }
@@ -118,14 +138,28 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
         &["clone", "-q", "--bare", "admin", "server.git"],
         &[],
     )?;
-    for (k, v) in mvault::store::REPO_CONFIG {
-        sh(out, &root.join("server.git"), "git", &["config", k, v], &[])?;
-    }
     sh(
         out,
         &root.join("server.git"),
         "git",
         &["config", "receive.unpackLimit", "1"],
+        &[],
+    )?;
+    step(
+        out,
+        "the server admin installs the pre-receive hook and pins the admin's key as root",
+    )?;
+    sh(
+        out,
+        &root,
+        &mv,
+        &[
+            "hook",
+            "install",
+            "server.git",
+            "--root-key",
+            admin_pub.to_str().unwrap_or_default(),
+        ],
         &[],
     )?;
     sh(
@@ -162,7 +196,7 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
             "--key-file",
             alice_pub.to_str().unwrap_or_default(),
         ],
-        &[],
+        &[("MVAULT_USER", "admin")],
     )?;
     sh(
         out,
@@ -179,7 +213,7 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
             "--models",
             "nlp/*",
         ],
-        &[],
+        &[("MVAULT_USER", "admin")],
     )?;
 
     step(
@@ -231,7 +265,29 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
             "-m",
             "first fine-tune",
         ],
-        &[],
+        &[("MVAULT_USER", "alice")],
+    )?;
+
+    step(
+        out,
+        "alice has no role on vision/*: mvault refuses before writing anything",
+    )?;
+    sh_expect(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "--key",
+            alice_s,
+            "add",
+            "../model",
+            "--model",
+            "vision/resnet",
+            "--version",
+            "1.0.0",
+        ],
+        &[("MVAULT_USER", "alice")],
+        false,
     )?;
 
     step(
@@ -315,6 +371,13 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
 
     step(out, "the record")?;
     sh(out, &alice_dir, &mv, &["list"], &[])?;
+    sh(
+        out,
+        &root,
+        &mv,
+        &["hook", "log", "verify", "server.git"],
+        &[],
+    )?;
     writeln!(out, "\ndemo complete: {}", root.display())?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 use mvault::admin::{self, PolicyChange};
 use mvault::crypto::{self, SshIdentity};
+use mvault::hook;
 use mvault::names::{ModelName, Version, VersionRef};
 use mvault::policy::{self, Role};
 use mvault::register::{self, AddRequest};
@@ -128,10 +129,52 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The server side: install, check and run the pre-receive hook.
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
     /// Build a throwaway vault and run the whole loop, printing each step.
     Demo {
         /// Where to build it (default: a new temporary directory).
         path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HookCommand {
+    /// Install the pre-receive hook into a bare server repository, pin the
+    /// root admin keys in its config and set the git options it relies on.
+    Install {
+        /// The bare repository.
+        repo: PathBuf,
+        /// A root admin's SSH public key (repeatable).
+        #[arg(long = "root-key", value_name = "KEY.pub", required = true)]
+        root_keys: Vec<PathBuf>,
+        /// A user trusted for pushes that carry no server identity (local pushes).
+        #[arg(long)]
+        local_user: Option<String>,
+    },
+    /// Report whether a server repository is installed correctly.
+    Check {
+        /// The bare repository.
+        repo: PathBuf,
+    },
+    /// Run as git's pre-receive hook (reads git's lines on stdin).
+    PreReceive,
+    /// The hook's hash-chained decision log.
+    Log {
+        #[command(subcommand)]
+        command: HookLogCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HookLogCommand {
+    /// Check that no line of the decision log was edited, removed or inserted.
+    Verify {
+        /// The bare repository (default: the current one).
+        repo: Option<PathBuf>,
     },
 }
 
@@ -198,6 +241,11 @@ impl CliError {
             hints: Vec::new(),
         }
     }
+    /// An error whose lines were already printed.
+    fn quiet(mut self) -> Self {
+        self.message.clear();
+        self
+    }
     fn hint(mut self, h: impl Into<String>) -> Self {
         self.hints.push(h.into());
         self
@@ -252,6 +300,9 @@ pub fn run() -> i32 {
             }
             let _ = out.flush();
             let mut err = std::io::stderr().lock();
+            if e.message.is_empty() {
+                return e.exit_code();
+            }
             let _ = writeln!(err, "mvault: {}", e.message);
             for h in &e.hints {
                 let _ = writeln!(err, "hint: {h}");
@@ -628,6 +679,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
             write!(out, "{}", vault.policy()?.allowed_signers())?;
         }
         Command::Policy { command } => policy_command(command, &cli.key, &dir, now, out)?,
+        Command::Hook { command } => hook_command(command, &dir, now, out)?,
         Command::Demo { path } => demo::run(path, out)?,
     }
     Ok(())
@@ -727,6 +779,115 @@ fn policy_command(
     }
     if let Some(r) = &o.pushed {
         writeln!(out, "pushed to {r}")?;
+    }
+    Ok(())
+}
+
+fn hook_command(
+    cmd: HookCommand,
+    dir: &Path,
+    now: time::OffsetDateTime,
+    out: &mut dyn Write,
+) -> CliResult {
+    match cmd {
+        HookCommand::PreReceive => {
+            let git_dir = std::env::var_os("GIT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dir.to_owned());
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
+            // Fail closed: a panic anywhere refuses the push.
+            let result = std::panic::catch_unwind(|| {
+                hook::pre_receive(&git_dir, &input, |k| std::env::var(k).ok(), now)
+            });
+            let (ok, lines) = result.unwrap_or_else(|_| (false, vec!["mvault: refused: internal error: the hook crashed".to_owned(), "hint: the hook fails closed; ask the server admin to check mvault hook check".to_owned()]));
+            let mut err = std::io::stderr().lock();
+            for l in &lines {
+                writeln!(err, "{l}")?;
+            }
+            if !ok {
+                return Err(CliError {
+                    kind: ErrorKind::Policy,
+                    message: "push refused".into(),
+                    hints: Vec::new(),
+                }
+                .quiet());
+            }
+        }
+        HookCommand::Install {
+            repo,
+            root_keys,
+            local_user,
+        } => {
+            let repo = if repo.is_relative() {
+                dir.join(repo)
+            } else {
+                repo
+            };
+            let mut keys = Vec::new();
+            for k in &root_keys {
+                let text = std::fs::read_to_string(k)
+                    .map_err(|e| CliError::user(format!("cannot read {}: {e}", k.display())))?;
+                keys.push(
+                    crypto::parse_public_key(&text)
+                        .map_err(|e| CliError::from(VaultError::from(e)))?,
+                );
+            }
+            let exe = std::env::current_exe()?;
+            let items =
+                hook::install(&repo, &keys, &exe, local_user.as_deref()).map_err(CliError::user)?;
+            writeln!(
+                out,
+                "installed the mvault pre-receive hook in {}",
+                repo.display()
+            )?;
+            print_check(out, &items)?;
+        }
+        HookCommand::Check { repo } => {
+            let repo = if repo.is_relative() {
+                dir.join(repo)
+            } else {
+                repo
+            };
+            let items = hook::check(&repo);
+            print_check(out, &items)?;
+            if items.iter().any(|i| !i.ok) {
+                return Err(CliError::user(format!(
+                    "{} is not installed correctly",
+                    repo.display()
+                ))
+                .hint(format!(
+                    "run mvault hook install {} --root-key KEY.pub",
+                    repo.display()
+                )));
+            }
+        }
+        HookCommand::Log {
+            command: HookLogCommand::Verify { repo },
+        } => {
+            let repo = repo
+                .map(|r| if r.is_relative() { dir.join(r) } else { r })
+                .unwrap_or_else(|| dir.to_owned());
+            let store = mvault::store::Store::open(&repo)
+                .map_err(|e| CliError::from(VaultError::from(e)))?;
+            match hook::verify_log(store.git_dir()) {
+                Ok(n) => writeln!(out, "{}: {n} decision(s), chain intact", hook::LOG_FILE)?,
+                Err(e) => {
+                    return Err(CliError {
+                        kind: ErrorKind::Integrity,
+                        message: e,
+                        hints: vec!["the server's decision log was altered; compare with a backup and investigate".into()],
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_check(out: &mut dyn Write, items: &[hook::CheckItem]) -> CliResult {
+    for i in items {
+        writeln!(out, "{} {}", if i.ok { "ok  " } else { "FAIL" }, i.what)?;
     }
     Ok(())
 }

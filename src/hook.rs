@@ -1,0 +1,1564 @@
+//! The server's pre-receive hook: the place where trust is enforced.
+//!
+//! git hands the hook one `<old> <new> <ref>` line per ref a push wants to
+//! move, with the pushed objects still in quarantine. The hook judges every
+//! update against the policy in force *before* the push (so a push cannot
+//! add a key and use it, or grant itself a role) and the root keys pinned in
+//! the server's own git config (outside the tree, out of a push's reach).
+//! It never decrypts and needs no secret: it reads manifests, signatures,
+//! tree entries, object headers and age stanza headers, never payloads, so
+//! its cost follows what the push adds, not the history or the blob sizes.
+//! Any refusal refuses the whole push; any internal error refuses too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use gix::objs::tree::EntryKind;
+use gix::ObjectId;
+use serde::Serialize;
+use ssh_key::PublicKey;
+use time::OffsetDateTime;
+
+use crate::crypto;
+use crate::manifest::{Manifest, Sha256Digest};
+use crate::names::{self, ModelName, Version};
+use crate::policy::{Ability, Policy, POLICY_PATH};
+use crate::store::{Store, StoreError, MAIN_REF};
+
+/// git config key holding a pinned root admin key (multi-valued).
+pub const ROOT_KEY_CONFIG: &str = "mvault.rootKey";
+/// git config key naming a trusted local user, used when no server variable
+/// names the pusher (local pushes on the server itself).
+pub const LOCAL_USER_CONFIG: &str = "mvault.localUser";
+/// The decision log, in the server repository's directory.
+pub const LOG_FILE: &str = "mvault-decisions.jsonl";
+
+/// The environment variables that carry the pusher's identity, first found
+/// wins: sshd's forced command, gitolite, GitLab, Gitea/Forgejo, GitHub
+/// Enterprise, and HTTP servers. Push options never set identity.
+pub const IDENTITY_VARS: &[&str] = &[
+    "MVAULT_USER",
+    "GL_USER",
+    "GL_USERNAME",
+    "GITEA_PUSHER_NAME",
+    "GITHUB_USER_LOGIN",
+    "REMOTE_USER",
+];
+
+const ZERO: &str = "0000000000000000000000000000000000000000";
+
+/// One ref update git asks about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Update {
+    pub old: String,
+    pub new: String,
+    pub refname: String,
+}
+
+/// Why an update is refused: the ref, the rule, the subject with expected
+/// and actual values, and a way out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub refname: String,
+    pub rule: &'static str,
+    pub detail: String,
+    pub hint: String,
+}
+
+impl Refusal {
+    fn new(
+        refname: &str,
+        rule: &'static str,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Refusal {
+            refname: refname.to_owned(),
+            rule,
+            detail: detail.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// The line the pusher sees, attacker-controlled text escaped.
+    pub fn line(&self) -> String {
+        format!(
+            "mvault: refused {}: {}: {}",
+            escape(&self.refname),
+            self.rule,
+            escape(&self.detail)
+        )
+    }
+}
+
+/// Escape control and non-ASCII characters so pushed text cannot forge
+/// lines or terminal escapes in the pusher's output.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
+}
+
+/// The server's own settings for the hook, from the repository's config.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    pub root_keys: Vec<PublicKey>,
+    pub local_user: Option<String>,
+}
+
+impl ServerConfig {
+    /// Read the pinned settings from the repository's config.
+    pub fn read(store: &Store) -> Result<Self, String> {
+        let snap = store.repo().config_snapshot();
+        let mut root_keys = Vec::new();
+        for k in snap.strings(ROOT_KEY_CONFIG).unwrap_or_default() {
+            let text = String::from_utf8_lossy(k.as_ref()).into_owned();
+            root_keys.push(
+                crypto::parse_public_key(&text).map_err(|e| format!("{ROOT_KEY_CONFIG}: {e}"))?,
+            );
+        }
+        let local_user = snap
+            .string(LOCAL_USER_CONFIG)
+            .map(|s| String::from_utf8_lossy(s.as_ref()).trim().to_owned())
+            .filter(|s| !s.is_empty());
+        Ok(ServerConfig {
+            root_keys,
+            local_user,
+        })
+    }
+
+    fn is_root(&self, key: &PublicKey) -> bool {
+        self.root_keys
+            .iter()
+            .any(|k| k.key_data() == key.key_data())
+    }
+}
+
+/// Who is pushing, from the server's environment.
+pub fn pusher_from_env(get: impl Fn(&str) -> Option<String>, cfg: &ServerConfig) -> Option<String> {
+    for var in IDENTITY_VARS {
+        if let Some(v) = get(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+        {
+            return Some(v);
+        }
+    }
+    cfg.local_user.clone()
+}
+
+/// Parse git's pre-receive input.
+pub fn parse_updates(input: &str) -> Result<Vec<Update>, String> {
+    let mut out = Vec::new();
+    for line in input.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.splitn(3, ' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(old), Some(new), Some(refname)) if old.len() == 40 && new.len() == 40 => out
+                .push(Update {
+                    old: old.to_owned(),
+                    new: new.to_owned(),
+                    refname: refname.to_owned(),
+                }),
+            _ => return Err(format!("unreadable pre-receive line {:?}", escape(line))),
+        }
+    }
+    Ok(out)
+}
+
+/// A changed path between two trees.
+#[derive(Debug, Clone)]
+struct Change {
+    path: String,
+    old: Option<(ObjectId, EntryKind)>,
+    new: Option<(ObjectId, EntryKind)>,
+}
+
+/// The paths that differ between two trees, descending only into subtrees
+/// whose ids differ: the cost follows the change, not the tree.
+fn diff_trees(
+    store: &Store,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
+    prefix: &str,
+    out: &mut Vec<Change>,
+) -> Result<(), StoreError> {
+    if old == new {
+        return Ok(());
+    }
+    let list =
+        |t: Option<ObjectId>| -> Result<BTreeMap<String, (ObjectId, EntryKind)>, StoreError> {
+            Ok(match t {
+                None => BTreeMap::new(),
+                Some(t) => store
+                    .tree_entries(t)?
+                    .into_iter()
+                    .map(|(n, id, k)| (n, (id, k)))
+                    .collect(),
+            })
+        };
+    let (a, b) = (list(old)?, list(new)?);
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for name in names {
+        let (oa, ob) = (a.get(name).copied(), b.get(name).copied());
+        if oa == ob {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let is_tree =
+            |e: Option<(ObjectId, EntryKind)>| e.is_some_and(|(_, k)| k == EntryKind::Tree);
+        if is_tree(oa) || is_tree(ob) {
+            let ta = oa.filter(|(_, k)| *k == EntryKind::Tree).map(|(id, _)| id);
+            let tb = ob.filter(|(_, k)| *k == EntryKind::Tree).map(|(id, _)| id);
+            // A file replaced by a directory or the reverse: report the file side too.
+            if oa.is_some() && !is_tree(oa) {
+                out.push(Change {
+                    path: path.clone(),
+                    old: oa,
+                    new: None,
+                });
+            }
+            if ob.is_some() && !is_tree(ob) {
+                out.push(Change {
+                    path: path.clone(),
+                    old: None,
+                    new: ob,
+                });
+            }
+            diff_trees(store, ta, tb, &path, out)?;
+        } else {
+            out.push(Change {
+                path,
+                old: oa,
+                new: ob,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The `Mvault-*` trailers of a message.
+fn trailers(message: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in message.lines() {
+        if let Some((k, v)) = line.split_once(": ") {
+            if k.starts_with("Mvault-") && !k.contains(' ') {
+                out.entry(k.to_owned())
+                    .or_default()
+                    .push(v.trim().to_owned());
+            }
+        }
+    }
+    out
+}
+
+fn one<'a>(t: &'a BTreeMap<String, Vec<String>>, key: &str) -> Option<&'a str> {
+    match t.get(key).map(Vec::as_slice) {
+        Some([v]) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
+/// A verified signature: who, with which key.
+struct Signed {
+    key: PublicKey,
+    user: Option<String>,
+}
+
+/// The hook's view of one push.
+pub struct Judge<'a> {
+    store: &'a Store,
+    cfg: &'a ServerConfig,
+    pusher: String,
+    now: OffsetDateTime,
+}
+
+/// What the hook decided about one update.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accepted {
+    pub refname: String,
+    pub what: String,
+}
+
+impl<'a> Judge<'a> {
+    /// A judge for one push.
+    pub fn new(
+        store: &'a Store,
+        cfg: &'a ServerConfig,
+        pusher: String,
+        now: OffsetDateTime,
+    ) -> Self {
+        Judge {
+            store,
+            cfg,
+            pusher,
+            now,
+        }
+    }
+
+    fn policy_at_commit(&self, commit: ObjectId) -> Result<Policy, String> {
+        let tree = self.store.commit_tree(commit).map_err(|e| e.to_string())?;
+        let bytes = self
+            .store
+            .read_path(tree, POLICY_PATH)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("commit {commit} has no {POLICY_PATH}"))?;
+        Policy::parse(&String::from_utf8_lossy(&bytes))
+            .map_err(|e| format!("{POLICY_PATH} at {commit}: {e}"))
+    }
+
+    /// Judge every update; the first refusal refuses the push.
+    pub fn judge(&self, updates: &[Update]) -> Result<Vec<Accepted>, Refusal> {
+        let mut accepted = Vec::new();
+        // main first, so tags can point at the commits this push adds.
+        let mut ordered: Vec<&Update> = updates.iter().filter(|u| u.refname == MAIN_REF).collect();
+        ordered.extend(updates.iter().filter(|u| u.refname != MAIN_REF));
+        let main_before = self.store.main_tip().map_err(|e| internal(MAIN_REF, e))?;
+        let main_after = updates
+            .iter()
+            .find(|u| u.refname == MAIN_REF)
+            .and_then(|u| ObjectId::from_hex(u.new.as_bytes()).ok())
+            .or(main_before);
+        for u in ordered {
+            let r = &u.refname;
+            // 1. Known namespaces only.
+            if r != MAIN_REF && !r.starts_with("refs/tags/") {
+                return Err(Refusal::new(
+                    r,
+                    "unknown ref namespace",
+                    "only refs/heads/main and refs/tags/* are kept in a vault",
+                    "push main and mvault tags only",
+                ));
+            }
+            // 2. Nothing is ever deleted: the record cannot be rewritten.
+            if u.new == ZERO {
+                return Err(Refusal::new(
+                    r,
+                    "deletion",
+                    "refs are never deleted from a vault",
+                    "the record is append-only; register a new version instead",
+                ));
+            }
+            let new = ObjectId::from_hex(u.new.as_bytes()).map_err(|e| internal(r, e))?;
+            if r == MAIN_REF {
+                accepted.extend(self.judge_main(u, new, main_before)?);
+            } else {
+                accepted.push(self.judge_tag(u, new, main_after)?);
+            }
+        }
+        Ok(accepted)
+    }
+
+    fn judge_main(
+        &self,
+        u: &Update,
+        new: ObjectId,
+        before: Option<ObjectId>,
+    ) -> Result<Vec<Accepted>, Refusal> {
+        let r = &u.refname;
+        let old = if u.old == ZERO {
+            None
+        } else {
+            Some(ObjectId::from_hex(u.old.as_bytes()).map_err(|e| internal(r, e))?)
+        };
+        if old != before {
+            return Err(Refusal::new(
+                r,
+                "stale update",
+                format!(
+                    "main is at {}",
+                    before
+                        .map(|b| b.to_string())
+                        .unwrap_or_else(|| "nothing".into())
+                ),
+                "fetch and push again",
+            ));
+        }
+        // 3. Fast-forward only, linear: walk from the new tip back to the
+        // old one through single parents; the walk is as long as the push.
+        let mut chain = Vec::new();
+        let mut at = new;
+        loop {
+            if Some(at) == old {
+                break;
+            }
+            if !self.store.has_object(at) {
+                return Err(Refusal::new(
+                    r,
+                    "missing object",
+                    format!("commit {at} is not in the push"),
+                    "push again",
+                ));
+            }
+            let parents = self.store.commit_parents(at).map_err(|e| internal(r, e))?;
+            chain.push(at);
+            match parents.as_slice() {
+                [] if old.is_none() => break,
+                [] => {
+                    return Err(Refusal::new(
+                        r,
+                        "non-fast-forward",
+                        format!(
+                            "{new} does not descend from main {}",
+                            old.map(|o| o.to_string()).unwrap_or_default()
+                        ),
+                        "fetch, rebuild on the server's main (mvault add does this) and push again",
+                    ));
+                }
+                [p] => at = *p,
+                _ => {
+                    return Err(Refusal::new(
+                        r,
+                        "merge commit",
+                        format!("commit {at} has {} parents; main is linear", parents.len()),
+                        "rebase onto main instead of merging",
+                    ))
+                }
+            }
+            if chain.len() > 10_000 {
+                return Err(Refusal::new(
+                    r,
+                    "push too large",
+                    "more than 10000 new commits",
+                    "push in smaller steps",
+                ));
+            }
+        }
+        chain.reverse();
+        let mut accepted = Vec::new();
+        for c in chain {
+            accepted.push(self.judge_commit(r, c)?);
+        }
+        Ok(accepted)
+    }
+
+    /// Check a commit's signature. `policy`: the policy in force before it.
+    fn commit_signer(
+        &self,
+        r: &str,
+        commit: ObjectId,
+        policy: Option<&Policy>,
+    ) -> Result<Signed, Refusal> {
+        let (_, data) = self.store.object(commit).map_err(|e| internal(r, e))?;
+        let Some((sig, signed)) = gix::objs::CommitRefIter::signature(&data, gix::hash::Kind::Sha1)
+            .map_err(|e| internal(r, e))?
+        else {
+            return Err(Refusal::new(
+                r,
+                "unsigned commit",
+                format!("commit {commit} has no signature"),
+                "commit with mvault, which signs with your SSH key",
+            ));
+        };
+        let payload: gix::bstr::BString = signed.into();
+        let key = crypto::verify_signature(sig.as_ref(), crypto::GIT_NAMESPACE, &payload).map_err(
+            |e| {
+                Refusal::new(
+                    r,
+                    "bad commit signature",
+                    format!("commit {commit}: {e}"),
+                    "re-create the commit with mvault",
+                )
+            },
+        )?;
+        let user = match policy {
+            Some(p) => match p.user_of_key(&key) {
+                Some(u) if u.active_at(self.now) => Some(u.name.clone()),
+                Some(u) => {
+                    return Err(Refusal::new(r, "expired key", format!("commit {commit} is signed by {}, whose key expired on {}", u.name, u.expires.map(|d| d.to_string()).unwrap_or_default()), "ask an admin to renew the key (mvault policy add-user NAME --key-file KEY.pub --expires DATE)"));
+                }
+                None if self.cfg.is_root(&key) => None,
+                None => {
+                    return Err(Refusal::new(r, "unknown signer", format!("commit {commit} is signed by key {}, which is in no policy entry in force", crypto::fingerprint(&key)), "sign with the key the policy names, or ask an admin to add yours"));
+                }
+            },
+            None => None,
+        };
+        Ok(Signed { key, user })
+    }
+
+    fn judge_commit(&self, r: &str, commit: ObjectId) -> Result<Accepted, Refusal> {
+        let parents = self
+            .store
+            .commit_parents(commit)
+            .map_err(|e| internal(r, e))?;
+        let (_, data) = self.store.object(commit).map_err(|e| internal(r, e))?;
+        let parsed = gix::objs::CommitRef::from_bytes(&data, gix::hash::Kind::Sha1)
+            .map_err(|e| internal(r, e))?;
+        let message = String::from_utf8_lossy(parsed.message).into_owned();
+        let t = trailers(&message);
+        let action = one(&t, "Mvault-Action").unwrap_or("");
+        let tree = self.store.commit_tree(commit).map_err(|e| internal(r, e))?;
+        let Some(parent) = parents.first().copied() else {
+            return self.judge_init(r, commit, action);
+        };
+        // The policy in force before this commit.
+        let policy = self.policy_at_commit(parent).map_err(|e| internal(r, e))?;
+        // 4. Signed by a known, unexpired key (judged by the server's clock).
+        let signer = self.commit_signer(r, commit, Some(&policy))?;
+        let parent_tree = self.store.commit_tree(parent).map_err(|e| internal(r, e))?;
+        let mut changes = Vec::new();
+        diff_trees(self.store, Some(parent_tree), Some(tree), "", &mut changes)
+            .map_err(|e| internal(r, e))?;
+        if changes.is_empty() {
+            return Err(Refusal::new(
+                r,
+                "empty commit",
+                format!("commit {commit} changes nothing"),
+                "a commit does one thing: register a version or change the policy",
+            ));
+        }
+        // 5. One action per commit, and the tree change must be that action.
+        match action {
+            "register" => {
+                self.judge_register(r, commit, &t, &policy, &signer, parent_tree, tree, &changes)
+            }
+            "policy" => self.judge_policy(r, commit, &policy, &signer, tree, &changes),
+            other => Err(Refusal::new(
+                r,
+                "unknown action",
+                format!(
+                    "commit {commit} has Mvault-Action {:?}; expected register or policy",
+                    other
+                ),
+                "make commits with mvault",
+            )),
+        }
+    }
+
+    fn judge_init(&self, r: &str, commit: ObjectId, action: &str) -> Result<Accepted, Refusal> {
+        // 6. The first commit of a vault is signed by a root key the server pinned.
+        if action != "init" {
+            return Err(Refusal::new(
+                r,
+                "unknown first commit",
+                format!("root commit {commit} is not an mvault init commit"),
+                "create the vault with mvault init",
+            ));
+        }
+        let signer = self.commit_signer(r, commit, None)?;
+        if !self.cfg.is_root(&signer.key) {
+            return Err(Refusal::new(
+                r,
+                "init not signed by a root key",
+                format!(
+                    "commit {commit} is signed by {}; the server pins {} root key(s)",
+                    crypto::fingerprint(&signer.key),
+                    self.cfg.root_keys.len()
+                ),
+                "sign with a key given to mvault hook install --root-key",
+            ));
+        }
+        let policy = self.policy_at_commit(commit).map_err(|e| {
+            Refusal::new(
+                r,
+                "bad policy",
+                e,
+                "fix the policy (mvault policy check FILE)",
+            )
+        })?;
+        if !policy.users.keys().any(|u| policy.is_admin(u)) {
+            return Err(Refusal::new(
+                r,
+                "no admin",
+                "the initial policy names no ml_admin on **",
+                "create the vault with mvault init",
+            ));
+        }
+        Ok(Accepted {
+            refname: r.to_owned(),
+            what: format!("init {commit}"),
+        })
+    }
+
+    fn require(
+        &self,
+        r: &str,
+        policy: &Policy,
+        who: &str,
+        what: &str,
+        model: &ModelName,
+        ability: Ability,
+    ) -> Result<(), Refusal> {
+        policy.check(who, model, ability, self.now).map_err(|d| {
+            Refusal::new(
+                r,
+                "role",
+                format!("{what} {d}"),
+                format!(
+                    "ask an ml_admin to grant {} on {model}, or have someone who holds it push",
+                    d.need
+                ),
+            )
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge_register(
+        &self,
+        r: &str,
+        commit: ObjectId,
+        t: &BTreeMap<String, Vec<String>>,
+        policy: &Policy,
+        signer: &Signed,
+        parent_tree: ObjectId,
+        tree: ObjectId,
+        changes: &[Change],
+    ) -> Result<Accepted, Refusal> {
+        let bad = |rule: &'static str, detail: String| {
+            Refusal::new(
+                r,
+                rule,
+                format!("commit {commit}: {detail}"),
+                "register versions with mvault add; a version directory is written once",
+            )
+        };
+        let model_s = one(t, "Mvault-Model")
+            .ok_or_else(|| bad("bad trailers", "no single Mvault-Model trailer".into()))?;
+        let version_s = one(t, "Mvault-Version")
+            .ok_or_else(|| bad("bad trailers", "no single Mvault-Version trailer".into()))?;
+        let model = ModelName::parse(model_s).map_err(|e| bad("bad name", e.to_string()))?;
+        let version = Version::parse(version_s).map_err(|e| bad("bad name", e.to_string()))?;
+        // 7. Roles: the signer and the pusher may register this model.
+        let Some(user) = signer.user.as_deref() else {
+            return Err(bad(
+                "role",
+                "root keys change the policy; versions are registered by users".into(),
+            ));
+        };
+        self.require(r, policy, user, "signer", &model, Ability::Register)?;
+        self.require(r, policy, &self.pusher, "pusher", &model, Ability::Register)?;
+        // 8. The change is confined to one new version directory (and the
+        // model's new key ring): nothing existing is touched.
+        let dir = names::version_dir(&model, &version);
+        let ring_path = model.keyring_path();
+        let mut new_ring = None;
+        let mut files: BTreeMap<String, (ObjectId, EntryKind)> = BTreeMap::new();
+        for c in changes {
+            if c.old.is_some() {
+                return Err(bad(
+                    "existing content changed",
+                    format!(
+                        "{} already exists; published content is never modified or deleted",
+                        escape(&c.path)
+                    ),
+                ));
+            }
+            let Some(newe) = c.new else { continue };
+            if c.path == ring_path {
+                new_ring = Some(newe.0);
+            } else if let Some(rest) = c.path.strip_prefix(&format!("{dir}/")) {
+                files.insert(rest.to_owned(), newe);
+            } else {
+                return Err(bad(
+                    "file outside version directory",
+                    format!("{} is outside {dir}", escape(&c.path)),
+                ));
+            }
+        }
+        if self
+            .store
+            .entry(parent_tree, &dir)
+            .map_err(|e| internal(r, e))?
+            .is_some()
+        {
+            return Err(bad("version exists", format!("{dir} already exists")));
+        }
+        // Another model may not hide inside a version directory or own this path.
+        let model_dir = model.tree_dir();
+        if self
+            .store
+            .entry(parent_tree, &format!("{model_dir}/manifest.toml"))
+            .map_err(|e| internal(r, e))?
+            .is_some()
+        {
+            return Err(bad(
+                "name collision",
+                format!("{model_dir} is a version directory, not a model"),
+            ));
+        }
+        // 9. The manifest: valid, canonical, for this model and version,
+        // authored by the signer, signed by the commit's key.
+        let manifest_entry = files
+            .get("manifest.toml")
+            .copied()
+            .ok_or_else(|| bad("bad manifest", format!("{dir}/manifest.toml is missing")))?;
+        let sig_entry = files
+            .get("manifest.sig")
+            .copied()
+            .ok_or_else(|| bad("bad manifest", format!("{dir}/manifest.sig is missing")))?;
+        for (name, (_, kind)) in &files {
+            if *kind != EntryKind::Blob {
+                return Err(bad(
+                    "bad file mode",
+                    format!(
+                        "{dir}/{} is a {kind:?}; only regular files are stored",
+                        escape(name)
+                    ),
+                ));
+            }
+        }
+        let (_, mbytes) = self
+            .store
+            .object(manifest_entry.0)
+            .map_err(|e| internal(r, e))?;
+        let text = String::from_utf8(mbytes)
+            .map_err(|_| bad("bad manifest", "manifest.toml is not UTF-8".into()))?;
+        let m = Manifest::parse(&text)
+            .map_err(|e| bad("bad manifest", format!("{dir}/manifest.toml: {e}")))?;
+        if m.model != model || m.version != version {
+            return Err(bad(
+                "bad manifest",
+                format!(
+                    "manifest names {}@{}, directory is {model}@{version}",
+                    m.model, m.version
+                ),
+            ));
+        }
+        if m.author != user {
+            return Err(bad(
+                "bad manifest",
+                format!(
+                    "manifest author is {}, commit signer is {user}",
+                    escape(&m.author)
+                ),
+            ));
+        }
+        if let Some(p) = &m.parent {
+            if self
+                .store
+                .entry(
+                    parent_tree,
+                    &format!("{}/manifest.toml", names::version_dir(&model, p)),
+                )
+                .map_err(|e| internal(r, e))?
+                .is_none()
+            {
+                return Err(bad(
+                    "bad manifest",
+                    format!("parent version {model}@{p} does not exist"),
+                ));
+            }
+        }
+        let digest = Sha256Digest::of(text.as_bytes());
+        if one(t, "Mvault-Manifest-Sha256") != Some(digest.to_hex().as_str()) {
+            return Err(bad(
+                "bad trailers",
+                format!("Mvault-Manifest-Sha256 does not match manifest.toml ({digest})"),
+            ));
+        }
+        let (_, sig) = self.store.object(sig_entry.0).map_err(|e| internal(r, e))?;
+        let mkey = crypto::verify_signature(&sig, crypto::MANIFEST_NAMESPACE, text.as_bytes())
+            .map_err(|e| bad("bad manifest signature", format!("{dir}/manifest.sig: {e}")))?;
+        if mkey.key_data() != signer.key.key_data() {
+            return Err(bad(
+                "bad manifest signature",
+                format!(
+                    "manifest signed by {}, commit by {}",
+                    crypto::fingerprint(&mkey),
+                    crypto::fingerprint(&signer.key)
+                ),
+            ));
+        }
+        // 10. Blobs: exactly the ones the manifest names, each present with
+        // its recorded ciphertext size (object headers only).
+        let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+        for f in &m.files {
+            expected.insert(f.blob(), f.blob_size);
+        }
+        for name in files.keys() {
+            if name != "manifest.toml" && name != "manifest.sig" && !expected.contains_key(name) {
+                return Err(bad(
+                    "unexpected file",
+                    format!("{dir}/{} is not named by the manifest", escape(name)),
+                ));
+            }
+        }
+        for (blob, size) in &expected {
+            let Some((id, _)) = files.get(blob) else {
+                return Err(bad(
+                    "missing blob",
+                    format!("{dir}/{blob} is named by the manifest but not in the tree"),
+                ));
+            };
+            let actual = self.store.object_size(*id).map_err(|e| internal(r, e))?;
+            if actual != *size {
+                return Err(bad(
+                    "blob size",
+                    format!("{dir}/{blob}: manifest says {size} bytes, blob has {actual}"),
+                ));
+            }
+        }
+        // 11. Key ring: created with the version, wrapped to exactly the
+        // policy's readers; otherwise it must already exist.
+        match new_ring {
+            Some(ring) => {
+                let (_, sealed) = self.store.object(ring).map_err(|e| internal(r, e))?;
+                check_ring(&sealed, policy, &model, self.now)
+                    .map_err(|e| bad("key ring recipients", format!("{ring_path}: {e}")))?;
+            }
+            None => {
+                if self
+                    .store
+                    .entry(tree, &ring_path)
+                    .map_err(|e| internal(r, e))?
+                    .is_none()
+                {
+                    return Err(bad(
+                        "missing key ring",
+                        format!("{ring_path} does not exist"),
+                    ));
+                }
+            }
+        }
+        Ok(Accepted {
+            refname: r.to_owned(),
+            what: format!("register {model}@{version} by {user} ({commit})"),
+        })
+    }
+
+    fn judge_policy(
+        &self,
+        r: &str,
+        commit: ObjectId,
+        policy: &Policy,
+        signer: &Signed,
+        tree: ObjectId,
+        changes: &[Change],
+    ) -> Result<Accepted, Refusal> {
+        let bad = |rule: &'static str, detail: String| {
+            Refusal::new(
+                r,
+                rule,
+                format!("commit {commit}: {detail}"),
+                "change the policy with mvault policy, signed by an admin",
+            )
+        };
+        // 12. Policy changes are signed by an admin of the policy in force
+        // or a root key pinned by the server, and pushed by an admin: a
+        // pushed policy cannot grant itself admin.
+        let signer_is_admin = signer.user.as_deref().is_some_and(|u| policy.is_admin(u))
+            || self.cfg.is_root(&signer.key);
+        if !signer_is_admin {
+            return Err(Refusal::new(
+                r,
+                "policy change not signed by an admin",
+                format!("commit {commit} is signed by {}, who is not ml_admin on ** in the policy in force, nor a pinned root key", signer.user.clone().unwrap_or_else(|| crypto::fingerprint(&signer.key))),
+                "have an admin make the change (mvault policy …)",
+            ));
+        }
+        if !policy.is_admin(&self.pusher) {
+            return Err(Refusal::new(
+                r,
+                "role",
+                format!(
+                    "pusher {} is not ml_admin on ** in the policy in force",
+                    escape(&self.pusher)
+                ),
+                "have an admin push the policy change",
+            ));
+        }
+        // The change touches the policy and existing key rings, nothing else.
+        let mut touched_rings = BTreeSet::new();
+        for c in changes {
+            if c.path == POLICY_PATH
+                && c.old.is_some()
+                && c.new.is_some_and(|(_, k)| k == EntryKind::Blob)
+            {
+                continue;
+            }
+            if let Some(model) = c
+                .path
+                .strip_prefix(".mvault/keys/")
+                .and_then(|p| p.strip_suffix(".age"))
+            {
+                if c.old.is_some() && c.new.is_some_and(|(_, k)| k == EntryKind::Blob) {
+                    touched_rings.insert(model.to_owned());
+                    continue;
+                }
+            }
+            return Err(bad(
+                "mixed actions",
+                format!("a policy commit changes {} too", escape(&c.path)),
+            ));
+        }
+        let new_policy = self
+            .policy_at_commit(commit)
+            .map_err(|e| bad("bad policy", e))?;
+        if !new_policy.users.keys().any(|u| new_policy.is_admin(u)) {
+            return Err(bad(
+                "no admin left",
+                "the new policy has no ml_admin on **".into(),
+            ));
+        }
+        // 13. Every key ring whose readers change, or that the commit
+        // touches, is wrapped to exactly the new policy's readers.
+        let mut models = BTreeSet::new();
+        collect_rings(self.store, tree, ".mvault/keys", "", &mut models)
+            .map_err(|e| internal(r, e))?;
+        for name in &models {
+            let Ok(model) = ModelName::parse(name) else {
+                return Err(bad(
+                    "bad key ring name",
+                    format!(".mvault/keys/{}.age", escape(name)),
+                ));
+            };
+            let readers_before: BTreeSet<String> = policy
+                .readers(&model, self.now)
+                .into_iter()
+                .map(|(_, k)| crypto::public_key_line(k))
+                .collect();
+            let readers_after: BTreeSet<String> = new_policy
+                .readers(&model, self.now)
+                .into_iter()
+                .map(|(_, k)| crypto::public_key_line(k))
+                .collect();
+            if readers_before == readers_after && !touched_rings.contains(name) {
+                continue;
+            }
+            let path = model.keyring_path();
+            let sealed = self
+                .store
+                .read_path(tree, &path)
+                .map_err(|e| internal(r, e))?
+                .unwrap_or_default();
+            check_ring(&sealed, &new_policy, &model, self.now)
+                .map_err(|e| bad("key ring recipients", format!("{path}: {e}")))?;
+        }
+        Ok(Accepted {
+            refname: r.to_owned(),
+            what: format!(
+                "policy change by {} ({commit})",
+                signer.user.clone().unwrap_or_else(|| "root key".into())
+            ),
+        })
+    }
+
+    fn judge_tag(
+        &self,
+        u: &Update,
+        new: ObjectId,
+        main_after: Option<ObjectId>,
+    ) -> Result<Accepted, Refusal> {
+        let r = &u.refname;
+        let name = r.strip_prefix("refs/tags/").unwrap_or(r);
+        // 14. Tags are immutable: created once, never moved.
+        if u.old != ZERO {
+            return Err(Refusal::new(
+                r,
+                "tag moved",
+                format!("{} already points at {}", escape(name), u.old),
+                "tags are immutable; register or promote anew",
+            ));
+        }
+        let (kind, data) = self.store.object(new).map_err(|e| internal(r, e))?;
+        if kind != gix::object::Kind::Tag {
+            return Err(Refusal::new(
+                r,
+                "lightweight tag",
+                format!("{} is a {kind}, not an annotated tag", escape(name)),
+                "mvault makes signed annotated tags",
+            ));
+        }
+        let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1)
+            .map_err(|e| internal(r, e))?;
+        // 15. The tag names itself: a tag replayed under another ref is refused.
+        if tag.name != name.as_bytes() {
+            return Err(Refusal::new(
+                r,
+                "tag name mismatch",
+                format!(
+                    "the tag object says {:?}, the ref is {}",
+                    escape(&String::from_utf8_lossy(tag.name)),
+                    escape(name)
+                ),
+                "push the tag under its own name",
+            ));
+        }
+        if tag.target_kind != gix::object::Kind::Commit {
+            return Err(Refusal::new(
+                r,
+                "tag target",
+                format!("tag points at a {}", tag.target_kind),
+                "mvault tags point at commits",
+            ));
+        }
+        let main_policy = match main_after {
+            Some(m) => self.policy_at_commit(m).map_err(|e| internal(r, e))?,
+            None => {
+                return Err(Refusal::new(
+                    r,
+                    "no main",
+                    "the vault has no main branch yet",
+                    "push main first",
+                ))
+            }
+        };
+        // 16. Signed by a known, unexpired user.
+        let Some((payload, sig)) = crate::vault::split_tag_signature(&data) else {
+            return Err(Refusal::new(
+                r,
+                "unsigned tag",
+                format!("{} has no SSH signature", escape(name)),
+                "make tags with mvault, which signs them",
+            ));
+        };
+        let key = crypto::verify_signature(sig, crypto::GIT_NAMESPACE, payload).map_err(|e| {
+            Refusal::new(
+                r,
+                "bad tag signature",
+                e.to_string(),
+                "re-create the tag with mvault",
+            )
+        })?;
+        // The policy before the push judges who may sign.
+        let before = self.store.main_tip().map_err(|e| internal(r, e))?;
+        let policy = match before {
+            Some(b) => self.policy_at_commit(b).map_err(|e| internal(r, e))?,
+            None => main_policy.clone(),
+        };
+        let user = match policy.user_of_key(&key) {
+            Some(u) if u.active_at(self.now) => u.name.clone(),
+            Some(u) => {
+                return Err(Refusal::new(
+                    r,
+                    "expired key",
+                    format!("tag signed by {}, whose key has expired", u.name),
+                    "ask an admin to renew the key",
+                ))
+            }
+            None => {
+                return Err(Refusal::new(
+                    r,
+                    "unknown signer",
+                    format!(
+                        "tag signed by key {}, which is in no policy entry in force",
+                        crypto::fingerprint(&key)
+                    ),
+                    "sign with the key the policy names",
+                ))
+            }
+        };
+        // 17. Registration tags: `<model>@v<version>` on the commit that
+        // added that version, which is on main.
+        let Some((m, v)) = name.rsplit_once("@v") else {
+            return Err(Refusal::new(
+                r,
+                "unknown tag form",
+                format!("{} is not <model>@v<version>", escape(name)),
+                "push only tags mvault makes",
+            ));
+        };
+        let model = ModelName::parse(m)
+            .map_err(|e| Refusal::new(r, "bad name", e.to_string(), "use a valid model name"))?;
+        let version = Version::parse(v)
+            .map_err(|e| Refusal::new(r, "bad name", e.to_string(), "use strict SemVer"))?;
+        self.require(r, &policy, &user, "tag signer", &model, Ability::Register)?;
+        self.require(
+            r,
+            &policy,
+            &self.pusher,
+            "pusher",
+            &model,
+            Ability::Register,
+        )?;
+        let target = tag.target();
+        let dir = names::version_dir(&model, &version);
+        let target_tree = self.store.commit_tree(target).map_err(|e| internal(r, e))?;
+        let at_target = self
+            .store
+            .entry(target_tree, &dir)
+            .map_err(|e| internal(r, e))?;
+        let parent_has = match self
+            .store
+            .commit_parents(target)
+            .map_err(|e| internal(r, e))?
+            .first()
+        {
+            Some(p) => {
+                let pt = self.store.commit_tree(*p).map_err(|e| internal(r, e))?;
+                self.store
+                    .entry(pt, &dir)
+                    .map_err(|e| internal(r, e))?
+                    .is_some()
+            }
+            None => false,
+        };
+        let main_tree = self
+            .store
+            .commit_tree(main_after.expect("checked"))
+            .map_err(|e| internal(r, e))?;
+        let on_main = self
+            .store
+            .entry(main_tree, &dir)
+            .map_err(|e| internal(r, e))?;
+        if at_target.is_none() || parent_has || at_target != on_main {
+            return Err(Refusal::new(
+                r,
+                "tag target",
+                format!(
+                    "{} must point at the commit on main that added {model}@{version}",
+                    escape(name)
+                ),
+                "let mvault add create the tag",
+            ));
+        }
+        let manifest = self
+            .store
+            .read_path(target_tree, &format!("{dir}/manifest.toml"))
+            .map_err(|e| internal(r, e))?
+            .unwrap_or_default();
+        let digest = Sha256Digest::of(&manifest).to_hex();
+        let msg = String::from_utf8_lossy(tag.message).into_owned();
+        if one(&trailers(&msg), "Mvault-Manifest-Sha256") != Some(digest.as_str()) {
+            return Err(Refusal::new(
+                r,
+                "tag digest",
+                format!("the tag does not bind the manifest's SHA-256 {digest}"),
+                "let mvault add create the tag",
+            ));
+        }
+        Ok(Accepted {
+            refname: r.to_owned(),
+            what: format!("registration tag {model}@v{version} by {user}"),
+        })
+    }
+}
+
+fn collect_rings(
+    store: &Store,
+    tree: ObjectId,
+    dir: &str,
+    prefix: &str,
+    out: &mut BTreeSet<String>,
+) -> Result<(), StoreError> {
+    for e in store.list_dir(tree, dir)? {
+        let name = if prefix.is_empty() {
+            e.name.clone()
+        } else {
+            format!("{prefix}/{}", e.name)
+        };
+        if e.is_tree {
+            collect_rings(store, tree, &format!("{dir}/{}", e.name), &name, out)?;
+        } else if let Some(m) = name.strip_suffix(".age") {
+            out.insert(m.to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// A key ring's `ssh-ed25519` stanzas must name exactly the model's readers;
+/// any other recipient type (but age's grease) is refused. Read from the age
+/// header alone, without decrypting.
+pub fn check_ring(
+    sealed: &[u8],
+    policy: &Policy,
+    model: &ModelName,
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let stanzas = crypto::age_header_stanzas(sealed).ok_or("not an age file")?;
+    let mut found = BTreeSet::new();
+    for (kind, args) in &stanzas {
+        if kind == "ssh-ed25519" {
+            found.insert(args.first().cloned().unwrap_or_default());
+        } else if !kind.ends_with("-grease") {
+            return Err(format!(
+                "a {} recipient is not a reader in the policy",
+                escape(kind)
+            ));
+        }
+    }
+    let readers = policy.readers(model, now);
+    let expected: BTreeMap<String, &str> = readers
+        .iter()
+        .map(|(u, k)| (crypto::ssh_stanza_tag(k), *u))
+        .collect();
+    let expected_tags: BTreeSet<String> = expected.keys().cloned().collect();
+    if found != expected_tags {
+        let extra = found.difference(&expected_tags).count();
+        let missing: Vec<&str> = expected_tags
+            .difference(&found)
+            .filter_map(|t| expected.get(t).copied())
+            .collect();
+        return Err(format!(
+            "wrapped to {} key(s), the policy's readers are {} key(s); {extra} recipient(s) are not readers, missing: [{}]",
+            found.len(),
+            expected_tags.len(),
+            missing.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn internal(r: &str, e: impl std::fmt::Display) -> Refusal {
+    Refusal::new(
+        r,
+        "internal error",
+        e.to_string(),
+        "the hook fails closed; ask the server admin to check mvault hook check",
+    )
+}
+
+/// One line of the decision log.
+#[derive(Debug, Serialize)]
+struct LogLine<'a> {
+    time: String,
+    pusher: Option<&'a str>,
+    decision: &'a str,
+    updates: &'a [Update],
+    accepted: &'a [Accepted],
+    refusal: Option<&'a Refusal>,
+    prev: String,
+}
+
+/// Append one decision to the hash-chained log: each line carries the
+/// SHA-256 of the line before it (zeros for the first).
+pub fn append_log(
+    git_dir: &Path,
+    pusher: Option<&str>,
+    updates: &[Update],
+    outcome: &Result<Vec<Accepted>, Refusal>,
+    now: OffsetDateTime,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = git_dir.join(LOG_FILE);
+    let lock = git_dir.join(format!("{LOG_FILE}.lock"));
+    // A lock file serialises concurrent hooks (git runs one per push).
+    let mut tries = 0;
+    let _guard = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(f) => {
+                break LockGuard {
+                    path: lock.clone(),
+                    _file: f,
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let prev = match std::fs::read(&path) {
+        Ok(bytes) => {
+            let last = bytes
+                .strip_suffix(b"\n")
+                .unwrap_or(&bytes)
+                .rsplit(|b| *b == b'\n')
+                .next()
+                .unwrap_or_default();
+            if last.is_empty() {
+                "0".repeat(64)
+            } else {
+                Sha256Digest::of(last).to_hex()
+            }
+        }
+        Err(_) => "0".repeat(64),
+    };
+    let empty: Vec<Accepted> = Vec::new();
+    let line = LogLine {
+        time: crate::vault::rfc3339(now),
+        pusher,
+        decision: if outcome.is_ok() { "accept" } else { "refuse" },
+        updates,
+        accepted: outcome.as_ref().map(Vec::as_slice).unwrap_or(&empty),
+        refusal: outcome.as_ref().err(),
+        prev,
+    };
+    let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_data()?;
+    Ok(())
+}
+
+struct LockGuard {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Check the decision log's chain; `Ok(lines)` or the first broken line.
+pub fn verify_log(git_dir: &Path) -> Result<usize, String> {
+    let path = git_dir.join(LOG_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut prev = "0".repeat(64);
+    let mut n = 0;
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(line)
+            .map_err(|e| format!("{LOG_FILE} line {}: not JSON: {e}", i + 1))?;
+        let got = v.get("prev").and_then(|p| p.as_str()).unwrap_or("");
+        if got != prev {
+            return Err(format!(
+                "{LOG_FILE} line {}: chain broken: prev is {got}, the line before hashes to {prev} (a line was edited, removed or inserted)",
+                i + 1
+            ));
+        }
+        prev = Sha256Digest::of(line).to_hex();
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Run the hook: read git's lines, judge, log, answer. Returns the lines
+/// to print and whether the push is accepted.
+pub fn pre_receive(
+    git_dir: &Path,
+    input: &str,
+    env: impl Fn(&str) -> Option<String>,
+    now: OffsetDateTime,
+) -> (bool, Vec<String>) {
+    let updates = match parse_updates(input) {
+        Ok(u) => u,
+        Err(e) => return (false, vec![format!("mvault: refused: {e}")]),
+    };
+    let scratch = match tempfile::Builder::new().prefix("mvault-hook-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                false,
+                vec![format!(
+                    "mvault: refused: internal error: cannot create a scratch directory: {e}"
+                )],
+            )
+        }
+    };
+    let mut pusher = None;
+    let outcome = (|| -> Result<Vec<Accepted>, Refusal> {
+        let first = updates
+            .first()
+            .map(|u| u.refname.clone())
+            .unwrap_or_default();
+        let store =
+            Store::open_quarantined(git_dir, scratch.path()).map_err(|e| internal(&first, e))?;
+        let cfg = ServerConfig::read(&store).map_err(|e| internal(&first, e))?;
+        if cfg.root_keys.is_empty() {
+            return Err(Refusal::new(
+                &first,
+                "hook not configured",
+                "no root key is pinned (mvault.rootKey)",
+                "run mvault hook install REPO --root-key KEY.pub",
+            ));
+        }
+        let Some(p) = pusher_from_env(&env, &cfg) else {
+            return Err(Refusal::new(
+                &first,
+                "unknown pusher",
+                format!("none of {} is set, and no {LOCAL_USER_CONFIG} is configured", IDENTITY_VARS.join(", ")),
+                "the server must say who pushes (MVAULT_USER in authorized_keys, or the git server's own variable)",
+            ));
+        };
+        pusher = Some(p.clone());
+        Judge::new(&store, &cfg, p, now).judge(&updates)
+    })();
+    let mut lines = Vec::new();
+    if let Err(e) = append_log(git_dir, pusher.as_deref(), &updates, &outcome, now) {
+        lines.push(format!(
+            "mvault: refused: internal error: cannot write the decision log: {e}"
+        ));
+        lines.push("hint: the hook fails closed; ask the server admin to check the repository's permissions".into());
+        return (false, lines);
+    }
+    match outcome {
+        Ok(acc) => {
+            for a in &acc {
+                lines.push(format!(
+                    "mvault: accepted {}: {}",
+                    escape(&a.refname),
+                    escape(&a.what)
+                ));
+            }
+            (true, lines)
+        }
+        Err(refusal) => {
+            lines.push(refusal.line());
+            lines.push(format!("hint: {}", refusal.hint));
+            (false, lines)
+        }
+    }
+}
+
+/// The shim `mvault hook install` writes as `hooks/pre-receive`.
+pub fn shim(mvault_bin: &Path) -> String {
+    let template = include_str!("../hooks/pre-receive");
+    template.replace(
+        "@MVAULT_BIN@",
+        &mvault_bin.display().to_string().replace('\'', "'\\''"),
+    )
+}
+
+/// The git settings the hook relies on, set by `mvault hook install`.
+pub const SERVER_CONFIG: &[(&str, &str)] = &[
+    ("receive.denyNonFastForwards", "true"),
+    ("receive.denyDeletes", "true"),
+    ("receive.unpackLimit", "1"),
+    ("core.looseCompression", "0"),
+    ("pack.compression", "0"),
+    ("core.bigFileThreshold", "1m"),
+    ("core.packedGitWindowSize", "32m"),
+    ("uploadpack.allowFilter", "true"),
+];
+
+/// The attributes a bare repository reads from `info/attributes`.
+pub const SERVER_ATTRIBUTES: &str =
+    "models/**/blobs/* binary -delta\n.mvault/keys/** binary -delta\n";
+
+/// What `hook install` did or `hook check` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckItem {
+    pub ok: bool,
+    pub what: String,
+}
+
+/// Install the hook into a bare repository.
+pub fn install(
+    repo: &Path,
+    root_keys: &[PublicKey],
+    mvault_bin: &Path,
+    local_user: Option<&str>,
+) -> Result<Vec<CheckItem>, String> {
+    let store = Store::open(repo).map_err(|e| e.to_string())?;
+    let git_dir = store.git_dir().to_owned();
+    if store.work_dir().is_some() {
+        return Err(format!(
+            "{} has a work tree; install the hook in the server's bare repository",
+            repo.display()
+        ));
+    }
+    if root_keys.is_empty() {
+        return Err("give at least one --root-key".into());
+    }
+    let git = |args: &[&str]| store.git(args).map_err(|e| e.to_string());
+    let _ = git(&["config", "--unset-all", ROOT_KEY_CONFIG]);
+    for k in root_keys {
+        git(&[
+            "config",
+            "--add",
+            ROOT_KEY_CONFIG,
+            &crypto::public_key_line(k),
+        ])?;
+    }
+    if let Some(u) = local_user {
+        git(&["config", LOCAL_USER_CONFIG, u])?;
+    }
+    for (k, v) in SERVER_CONFIG {
+        git(&["config", k, v])?;
+    }
+    let info = git_dir.join("info");
+    std::fs::create_dir_all(&info).map_err(|e| e.to_string())?;
+    std::fs::write(info.join("attributes"), SERVER_ATTRIBUTES).map_err(|e| e.to_string())?;
+    let hooks = git_dir.join("hooks");
+    std::fs::create_dir_all(&hooks).map_err(|e| e.to_string())?;
+    let hook = hooks.join("pre-receive");
+    let tmp = hooks.join(".pre-receive.mvault-tmp");
+    std::fs::write(&tmp, shim(mvault_bin)).map_err(|e| e.to_string())?;
+    set_executable(&tmp).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &hook).map_err(|e| e.to_string())?;
+    Ok(check(repo))
+}
+
+#[cfg(unix)]
+fn set_executable(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Check that a server repository is installed correctly.
+pub fn check(repo: &Path) -> Vec<CheckItem> {
+    let mut out = Vec::new();
+    let mut item = |ok: bool, what: String| out.push(CheckItem { ok, what });
+    let store = match Store::open(repo) {
+        Ok(s) => s,
+        Err(e) => {
+            item(false, e.to_string());
+            return out;
+        }
+    };
+    item(store.work_dir().is_none(), "the repository is bare".into());
+    let hook = store.git_dir().join("hooks/pre-receive");
+    let text = std::fs::read_to_string(&hook).unwrap_or_default();
+    item(
+        text.contains("hook pre-receive"),
+        format!("{} runs mvault hook pre-receive", hook.display()),
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let exec = std::fs::metadata(&hook)
+            .map(|m| m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false);
+        item(exec, "the hook is executable".into());
+    }
+    let bin = text.lines().find_map(|l| {
+        l.strip_prefix("MVAULT_BIN='")
+            .and_then(|r| r.strip_suffix('\''))
+    });
+    item(
+        bin.is_some_and(|b| Path::new(b).exists()),
+        format!(
+            "the mvault binary the hook runs exists ({})",
+            bin.unwrap_or("?")
+        ),
+    );
+    match ServerConfig::read(&store) {
+        Ok(cfg) => item(
+            !cfg.root_keys.is_empty(),
+            format!(
+                "{} root key(s) pinned in the server config",
+                cfg.root_keys.len()
+            ),
+        ),
+        Err(e) => item(false, e),
+    }
+    let snap = store.repo().config_snapshot();
+    for (k, v) in SERVER_CONFIG {
+        let got = snap
+            .string(*k)
+            .map(|s| String::from_utf8_lossy(s.as_ref()).into_owned());
+        item(
+            got.as_deref() == Some(*v),
+            format!(
+                "{k} = {v} (found {})",
+                got.unwrap_or_else(|| "unset".into())
+            ),
+        );
+    }
+    let attrs =
+        std::fs::read_to_string(store.git_dir().join("info/attributes")).unwrap_or_default();
+    item(
+        attrs.contains("-delta"),
+        "info/attributes keeps blobs out of delta search".into(),
+    );
+    out
+}
