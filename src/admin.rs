@@ -158,14 +158,6 @@ pub struct PolicyOutcome {
     pub pushed: Option<String>,
 }
 
-fn reader_set(policy: &Policy, model: &ModelName, now: OffsetDateTime) -> BTreeSet<String> {
-    policy
-        .readers(model, now)
-        .into_iter()
-        .map(|(_, k)| crypto::public_key_line(k))
-        .collect()
-}
-
 /// Apply a policy change as one admin-signed commit.
 pub fn change_policy(
     vault: &Vault,
@@ -226,15 +218,26 @@ pub fn change_policy(
     let mut rewrapped = Vec::new();
     let mut rotated = Vec::new();
     for model in vault.models(tree)?.into_keys() {
-        let before = reader_set(&old, &model, now);
-        let after = reader_set(&new, &model, now);
-        if before == after {
-            continue;
-        }
         let path = model.keyring_path();
         let Some(sealed) = vault.store.read_path(tree, &path)? else {
             continue;
         };
+        // Who can open the ring now is what its age header says, not what
+        // the old policy says: an expired user still holds the old wrapping.
+        let before: BTreeSet<String> = crypto::age_header_stanzas(&sealed)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(kind, _)| kind == "ssh-ed25519")
+            .filter_map(|(_, args)| args.into_iter().next())
+            .collect();
+        let after: BTreeSet<String> = new
+            .readers(&model, now)
+            .iter()
+            .map(|(_, k)| crypto::ssh_stanza_tag(k))
+            .collect();
+        if before == after {
+            continue;
+        }
         let mut ring = KeyRing::open(&sealed, signer).map_err(|e| VaultError::NoReadAccess {
             model: model.to_string(),
             reason: format!("the admin key does not open {path}: {e}"),

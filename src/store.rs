@@ -98,6 +98,7 @@ pub const REPO_CONFIG: &[(&str, &str)] = &[
 impl Store {
     /// Open the repository at or above `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         let repo = gix::discover(path).map_err(|e| StoreError::NotARepository {
             path: path.to_owned(),
             reason: e.to_string(),

@@ -162,13 +162,10 @@ pub(crate) fn push_version(
             }
             PushResult::NonFastForward => {
                 if rebuilds >= MAX_REBUILDS {
-                    return Err(VaultError::Push {
-                        remote,
-                        detail: format!(
-                            "main moved on the server {MAX_REBUILDS} times while pushing; the version is committed locally. Run `git push --atomic {} main {tag_ref}` later, or run add again after `git fetch`",
-                            "origin"
-                        ),
-                    });
+                    let detail = format!(
+                        "main moved on the server {MAX_REBUILDS} times while pushing; the version is committed locally. Run `git push --atomic {remote} main {tag_ref}` later, or run add again after `git fetch`"
+                    );
+                    return Err(VaultError::Push { remote, detail });
                 }
                 rebuilds += 1;
                 let (c, t) = rebuild(vault, p, &remote, commit, signer, now)?;
@@ -301,7 +298,9 @@ fn rebuild(
 /// `main`, bring the index and work tree along (sparse patterns keep blobs
 /// out of the work tree). Failures are left for `git status` to show.
 pub fn refresh_worktree(vault: &Vault, old: ObjectId, new: ObjectId) {
-    if vault.store.work_dir().is_none() {
+    // A clone made with --no-checkout has no index: leave it without a
+    // work tree rather than check every blob out.
+    if vault.store.work_dir().is_none() || !vault.store.git_dir().join("index").exists() {
         return;
     }
     let Ok(head) = vault.store.git(&["symbolic-ref", "-q", "HEAD"]) else {

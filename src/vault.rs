@@ -433,7 +433,15 @@ impl Vault {
             what: what.clone(),
             source,
         })?;
-        let policy = self.policy_at(rec.tree)?;
+        // The policy in force before the version was added: the parent's.
+        let policy_tree = match rec.commit {
+            Some(c) => match self.store.commit_parents(c)?.first() {
+                Some(p) => self.store.commit_tree(*p)?,
+                None => rec.tree,
+            },
+            None => rec.tree,
+        };
+        let policy = self.policy_at(policy_tree)?;
         let signer = crypto::fingerprint(&key);
         let Some(user) = policy.user_of_key(&key) else {
             return Err(VaultError::Signer {
