@@ -19,10 +19,12 @@ use serde::Serialize;
 use ssh_key::PublicKey;
 use time::OffsetDateTime;
 
+use crate::approvals;
 use crate::crypto;
 use crate::manifest::{Manifest, Sha256Digest};
-use crate::names::{self, ModelName, Version};
+use crate::names::{self, ModelName, Stage, Version};
 use crate::policy::{Ability, Policy, POLICY_PATH};
+use crate::stages;
 use crate::store::{Store, StoreError, MAIN_REF};
 
 /// git config key holding a pinned root admin key (multi-valued).
@@ -319,23 +321,20 @@ impl<'a> Judge<'a> {
     /// Judge every update; the first refusal refuses the push.
     pub fn judge(&self, updates: &[Update]) -> Result<Vec<Accepted>, Refusal> {
         let mut accepted = Vec::new();
-        // main first, so tags can point at the commits this push adds.
-        let mut ordered: Vec<&Update> = updates.iter().filter(|u| u.refname == MAIN_REF).collect();
-        ordered.extend(updates.iter().filter(|u| u.refname != MAIN_REF));
         let main_before = self.store.main_tip().map_err(|e| internal(MAIN_REF, e))?;
         let main_after = updates
             .iter()
             .find(|u| u.refname == MAIN_REF)
             .and_then(|u| ObjectId::from_hex(u.new.as_bytes()).ok())
             .or(main_before);
-        for u in ordered {
+        for u in updates {
             let r = &u.refname;
             // 1. Known namespaces only.
-            if r != MAIN_REF && !r.starts_with("refs/tags/") {
+            if r != MAIN_REF && !r.starts_with("refs/tags/") && !r.starts_with(stages::SEQ_PREFIX) {
                 return Err(Refusal::new(
                     r,
                     "unknown ref namespace",
-                    "only refs/heads/main and refs/tags/* are kept in a vault",
+                    "only refs/heads/main, refs/tags/* and refs/mvault/seq/* are kept in a vault",
                     "push main and mvault tags only",
                 ));
             }
@@ -348,12 +347,79 @@ impl<'a> Judge<'a> {
                     "the record is append-only; register a new version instead",
                 ));
             }
-            let new = ObjectId::from_hex(u.new.as_bytes()).map_err(|e| internal(r, e))?;
-            if r == MAIN_REF {
-                accepted.extend(self.judge_main(u, new, main_before)?);
-            } else {
-                accepted.push(self.judge_tag(u, new, main_after)?);
+        }
+        // main first, so tags can point at the commits this push adds.
+        if let Some(u) = updates.iter().find(|u| u.refname == MAIN_REF) {
+            let new = ObjectId::from_hex(u.new.as_bytes()).map_err(|e| internal(&u.refname, e))?;
+            accepted.extend(self.judge_main(u, new, main_before)?);
+        }
+        // Then tags: registrations and approvals, then promotions in
+        // counter order so a rollback's two tags chain within one push.
+        let mut promotions = Vec::new();
+        let mut seqs: BTreeMap<String, ObjectId> = BTreeMap::new();
+        for u in updates.iter().filter(|u| u.refname != MAIN_REF) {
+            let new = ObjectId::from_hex(u.new.as_bytes()).map_err(|e| internal(&u.refname, e))?;
+            if u.refname.starts_with(stages::SEQ_PREFIX) {
+                if u.old != ZERO {
+                    return Err(Refusal::new(
+                        &u.refname,
+                        "tag moved",
+                        "a promotion counter is claimed once",
+                        "promote again: mvault numbers the next promotion",
+                    ));
+                }
+                seqs.insert(u.refname.clone(), new);
+                continue;
             }
+            let name = u.refname.strip_prefix("refs/tags/").unwrap_or(&u.refname);
+            match stages::parse_promotion_name(name) {
+                Some((model, _, n)) => promotions.push((model, n, u, new)),
+                None => accepted.push(self.judge_tag(u, new, main_after, updates)?),
+            }
+        }
+        promotions.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut pending: BTreeMap<ModelName, Vec<stages::Promotion>> = BTreeMap::new();
+        for (model, n, u, new) in promotions {
+            // 18. Every promotion claims its counter with a seq ref in the
+            // same push: git creates a ref once, so of two promotions racing
+            // for one counter exactly one lands.
+            let seq = stages::seq_ref(&model, n);
+            if seqs.remove(&seq) != Some(new) {
+                return Err(Refusal::new(
+                    &u.refname,
+                    "promotion counter not claimed",
+                    format!("the push must also create {seq} pointing at the same tag"),
+                    "promote with mvault, which pushes both atomically",
+                ));
+            }
+            let p = self.judge_promotion(
+                u,
+                new,
+                &model,
+                main_after,
+                updates,
+                pending.get(&model).map(Vec::as_slice).unwrap_or(&[]),
+            )?;
+            accepted.push(Accepted {
+                refname: u.refname.clone(),
+                what: format!(
+                    "{} {}@{} to {} by {}",
+                    p.action.as_str(),
+                    p.model,
+                    p.version,
+                    p.stage,
+                    p.tagger
+                ),
+            });
+            pending.entry(model).or_default().push(p);
+        }
+        if let Some((seq, _)) = seqs.into_iter().next() {
+            return Err(Refusal::new(
+                &seq,
+                "promotion counter not claimed",
+                "a seq ref without its promotion tag",
+                "promote with mvault",
+            ));
         }
         Ok(accepted)
     }
@@ -943,12 +1009,33 @@ impl<'a> Judge<'a> {
         })
     }
 
-    fn judge_tag(
+    /// The policy in force before the push.
+    fn policy_before(&self, r: &str, main_after: Option<ObjectId>) -> Result<Policy, Refusal> {
+        match self
+            .store
+            .main_tip()
+            .map_err(|e| internal(r, e))?
+            .or(main_after)
+        {
+            Some(m) => self.policy_at_commit(m).map_err(|e| internal(r, e)),
+            None => Err(Refusal::new(
+                r,
+                "no main",
+                "the vault has no main branch yet",
+                "push main first",
+            )),
+        }
+    }
+
+    /// Checks every tag passes: immutable, annotated, named as its ref,
+    /// pointing at a commit, signed by a known unexpired user of the policy
+    /// in force. Returns the tag's bytes and the signer's name.
+    fn tag_basics(
         &self,
         u: &Update,
         new: ObjectId,
-        main_after: Option<ObjectId>,
-    ) -> Result<Accepted, Refusal> {
+        policy: &Policy,
+    ) -> Result<(Vec<u8>, String), Refusal> {
         let r = &u.refname;
         let name = r.strip_prefix("refs/tags/").unwrap_or(r);
         // 14. Tags are immutable: created once, never moved.
@@ -992,17 +1079,6 @@ impl<'a> Judge<'a> {
                 "mvault tags point at commits",
             ));
         }
-        let main_policy = match main_after {
-            Some(m) => self.policy_at_commit(m).map_err(|e| internal(r, e))?,
-            None => {
-                return Err(Refusal::new(
-                    r,
-                    "no main",
-                    "the vault has no main branch yet",
-                    "push main first",
-                ))
-            }
-        };
         // 16. Signed by a known, unexpired user.
         let Some((payload, sig)) = crate::vault::split_tag_signature(&data) else {
             return Err(Refusal::new(
@@ -1020,12 +1096,6 @@ impl<'a> Judge<'a> {
                 "re-create the tag with mvault",
             )
         })?;
-        // The policy before the push judges who may sign.
-        let before = self.store.main_tip().map_err(|e| internal(r, e))?;
-        let policy = match before {
-            Some(b) => self.policy_at_commit(b).map_err(|e| internal(r, e))?,
-            None => main_policy.clone(),
-        };
         let user = match policy.user_of_key(&key) {
             Some(u) if u.active_at(self.now) => u.name.clone(),
             Some(u) => {
@@ -1048,32 +1118,31 @@ impl<'a> Judge<'a> {
                 ))
             }
         };
-        // 17. Registration tags: `<model>@v<version>` on the commit that
-        // added that version, which is on main.
-        let Some((m, v)) = name.rsplit_once("@v") else {
-            return Err(Refusal::new(
+        Ok((data, user))
+    }
+
+    /// The commit on main that added `model@version`, checked: the tag's
+    /// target adds the version (its parent lacks it) and main after the
+    /// push holds the same version directory. Returns the manifest digest
+    /// and the manifest's author.
+    fn check_registering_commit(
+        &self,
+        r: &str,
+        target: ObjectId,
+        model: &ModelName,
+        version: &Version,
+        main_after: Option<ObjectId>,
+    ) -> Result<(String, String), Refusal> {
+        let dir = names::version_dir(model, version);
+        let wrong = || {
+            Refusal::new(
                 r,
-                "unknown tag form",
-                format!("{} is not <model>@v<version>", escape(name)),
-                "push only tags mvault makes",
-            ));
+                "tag target",
+                format!("the tag must point at the commit on main that added {model}@{version}"),
+                "let mvault create the tag",
+            )
         };
-        let model = ModelName::parse(m)
-            .map_err(|e| Refusal::new(r, "bad name", e.to_string(), "use a valid model name"))?;
-        let version = Version::parse(v)
-            .map_err(|e| Refusal::new(r, "bad name", e.to_string(), "use strict SemVer"))?;
-        self.require(r, &policy, &user, "tag signer", &model, Ability::Register)?;
-        self.require(
-            r,
-            &policy,
-            &self.pusher,
-            "pusher",
-            &model,
-            Ability::Register,
-        )?;
-        let target = tag.target();
-        let dir = names::version_dir(&model, &version);
-        let target_tree = self.store.commit_tree(target).map_err(|e| internal(r, e))?;
+        let target_tree = self.store.commit_tree(target).map_err(|_| wrong())?;
         let at_target = self
             .store
             .entry(target_tree, &dir)
@@ -1093,31 +1162,75 @@ impl<'a> Judge<'a> {
             }
             None => false,
         };
+        let Some(main_after) = main_after else {
+            return Err(wrong());
+        };
         let main_tree = self
             .store
-            .commit_tree(main_after.expect("checked"))
+            .commit_tree(main_after)
             .map_err(|e| internal(r, e))?;
         let on_main = self
             .store
             .entry(main_tree, &dir)
             .map_err(|e| internal(r, e))?;
         if at_target.is_none() || parent_has || at_target != on_main {
-            return Err(Refusal::new(
-                r,
-                "tag target",
-                format!(
-                    "{} must point at the commit on main that added {model}@{version}",
-                    escape(name)
-                ),
-                "let mvault add create the tag",
-            ));
+            return Err(wrong());
         }
         let manifest = self
             .store
             .read_path(target_tree, &format!("{dir}/manifest.toml"))
             .map_err(|e| internal(r, e))?
             .unwrap_or_default();
-        let digest = Sha256Digest::of(&manifest).to_hex();
+        let author = Manifest::parse(&String::from_utf8_lossy(&manifest))
+            .map(|m| m.author)
+            .unwrap_or_default();
+        Ok((Sha256Digest::of(&manifest).to_hex(), author))
+    }
+
+    fn judge_tag(
+        &self,
+        u: &Update,
+        new: ObjectId,
+        main_after: Option<ObjectId>,
+        updates: &[Update],
+    ) -> Result<Accepted, Refusal> {
+        let r = &u.refname;
+        let name = r.strip_prefix("refs/tags/").unwrap_or(r);
+        let policy = self.policy_before(r, main_after)?;
+        let (data, user) = self.tag_basics(u, new, &policy)?;
+        if name.starts_with(approvals::APPROVAL_PREFIX) {
+            return self.judge_approval(u, new, &policy, main_after, updates);
+        }
+        let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1)
+            .map_err(|e| internal(r, e))?;
+        // 17. Registration tags: `<model>@v<version>` on the commit that
+        // added that version, which is on main.
+        let Some((m, v)) = name.rsplit_once("@v") else {
+            return Err(Refusal::new(
+                r,
+                "unknown tag form",
+                format!(
+                    "{} is not <model>@v<version>, <model>#<stage>#<n> or an approval",
+                    escape(name)
+                ),
+                "push only tags mvault makes",
+            ));
+        };
+        let model = ModelName::parse(m)
+            .map_err(|e| Refusal::new(r, "bad name", e.to_string(), "use a valid model name"))?;
+        let version = Version::parse(v)
+            .map_err(|e| Refusal::new(r, "bad name", e.to_string(), "use strict SemVer"))?;
+        self.require(r, &policy, &user, "tag signer", &model, Ability::Register)?;
+        self.require(
+            r,
+            &policy,
+            &self.pusher,
+            "pusher",
+            &model,
+            Ability::Register,
+        )?;
+        let (digest, _) =
+            self.check_registering_commit(r, tag.target(), &model, &version, main_after)?;
         let msg = String::from_utf8_lossy(tag.message).into_owned();
         if one(&trailers(&msg), "Mvault-Manifest-Sha256") != Some(digest.as_str()) {
             return Err(Refusal::new(
@@ -1131,6 +1244,366 @@ impl<'a> Judge<'a> {
             refname: r.to_owned(),
             what: format!("registration tag {model}@v{version} by {user}"),
         })
+    }
+
+    fn judge_approval(
+        &self,
+        u: &Update,
+        new: ObjectId,
+        policy: &Policy,
+        main_after: Option<ObjectId>,
+        _updates: &[Update],
+    ) -> Result<Accepted, Refusal> {
+        let r = &u.refname;
+        let name = r.strip_prefix("refs/tags/").unwrap_or(r);
+        // 19. An approval names its stage, approver, model and version, is
+        // signed by that approver, who holds the approver role, binds the
+        // version's manifest digest and points at its registering commit.
+        let a = approvals::read_approval(self.store, name, new).map_err(|e| {
+            Refusal::new(
+                r,
+                "bad approval",
+                e.to_string(),
+                "approve with mvault approve",
+            )
+        })?;
+        let signer = policy
+            .user_of_key(&a.key)
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
+        if signer != a.user {
+            return Err(Refusal::new(
+                r,
+                "approval signer",
+                format!(
+                    "named for {} but signed by {}",
+                    escape(&a.user),
+                    escape(&signer)
+                ),
+                "approvals are made by the approver they name",
+            ));
+        }
+        let model = ModelName::parse(&a.model).map_err(|e| internal(r, e))?;
+        let version = Version::parse(&a.version).map_err(|e| internal(r, e))?;
+        let rule = crate::release::rule_for(policy, &model, a.stage);
+        let holds = |who: &str| {
+            policy.roles_of(who, &model).iter().any(|(role, _)| {
+                *role == rule.approver_role || *role == crate::policy::Role::MlAdmin
+            }) && policy
+                .check(who, &model, Ability::Approve, self.now)
+                .is_ok()
+        };
+        if !holds(&a.user) {
+            return Err(Refusal::new(
+                r,
+                "role",
+                format!(
+                    "approver {} does not hold {} on {model}",
+                    escape(&a.user),
+                    rule.approver_role
+                ),
+                format!("ask an ml_admin to grant {} on {model}", rule.approver_role),
+            ));
+        }
+        if !holds(&self.pusher) {
+            return Err(Refusal::new(
+                r,
+                "role",
+                format!(
+                    "pusher {} does not hold {} on {model}",
+                    escape(&self.pusher),
+                    rule.approver_role
+                ),
+                "approvals are pushed by approvers",
+            ));
+        }
+        let (digest, author) =
+            self.check_registering_commit(r, a.target, &model, &version, main_after)?;
+        if a.manifest_sha256 != digest {
+            return Err(Refusal::new(
+                r,
+                "approval digest",
+                format!(
+                    "binds manifest {}, {model}@{version}'s is {digest}",
+                    escape(&a.manifest_sha256)
+                ),
+                "approve the version as it is registered",
+            ));
+        }
+        if !rule.allow_self_approval && a.user == author {
+            return Err(Refusal::new(
+                r,
+                "self-approval",
+                format!("{} is the author of {model}@{version}", escape(&a.user)),
+                "ask another approver",
+            ));
+        }
+        Ok(Accepted {
+            refname: r.to_owned(),
+            what: format!(
+                "approval of {model}@{version} for {} by {}",
+                a.stage, a.user
+            ),
+        })
+    }
+
+    fn judge_promotion(
+        &self,
+        u: &Update,
+        new: ObjectId,
+        model: &ModelName,
+        main_after: Option<ObjectId>,
+        updates: &[Update],
+        pending: &[stages::Promotion],
+    ) -> Result<stages::Promotion, Refusal> {
+        let r = &u.refname;
+        let name = r.strip_prefix("refs/tags/").unwrap_or(r);
+        let policy = self.policy_before(r, main_after)?;
+        let (_, user) = self.tag_basics(u, new, &policy)?;
+        let p = stages::read_promotion(self.store, name, new).map_err(|e| {
+            Refusal::new(
+                r,
+                "bad promotion",
+                e.to_string(),
+                "promote with mvault promote",
+            )
+        })?;
+        let version = Version::parse(&p.version).map_err(|e| {
+            Refusal::new(
+                r,
+                "bad promotion",
+                e.to_string(),
+                "promote with mvault promote",
+            )
+        })?;
+        // 20. The chain: counter one more than the highest on any tag of
+        // the model, previous link the object id of that tag.
+        let mut history =
+            stages::ModelStages::read(self.store, model).map_err(|e| internal(r, e))?;
+        for q in pending {
+            history.max_counter = history.max_counter.max(q.counter);
+            history.promotions.push(q.clone());
+        }
+        if p.counter != history.max_counter + 1 {
+            return Err(Refusal::new(
+                r,
+                "wrong counter",
+                format!(
+                    "counter {} but the next for {model} is {}",
+                    p.counter,
+                    history.max_counter + 1
+                ),
+                "fetch tags (git fetch --tags) and promote again",
+            ));
+        }
+        let expected_prev = history.last().map(|q| q.id.to_string());
+        if p.previous != expected_prev {
+            return Err(Refusal::new(
+                r,
+                "broken chain",
+                format!(
+                    "Mvault-Previous-Promotion is {}, the last promotion of {model} is {}",
+                    escape(p.previous.as_deref().unwrap_or("none")),
+                    expected_prev.as_deref().unwrap_or("none")
+                ),
+                "fetch tags and promote again",
+            ));
+        }
+        // 21. The target is the version's registering commit on main, and
+        // the tag binds its manifest.
+        let (digest, author) =
+            self.check_registering_commit(r, p.target, model, &version, main_after)?;
+        if p.manifest_sha256 != digest {
+            return Err(Refusal::new(
+                r,
+                "promotion digest",
+                format!(
+                    "binds manifest {}, {model}@{version}'s is {digest}",
+                    escape(&p.manifest_sha256)
+                ),
+                "promote with mvault promote",
+            ));
+        }
+        // 22. A legal move from the stage the tags say the version is in.
+        let vs = history.stage_of(&p.version);
+        if p.from != Some(vs.stage) {
+            return Err(Refusal::new(
+                r,
+                "wrong stage",
+                format!(
+                    "the tag says {model}@{version} leaves {}, the tags say it is in {}",
+                    p.from
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                    vs.stage
+                ),
+                "fetch tags and promote again",
+            ));
+        }
+        match p.action {
+            stages::PromotionAction::Promote => {
+                if !stages::transition_allowed(vs.stage, p.stage) {
+                    return Err(Refusal::new(
+                        r,
+                        "stage skipped",
+                        format!(
+                            "{model}@{version} is in {}; from there it can go to {}, not {}",
+                            vs.stage,
+                            stages::next_stages(vs.stage).join(", "),
+                            p.stage
+                        ),
+                        "promote one stage at a time",
+                    ));
+                }
+            }
+            stages::PromotionAction::Rollback => {
+                if p.stage != Stage::Production
+                    || !vs.ever_production
+                    || vs.stage == Stage::Archived
+                    || p.reason.is_none()
+                {
+                    return Err(Refusal::new(r, "bad rollback", format!("{model}@{version} was never in production, is archived, or no reason was given"), "roll back only to an earlier production version, with --reason"));
+                }
+            }
+        }
+        // 23. Roles: the signer and the pusher may promote into this stage.
+        let rule = crate::release::rule_for(&policy, model, p.stage);
+        let holds = |who: &str| {
+            policy.roles_of(who, model).iter().any(|(role, _)| {
+                *role == rule.promote_role || *role == crate::policy::Role::MlAdmin
+            }) && policy.check(who, model, Ability::Promote, self.now).is_ok()
+        };
+        if !holds(&user) {
+            return Err(Refusal::new(
+                r,
+                "role",
+                format!(
+                    "promoter {user} does not hold {} on {model}",
+                    rule.promote_role
+                ),
+                format!(
+                    "ask an ml_admin to grant {} on {model}, or have someone who holds it promote",
+                    rule.promote_role
+                ),
+            ));
+        }
+        if !holds(&self.pusher) {
+            return Err(Refusal::new(
+                r,
+                "role",
+                format!(
+                    "pusher {} does not hold {} on {model}",
+                    escape(&self.pusher),
+                    rule.promote_role
+                ),
+                "have the promoter push",
+            ));
+        }
+        if rule.require_ticket && p.ticket.is_none() && p.action == stages::PromotionAction::Promote
+        {
+            return Err(Refusal::new(
+                r,
+                "ticket required",
+                format!("promotions to {} need Mvault-Ticket", p.stage),
+                "pass --ticket",
+            ));
+        }
+        // 24. Approvals: enough valid ones, distinct people, none by the
+        // author or promoter unless allowed, all for this manifest and stage.
+        if p.action == stages::PromotionAction::Promote && rule.approvals > 0 {
+            let mut candidates = Vec::new();
+            for (aname, aid) in &p.approvals {
+                let id = ObjectId::from_hex(aid.as_bytes()).map_err(|_| {
+                    Refusal::new(
+                        r,
+                        "bad approval",
+                        format!("{} has a malformed id", escape(aname)),
+                        "promote with mvault",
+                    )
+                })?;
+                let full = format!("refs/tags/{aname}");
+                let known = self.store.ref_target(&full).map_err(|e| internal(r, e))? == Some(id)
+                    || updates
+                        .iter()
+                        .any(|x| x.refname == full && x.new == aid.as_str());
+                if !known {
+                    return Err(Refusal::new(
+                        r,
+                        "unknown approval",
+                        format!(
+                            "{} {} is not an approval tag in the vault",
+                            escape(aname),
+                            escape(aid)
+                        ),
+                        "push the approval first",
+                    ));
+                }
+                let a = approvals::read_approval(self.store, aname, id).map_err(|e| {
+                    Refusal::new(
+                        r,
+                        "bad approval",
+                        e.to_string(),
+                        "approve with mvault approve",
+                    )
+                })?;
+                if a.stage != p.stage
+                    || a.model != p.model
+                    || a.version != p.version
+                    || a.target != p.target
+                {
+                    return Err(Refusal::new(
+                        r,
+                        "approval for another version or stage",
+                        format!(
+                            "{} approves {}@{} for {}",
+                            escape(aname),
+                            a.model,
+                            a.version,
+                            a.stage
+                        ),
+                        "approve this version for this stage",
+                    ));
+                }
+                candidates.push(a);
+            }
+            let count = approvals::count_approvals(
+                &policy,
+                &rule,
+                model,
+                &digest,
+                &approvals::Parties {
+                    author: &author,
+                    promoter: &user,
+                },
+                candidates,
+                self.now,
+            );
+            if (count.counted.len() as u32) < rule.approvals {
+                let why: Vec<String> = count
+                    .rejected
+                    .iter()
+                    .map(|(n, w)| format!("{n}: {w}"))
+                    .collect();
+                return Err(Refusal::new(
+                    r,
+                    "not enough approvals",
+                    format!(
+                        "{} needs {} approval(s) from {}, {} counted{}{}",
+                        p.stage,
+                        rule.approvals,
+                        rule.approver_role,
+                        count.counted.len(),
+                        if why.is_empty() { "" } else { "; " },
+                        escape(&why.join("; "))
+                    ),
+                    format!(
+                        "ask an approver: mvault approve {model}@{version} --stage {}",
+                        p.stage
+                    ),
+                ));
+            }
+        }
+        Ok(p)
     }
 }
 

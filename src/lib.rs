@@ -4,13 +4,16 @@
 //! arguments, prints and picks exit codes. See `docs/` for the formats.
 
 pub mod admin;
+pub mod approvals;
 pub mod crypto;
 pub mod hook;
 pub mod manifest;
 pub mod names;
 pub mod policy;
 pub mod register;
+pub mod release;
 pub mod retrieve;
+pub mod stages;
 pub mod store;
 pub mod sync;
 pub mod vault;

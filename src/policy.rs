@@ -238,6 +238,21 @@ pub struct StageRule {
 }
 
 impl StageRule {
+    /// The rule for a stage the policy says nothing about: ml_engineer
+    /// promotes, no approvals, no ticket.
+    pub fn default_for(stage: Stage) -> Self {
+        StageRule {
+            stage,
+            models: "**".into(),
+            matcher: compile_glob("**").expect("valid glob"),
+            promote_role: Role::MlEngineer,
+            approvals: 0,
+            approver_role: Role::Approver,
+            allow_self_approval: false,
+            require_ticket: false,
+        }
+    }
+
     /// Whether the rule covers `model`.
     pub fn covers(&self, model: &ModelName) -> bool {
         self.matcher.is_match(model.as_str())

@@ -86,12 +86,19 @@ fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult,
         return Ok(PushResult::NonFastForward);
     }
     // The hook's lines arrive prefixed with "remote: ".
+    // Only the refusal and git's own per-ref verdicts matter to the user.
     let mut lines: Vec<String> = stderr
         .lines()
         .filter_map(|l| l.strip_prefix("remote: "))
         .map(|l| l.trim_end().to_owned())
-        .filter(|l| !l.is_empty())
+        .filter(|l| l.starts_with("mvault: refused") || l.starts_with("hint:"))
         .collect();
+    lines.extend(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with('!'))
+            .map(|l| l.replace('\t', " ")),
+    );
     if lines.is_empty() {
         lines = stderr
             .lines()
@@ -342,5 +349,26 @@ pub(crate) fn push_main(
             "main moved on the server; the local commit was undone. Run `git fetch {remote} main:main` (or `git pull`) and repeat the command"
         ))),
         PushResult::Refused(why) => Err(undo(format!("the server refused it; the local commit was undone\n{why}"))),
+    }
+}
+
+/// Push `refs` (tags, seq refs) atomically to the remote, if there is one.
+pub(crate) fn push_refs_atomic(
+    vault: &Vault,
+    refs: &[String],
+) -> Result<Option<String>, VaultError> {
+    let Some(remote) = remote(vault) else {
+        return Ok(None);
+    };
+    match push_refs(vault, &remote, refs)? {
+        PushResult::Ok => Ok(Some(remote)),
+        PushResult::NonFastForward => Err(VaultError::Push {
+            remote,
+            detail: "already exists on the server (another push came first)".into(),
+        }),
+        PushResult::Refused(why) => Err(VaultError::Push {
+            remote,
+            detail: why,
+        }),
     }
 }

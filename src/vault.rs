@@ -331,11 +331,18 @@ impl Vault {
                         })?;
                 Ok((m.clone(), v))
             }
-            VersionRef::Stage(m, stage) => Err(VaultError::Input {
-                path: format!("{m}#{stage}"),
-                reason: "stage references need promotion tags, which this vault does not have yet"
-                    .into(),
-            }),
+            VersionRef::Stage(m, stage) => {
+                let v = crate::stages::resolve_stage(&self.store, m, *stage)
+                    .map_err(|e| VaultError::Input {
+                        path: format!("{m}#{stage}"),
+                        reason: e.to_string(),
+                    })?
+                    .ok_or_else(|| VaultError::Input {
+                        path: format!("{m}#{stage}"),
+                        reason: format!("no version of {m} has been promoted to {stage} (fetch tags with git fetch --tags)"),
+                    })?;
+                Ok((m.clone(), v))
+            }
         }
     }
 

@@ -103,6 +103,7 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
     )?;
     let admin = keygen(&keys, "admin")?;
     let alice = keygen(&keys, "alice")?;
+    let bob = keygen(&keys, "bob")?;
     writeln!(out, "  {} and {}", admin.display(), alice.display())?;
 
     step(
@@ -214,6 +215,32 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
             "nlp/*",
         ],
         &[("MVAULT_USER", "admin")],
+    )?;
+    let bob_pub = keys.join("bob.pub");
+    let admin_env = [("MVAULT_USER", "admin")];
+    sh(
+        out,
+        &admin_dir,
+        &mv,
+        &[
+            "--key",
+            admin_s,
+            "policy",
+            "add-user",
+            "bob",
+            "--key-file",
+            bob_pub.to_str().unwrap_or_default(),
+        ],
+        &admin_env,
+    )?;
+    sh(
+        out,
+        &admin_dir,
+        &mv,
+        &[
+            "--key", admin_s, "policy", "grant", "bob", "--role", "approver", "--models", "nlp/*",
+        ],
+        &admin_env,
     )?;
 
     step(
@@ -338,7 +365,92 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
 
     step(
         out,
-        "a serving job pulls the newest version: decrypted, every digest verified before it lands",
+        "alice promotes 1.0.0 to staging; production needs an approval from someone else",
+    )?;
+    let alice_env = [("MVAULT_USER", "alice")];
+    sh(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "--key",
+            alice_s,
+            "promote",
+            "nlp/bert@1.0.0",
+            "--to",
+            "staging",
+        ],
+        &alice_env,
+    )?;
+    sh_expect(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "--key",
+            alice_s,
+            "promote",
+            "nlp/bert@1.0.0",
+            "--to",
+            "production",
+        ],
+        &alice_env,
+        false,
+    )?;
+
+    step(
+        out,
+        "bob, an approver, approves it for production from his own clone",
+    )?;
+    sh(
+        out,
+        &root,
+        "git",
+        &["clone", "-q", "--no-checkout", "server.git", "bob"],
+        &[],
+    )?;
+    let bob_dir = root.join("bob");
+    let bob_s = bob.to_str().unwrap_or_default();
+    sh(
+        out,
+        &bob_dir,
+        &mv,
+        &[
+            "--key",
+            bob_s,
+            "approve",
+            "nlp/bert@1.0.0",
+            "--stage",
+            "production",
+            "--comment",
+            "eval report OK",
+        ],
+        &[("MVAULT_USER", "bob")],
+    )?;
+
+    step(out, "alice promotes to production: a signed GTO tag that names the approval and the previous promotion")?;
+    sh(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "--key",
+            alice_s,
+            "promote",
+            "nlp/bert@1.0.0",
+            "--to",
+            "production",
+            "--ticket",
+            "CHG-1042",
+        ],
+        &alice_env,
+    )?;
+    sh(out, &alice_dir, &mv, &["status", "nlp/bert"], &[])?;
+    sh(out, &alice_dir, "git", &["tag", "-l", "nlp/bert*"], &[])?;
+
+    step(
+        out,
+        "a serving job pulls what is in production: decrypted, every digest verified before it lands",
     )?;
     let serve = root.join("serve");
     sh(
@@ -349,7 +461,7 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
             "--key",
             alice_s,
             "pull",
-            "nlp/bert",
+            "nlp/bert#production",
             "-o",
             serve.to_str().unwrap_or_default(),
         ],

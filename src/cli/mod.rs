@@ -13,9 +13,10 @@ use clap::{Parser, Subcommand};
 use mvault::admin::{self, PolicyChange};
 use mvault::crypto::{self, SshIdentity};
 use mvault::hook;
-use mvault::names::{ModelName, Version, VersionRef};
+use mvault::names::{ModelName, Stage, Version, VersionRef};
 use mvault::policy::{self, Role};
 use mvault::register::{self, AddRequest};
+use mvault::release;
 use mvault::retrieve::{self, DirProblem};
 use mvault::vault::{self, ErrorKind, Vault, VaultError};
 
@@ -118,6 +119,62 @@ enum Command {
         /// nlp/bert@1.2.0, or nlp/bert for the newest version.
         reference: String,
         /// JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a version for a stage (a signed tag binding the manifest).
+    Approve {
+        /// nlp/bert@1.2.0, nlp/bert (newest) or nlp/bert#staging.
+        reference: String,
+        /// The stage the approval is for.
+        #[arg(long)]
+        stage: String,
+        /// A comment recorded in the tag.
+        #[arg(long)]
+        comment: Option<String>,
+        #[arg(long)]
+        no_push: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Promote a version to the next stage (a signed GTO tag <model>#<stage>#<n>).
+    Promote {
+        /// nlp/bert@1.2.0, nlp/bert (newest) or nlp/bert#staging.
+        reference: String,
+        /// development, staging, production, deprecated or archived.
+        #[arg(long)]
+        to: String,
+        /// Change ticket, recorded in the tag.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Why, recorded in the tag.
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        no_push: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put an earlier production version back in production; the current
+    /// one becomes deprecated.
+    Rollback {
+        /// The model, e.g. nlp/bert.
+        model: String,
+        /// The version to put back.
+        #[arg(long)]
+        to: String,
+        /// Why (required; recorded in both tags).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        no_push: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every model's versions and each stage's current version.
+    Status {
+        /// Only this model.
+        model: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -674,6 +731,105 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                 }
             }
         }
+        Command::Approve {
+            reference,
+            stage,
+            comment,
+            no_push,
+            json,
+        } => {
+            let r = VersionRef::parse(&reference)?;
+            let stage = Stage::parse(&stage)?;
+            let vault = open_vault(&dir)?;
+            let identity = load_identity(&cli.key, &dir)?;
+            let o = release::approve(
+                &vault,
+                &r,
+                stage,
+                comment.as_deref(),
+                &identity,
+                now,
+                !no_push,
+            )?;
+            render_tags(
+                out,
+                &o,
+                json,
+                &format!("approved {}@{} for {}", o.model, o.version, o.to),
+            )?;
+        }
+        Command::Promote {
+            reference,
+            to,
+            ticket,
+            reason,
+            no_push,
+            json,
+        } => {
+            let r = VersionRef::parse(&reference)?;
+            let to = Stage::parse(&to)?;
+            let vault = open_vault(&dir)?;
+            let identity = load_identity(&cli.key, &dir)?;
+            let o = release::promote(
+                &vault,
+                &r,
+                to,
+                ticket.as_deref(),
+                reason.as_deref(),
+                &identity,
+                now,
+                !no_push,
+            )?;
+            let what = format!(
+                "promoted {}@{} from {} to {}",
+                o.model,
+                o.version,
+                o.from.clone().unwrap_or_default(),
+                o.to
+            );
+            render_tags(out, &o, json, &what)?;
+        }
+        Command::Rollback {
+            model,
+            to,
+            reason,
+            no_push,
+            json,
+        } => {
+            let model = ModelName::parse(&model)?;
+            let version = Version::parse(&to)?;
+            let vault = open_vault(&dir)?;
+            let identity = load_identity(&cli.key, &dir)?;
+            let o = release::rollback(&vault, &model, &version, &reason, &identity, now, !no_push)?;
+            render_tags(
+                out,
+                &o,
+                json,
+                &format!("rolled {} production back to {}", o.model, o.version),
+            )?;
+        }
+        Command::Status { model, json } => {
+            let model = model.as_deref().map(ModelName::parse).transpose()?;
+            let vault = open_vault(&dir)?;
+            for m in release::status(&vault, model.as_ref())? {
+                if json {
+                    json_line(out, &m)?;
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "{}  latest {}",
+                    m.model,
+                    m.latest.clone().unwrap_or_else(|| "-".into())
+                )?;
+                for (stage, v) in &m.stages {
+                    writeln!(out, "  {stage:<12} {v}")?;
+                }
+                for (v, stage) in &m.versions {
+                    writeln!(out, "    {v:<16} {stage}")?;
+                }
+            }
+        }
         Command::Signers => {
             let vault = open_vault(&dir)?;
             write!(out, "{}", vault.policy()?.allowed_signers())?;
@@ -888,6 +1044,24 @@ fn hook_command(
 fn print_check(out: &mut dyn Write, items: &[hook::CheckItem]) -> CliResult {
     for i in items {
         writeln!(out, "{} {}", if i.ok { "ok  " } else { "FAIL" }, i.what)?;
+    }
+    Ok(())
+}
+
+fn render_tags(out: &mut dyn Write, o: &release::TagOutcome, json: bool, what: &str) -> CliResult {
+    if json {
+        return json_line(out, o);
+    }
+    writeln!(out, "{what}")?;
+    for t in &o.tags {
+        writeln!(out, "tag {t}")?;
+    }
+    for a in &o.approvals {
+        writeln!(out, "relies on {a}")?;
+    }
+    match &o.pushed {
+        Some(r) => writeln!(out, "pushed to {r}")?,
+        None => writeln!(out, "not pushed (no remote, or --no-push)")?,
     }
     Ok(())
 }

@@ -1,0 +1,613 @@
+//! Moving versions through stages: `approve`, `promote`, `rollback`,
+//! `status`.
+//!
+//! Every write here is one signed annotated tag (two for a rollback), pushed
+//! atomically with stock git together with the seq ref that claims its
+//! counter. The client picks approvals and counters the way the hook will
+//! judge them, so a refusal from the server is a race, not a surprise.
+
+use std::collections::BTreeMap;
+
+use gix::ObjectId;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::approvals::{self, approval_name, count_approvals, Parties};
+use crate::crypto::SshIdentity;
+use crate::manifest::Sha256Digest;
+use crate::names::{self, ModelName, Stage, Version, VersionRef};
+use crate::policy::{Ability, Policy, Role, StageRule};
+use crate::register::signer_user;
+use crate::stages::{
+    self, next_stages, promotion_name, seq_ref, transition_allowed, ModelStages, PromotionAction,
+};
+use crate::store::{Actor, RefUpdate, StoreError, MAIN_REF};
+use crate::sync;
+use crate::vault::{Vault, VaultError};
+
+/// The rule for promotions into `stage`, or the default: ml_engineer
+/// promotes, no approvals, no ticket.
+pub fn rule_for(policy: &Policy, model: &ModelName, stage: Stage) -> StageRule {
+    policy
+        .stage_rule(model, stage)
+        .cloned()
+        .unwrap_or_else(|| StageRule::default_for(stage))
+}
+
+/// What an approve, promote or rollback did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagOutcome {
+    pub tags: Vec<String>,
+    pub pushed: Option<String>,
+    /// Approvals the promotion relies on.
+    pub approvals: Vec<String>,
+    pub from: Option<String>,
+    pub to: String,
+    pub model: String,
+    pub version: String,
+}
+
+fn check_role(
+    policy: &Policy,
+    user: &str,
+    model: &ModelName,
+    role: Role,
+    ability: Ability,
+    now: OffsetDateTime,
+) -> Result<(), VaultError> {
+    policy.check(user, model, ability, now)?;
+    let roles = policy.roles_of(user, model);
+    if roles.iter().any(|(r, _)| *r == role || *r == Role::MlAdmin) {
+        return Ok(());
+    }
+    let have = if roles.is_empty() {
+        "no role".to_owned()
+    } else {
+        roles
+            .iter()
+            .map(|(r, g)| format!("role {r} on {g}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(crate::policy::Denial {
+        user: user.to_owned(),
+        model: model.to_string(),
+        ability: ability.as_str(),
+        have,
+        need: role.to_string(),
+    }
+    .into())
+}
+
+/// Bring the clone up to date with its remote: tags, and `main` when it
+/// fast-forwards. Promotions number themselves from what they see.
+pub fn refresh_from_remote(vault: &Vault) -> Result<(), VaultError> {
+    let Some(remote) = sync::remote(vault) else {
+        return Ok(());
+    };
+    let tracking = format!("refs/remotes/{remote}/main");
+    vault.store.git(&[
+        "fetch",
+        "-q",
+        "--no-tags",
+        &remote,
+        &format!("+{MAIN_REF}:{tracking}"),
+        "+refs/tags/*:refs/tags/*",
+    ])?;
+    let (Some(theirs), Some(ours)) = (vault.store.ref_target(&tracking)?, vault.store.main_tip()?)
+    else {
+        return Ok(());
+    };
+    if theirs != ours
+        && vault
+            .store
+            .git(&[
+                "merge-base",
+                "--is-ancestor",
+                &ours.to_string(),
+                &theirs.to_string(),
+            ])
+            .is_ok()
+    {
+        vault.store.update_refs(&[RefUpdate {
+            name: MAIN_REF.into(),
+            expected: Some(ours),
+            new: Some(theirs),
+            reason: "fast-forward to the server's main".into(),
+        }])?;
+        sync::refresh_worktree(vault, ours, theirs);
+    }
+    Ok(())
+}
+
+/// The commit that added a version: its registration tag's target.
+fn registering_commit(
+    vault: &Vault,
+    model: &ModelName,
+    version: &Version,
+) -> Result<ObjectId, VaultError> {
+    let tag = format!("refs/tags/{}", names::registration_tag(model, version));
+    let id = vault
+        .store
+        .ref_target(&tag)?
+        .ok_or_else(|| VaultError::NoSuchVersion {
+            model: model.to_string(),
+            version: version.to_string(),
+        })?;
+    vault.peel_to_commit(id)
+}
+
+/// Create tags locally, push them atomically, undo them if the push fails.
+fn publish(
+    vault: &Vault,
+    refs: Vec<(String, ObjectId)>,
+    push: bool,
+    model: &ModelName,
+) -> Result<Option<String>, VaultError> {
+    vault.store.update_refs(
+        &refs
+            .iter()
+            .map(|(name, id)| RefUpdate {
+                name: name.clone(),
+                expected: None,
+                new: Some(*id),
+                reason: "mvault tag".into(),
+            })
+            .collect::<Vec<_>>(),
+    )?;
+    if !push {
+        return Ok(None);
+    }
+    let names: Vec<String> = refs.iter().map(|(n, _)| n.clone()).collect();
+    match sync::push_refs_atomic(vault, &names) {
+        Ok(remote) => Ok(remote),
+        Err(e) => {
+            let _ = vault.store.update_refs(
+                &refs
+                    .iter()
+                    .map(|(name, id)| RefUpdate {
+                        name: name.clone(),
+                        expected: Some(*id),
+                        new: None,
+                        reason: "push failed; undo".into(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            Err(match e {
+                VaultError::Push { remote, detail } if detail.contains("already exists") || detail.contains("failed to update ref") || detail.contains("failed to lock") || detail.contains("stale info") => VaultError::Push {
+                    remote,
+                    detail: format!("another promotion of {model} was pushed first and took this counter; nothing was published. Run the same command again: it fetches the new tags and numbers the next one\n{detail}"),
+                },
+                other => other,
+            })
+        }
+    }
+}
+
+/// `mvault approve REF --stage STAGE`.
+pub fn approve(
+    vault: &Vault,
+    r: &VersionRef,
+    stage: Stage,
+    comment: Option<&str>,
+    who: &SshIdentity,
+    now: OffsetDateTime,
+    push: bool,
+) -> Result<TagOutcome, VaultError> {
+    if push {
+        refresh_from_remote(vault)?;
+    }
+    let (model, version) = vault.resolve(r)?;
+    let rec = vault.record(&model, &version)?;
+    vault.verify_manifest_signature(&rec)?;
+    let policy = vault.policy()?;
+    let user = signer_user(&policy, who)?;
+    let rule = rule_for(&policy, &model, stage);
+    check_role(
+        &policy,
+        &user,
+        &model,
+        rule.approver_role,
+        Ability::Approve,
+        now,
+    )?;
+    if !rule.allow_self_approval && user == rec.manifest.author {
+        return Err(VaultError::Input {
+            path: format!("{model}@{version}"),
+            reason: format!("{user} is the author of this version; the policy does not allow self-approval for {stage}"),
+        });
+    }
+    let commit = registering_commit(vault, &model, &version)?;
+    let name = approval_name(stage, &user, &model, &version);
+    if vault
+        .store
+        .ref_target(&format!("refs/tags/{name}"))?
+        .is_some()
+    {
+        return Err(VaultError::Input {
+            path: name,
+            reason: "you already approved this version for this stage; approvals are immutable"
+                .into(),
+        });
+    }
+    let digest = Sha256Digest::of(rec.manifest_text.as_bytes());
+    let mut msg = format!(
+        "approve {model}@{version} for {stage}\n\nMvault-Action: approve\nMvault-Model: {model}\nMvault-Version: {version}\nMvault-Stage: {stage}\nMvault-Approver: {user}\nMvault-Manifest-Sha256: {digest}\n"
+    );
+    if let Some(c) = comment {
+        msg.push_str(&format!("Mvault-Comment: {}\n", one_line(c)));
+    }
+    let actor = Actor {
+        name: user,
+        time: now.unix_timestamp(),
+    };
+    let tag = vault
+        .store
+        .write_signed_tag(commit, &name, &actor, &msg, who)?;
+    let pushed = publish(
+        vault,
+        vec![(format!("refs/tags/{name}"), tag)],
+        push,
+        &model,
+    )?;
+    Ok(TagOutcome {
+        tags: vec![name],
+        pushed,
+        approvals: Vec::new(),
+        from: None,
+        to: stage.to_string(),
+        model: model.to_string(),
+        version: version.to_string(),
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+struct PromotionPlan<'a> {
+    model: &'a ModelName,
+    version: &'a Version,
+    commit: ObjectId,
+    digest: String,
+    from: Stage,
+    to: Stage,
+    action: PromotionAction,
+    counter: u64,
+    previous: Option<ObjectId>,
+    approvals: Vec<(String, String)>,
+    ticket: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+fn write_promotion(
+    vault: &Vault,
+    p: &PromotionPlan<'_>,
+    actor: &Actor,
+    who: &SshIdentity,
+) -> Result<(String, ObjectId), StoreError> {
+    let name = promotion_name(p.model, p.to, p.counter);
+    let verb = match p.action {
+        PromotionAction::Promote => format!("promote {}@{} to {}", p.model, p.version, p.to),
+        PromotionAction::Rollback => format!("roll back {} production to {}", p.model, p.version),
+    };
+    let mut msg = format!(
+        "{verb}\n\nMvault-Action: {}\nMvault-Model: {}\nMvault-Version: {}\nMvault-Manifest-Sha256: {}\nMvault-From-Stage: {}\nMvault-To-Stage: {}\nMvault-Previous-Promotion: {}\n",
+        p.action.as_str(),
+        p.model,
+        p.version,
+        p.digest,
+        p.from,
+        p.to,
+        p.previous.map(|id| id.to_string()).unwrap_or_else(|| "none".into())
+    );
+    for (n, id) in &p.approvals {
+        msg.push_str(&format!("Mvault-Approval: {n} {id}\n"));
+    }
+    if let Some(t) = p.ticket {
+        msg.push_str(&format!("Mvault-Ticket: {}\n", one_line(t)));
+    }
+    if let Some(r) = p.reason {
+        msg.push_str(&format!("Mvault-Reason: {}\n", one_line(r)));
+    }
+    let id = vault
+        .store
+        .write_signed_tag(p.commit, &name, actor, &msg, who)?;
+    Ok((name, id))
+}
+
+/// `mvault promote REF --to STAGE`.
+#[allow(clippy::too_many_arguments)]
+pub fn promote(
+    vault: &Vault,
+    r: &VersionRef,
+    to: Stage,
+    ticket: Option<&str>,
+    reason: Option<&str>,
+    who: &SshIdentity,
+    now: OffsetDateTime,
+    push: bool,
+) -> Result<TagOutcome, VaultError> {
+    if push {
+        refresh_from_remote(vault)?;
+    }
+    let (model, version) = vault.resolve(r)?;
+    let rec = vault.record(&model, &version)?;
+    vault.verify_manifest_signature(&rec)?;
+    let policy = vault.policy()?;
+    let user = signer_user(&policy, who)?;
+    let rule = rule_for(&policy, &model, to);
+    check_role(
+        &policy,
+        &user,
+        &model,
+        rule.promote_role,
+        Ability::Promote,
+        now,
+    )?;
+    let stages = ModelStages::read(&vault.store, &model).map_err(promotion_err)?;
+    let from = stages.stage_of(&version.to_string()).stage;
+    if !transition_allowed(from, to) {
+        return Err(VaultError::Input {
+            path: format!("{model}@{version}"),
+            reason: format!(
+                "is in {from}; from {from} it can go to {} (the stage machine: development → staging → production → deprecated → archived, staging → development; mvault rollback for production)",
+                next_stages(from).join(", ")
+            ),
+        });
+    }
+    if rule.require_ticket && ticket.is_none() {
+        return Err(VaultError::Input {
+            path: format!("{model}@{version}"),
+            reason: format!("the policy requires a ticket for {to}: pass --ticket"),
+        });
+    }
+    let digest = Sha256Digest::of(rec.manifest_text.as_bytes()).to_hex();
+    let candidates: Vec<_> = approvals::approvals_for(&vault.store, &model, &version, to)?
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    let count = count_approvals(
+        &policy,
+        &rule,
+        &model,
+        &digest,
+        &Parties {
+            author: &rec.manifest.author,
+            promoter: &user,
+        },
+        candidates,
+        now,
+    );
+    if (count.counted.len() as u32) < rule.approvals {
+        let mut reason = format!(
+            "{to} needs {} approval(s) from {} (not the author{}); {} counted",
+            rule.approvals,
+            rule.approver_role,
+            if rule.allow_self_approval {
+                ""
+            } else {
+                " or promoter"
+            },
+            count.counted.len()
+        );
+        for (n, why) in &count.rejected {
+            reason.push_str(&format!("; {n} does not count: {why}"));
+        }
+        return Err(VaultError::Input {
+            path: format!("{model}@{version}"),
+            reason: format!(
+                "{reason}. Ask an approver: mvault approve {model}@{version} --stage {to}"
+            ),
+        });
+    }
+    let commit = registering_commit(vault, &model, &version)?;
+    let plan = PromotionPlan {
+        model: &model,
+        version: &version,
+        commit,
+        digest,
+        from,
+        to,
+        action: PromotionAction::Promote,
+        counter: stages.max_counter + 1,
+        previous: stages.last().map(|p| p.id),
+        approvals: count
+            .counted
+            .iter()
+            .map(|a| (a.name.clone(), a.id.clone()))
+            .collect(),
+        ticket,
+        reason,
+    };
+    let actor = Actor {
+        name: user,
+        time: now.unix_timestamp(),
+    };
+    let (name, id) = write_promotion(vault, &plan, &actor, who)?;
+    let pushed = publish(
+        vault,
+        vec![
+            (format!("refs/tags/{name}"), id),
+            (seq_ref(&model, plan.counter), id),
+        ],
+        push,
+        &model,
+    )?;
+    Ok(TagOutcome {
+        tags: vec![name],
+        pushed,
+        approvals: plan.approvals.iter().map(|(n, _)| n.clone()).collect(),
+        from: Some(from.to_string()),
+        to: to.to_string(),
+        model: model.to_string(),
+        version: version.to_string(),
+    })
+}
+
+fn promotion_err(e: stages::PromotionError) -> VaultError {
+    match e {
+        stages::PromotionError::Store(s) => VaultError::Store(s),
+        stages::PromotionError::Malformed { name, reason } => {
+            VaultError::Input { path: name, reason }
+        }
+    }
+}
+
+/// `mvault rollback MODEL --to VERSION --reason R`: the version goes back to
+/// production, the current production version to deprecated.
+pub fn rollback(
+    vault: &Vault,
+    model: &ModelName,
+    version: &Version,
+    reason: &str,
+    who: &SshIdentity,
+    now: OffsetDateTime,
+    push: bool,
+) -> Result<TagOutcome, VaultError> {
+    if push {
+        refresh_from_remote(vault)?;
+    }
+    let rec = vault.record(model, version)?;
+    vault.verify_manifest_signature(&rec)?;
+    let policy = vault.policy()?;
+    let user = signer_user(&policy, who)?;
+    let rule = rule_for(&policy, model, Stage::Production);
+    check_role(
+        &policy,
+        &user,
+        model,
+        rule.promote_role,
+        Ability::Promote,
+        now,
+    )?;
+    let stages = ModelStages::read(&vault.store, model).map_err(promotion_err)?;
+    let vs = stages.stage_of(&version.to_string());
+    if !vs.ever_production {
+        return Err(VaultError::Input {
+            path: format!("{model}@{version}"),
+            reason: "was never in production; rollback only puts back a version that was (promote it instead)".into(),
+        });
+    }
+    let current = stages.current(Stage::Production).map(str::to_owned);
+    if current.as_deref() == Some(version.to_string().as_str()) && vs.stage == Stage::Production {
+        return Err(VaultError::Input {
+            path: format!("{model}@{version}"),
+            reason: "is already the current production version".into(),
+        });
+    }
+    if vs.stage == Stage::Archived {
+        return Err(VaultError::Input {
+            path: format!("{model}@{version}"),
+            reason: "is archived; archived versions do not come back".into(),
+        });
+    }
+    let actor = Actor {
+        name: user,
+        time: now.unix_timestamp(),
+    };
+    let digest = Sha256Digest::of(rec.manifest_text.as_bytes()).to_hex();
+    let back = PromotionPlan {
+        model,
+        version,
+        commit: registering_commit(vault, model, version)?,
+        digest,
+        from: vs.stage,
+        to: Stage::Production,
+        action: PromotionAction::Rollback,
+        counter: stages.max_counter + 1,
+        previous: stages.last().map(|p| p.id),
+        approvals: Vec::new(),
+        ticket: None,
+        reason: Some(reason),
+    };
+    let (name1, id1) = write_promotion(vault, &back, &actor, who)?;
+    let mut refs = vec![
+        (format!("refs/tags/{name1}"), id1),
+        (seq_ref(model, back.counter), id1),
+    ];
+    let mut tags = vec![name1];
+    if let Some(cur) = current.filter(|c| *c != version.to_string()) {
+        let cur_v = Version::parse(&cur)?;
+        let cur_rec = vault.record(model, &cur_v)?;
+        if stages.stage_of(&cur).stage == Stage::Production {
+            let down = PromotionPlan {
+                model,
+                version: &cur_v,
+                commit: registering_commit(vault, model, &cur_v)?,
+                digest: Sha256Digest::of(cur_rec.manifest_text.as_bytes()).to_hex(),
+                from: Stage::Production,
+                to: Stage::Deprecated,
+                action: PromotionAction::Promote,
+                counter: back.counter + 1,
+                previous: Some(id1),
+                approvals: Vec::new(),
+                ticket: None,
+                reason: Some(reason),
+            };
+            let (name2, id2) = write_promotion(vault, &down, &actor, who)?;
+            refs.push((format!("refs/tags/{name2}"), id2));
+            refs.push((seq_ref(model, down.counter), id2));
+            tags.push(name2);
+        }
+    }
+    let pushed = publish(vault, refs, push, model)?;
+    Ok(TagOutcome {
+        tags,
+        pushed,
+        approvals: Vec::new(),
+        from: Some(vs.stage.to_string()),
+        to: Stage::Production.to_string(),
+        model: model.to_string(),
+        version: version.to_string(),
+    })
+}
+
+/// One model's versions and stages.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub model: String,
+    pub latest: Option<String>,
+    /// Each stage's current version.
+    pub stages: BTreeMap<&'static str, String>,
+    /// Each version's stage.
+    pub versions: Vec<(String, &'static str)>,
+}
+
+/// `mvault status [MODEL]`.
+pub fn status(vault: &Vault, only: Option<&ModelName>) -> Result<Vec<ModelStatus>, VaultError> {
+    let (_, tree) = vault.main()?;
+    let mut out = Vec::new();
+    for (model, versions) in vault.models(tree)? {
+        if only.is_some_and(|m| *m != model) {
+            continue;
+        }
+        let stages = ModelStages::read(&vault.store, &model).map_err(promotion_err)?;
+        out.push(ModelStatus {
+            model: model.to_string(),
+            latest: versions.last().map(|v| v.to_string()),
+            stages: stages.heads(),
+            versions: versions
+                .iter()
+                .map(|v| {
+                    (
+                        v.to_string(),
+                        stages.stage_of(&v.to_string()).stage.as_str(),
+                    )
+                })
+                .collect(),
+        });
+    }
+    if let Some(m) = only {
+        if out.is_empty() {
+            return Err(VaultError::NoSuchModel {
+                model: m.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
