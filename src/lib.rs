@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod approvals;
+pub mod audit;
 pub mod crypto;
 pub mod hook;
 pub mod manifest;
@@ -12,6 +13,7 @@ pub mod names;
 pub mod policy;
 pub mod register;
 pub mod release;
+pub mod report;
 pub mod retrieve;
 pub mod stages;
 pub mod store;

@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use mvault::admin::{self, PolicyChange};
+use mvault::audit;
 use mvault::crypto::{self, SshIdentity};
 use mvault::hook;
 use mvault::names::{ModelName, Stage, Version, VersionRef};
 use mvault::policy::{self, Role};
 use mvault::register::{self, AddRequest};
 use mvault::release;
+use mvault::report;
 use mvault::retrieve::{self, DirProblem};
 use mvault::vault::{self, ErrorKind, Vault, VaultError};
 
@@ -178,6 +180,63 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Events from commits and tags: who did what, when, to which artifact.
+    Log {
+        /// Only models matching this glob.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<String>,
+        /// Only this actor.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only these actions (repeatable): register, approve, promote,
+        /// rollback, deprecate, archive, policy, add-user, remove-user,
+        /// grant, revoke, key-rewrap, key-rotation, init.
+        #[arg(long)]
+        action: Vec<String>,
+        /// From this time (RFC 3339, YYYY-MM-DD or unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the last N events.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// The server's decision and access log instead (run on the server's repository).
+        #[arg(long)]
+        server: bool,
+    },
+    /// Check the integrity of the whole record.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// A model's versions as a tree of parents, with each version's stages.
+    Lineage {
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A compliance report for a model and a period.
+    Report {
+        model: String,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// json, md or html (a single self-contained file).
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// Print an allowed_signers file from the policy, for
     /// `git -c gpg.ssh.allowedSignersFile=FILE verify-commit` and `ssh-keygen -Y verify`.
     Signers,
@@ -195,6 +254,21 @@ enum Command {
     Demo {
         /// Where to build it (default: a new temporary directory).
         path: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Replay the whole history: every signature against the policy in force
+    /// at its point, every manifest against its tree, every promotion chain
+    /// link and approval, every key ring against its readers. Names the
+    /// first break.
+    Verify {
+        /// Also decrypt every version your key can read and check every digest.
+        #[arg(long)]
+        decrypt: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -830,6 +904,214 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                 }
             }
         }
+        Command::Log {
+            model,
+            version,
+            actor,
+            action,
+            since,
+            until,
+            limit,
+            json,
+            server,
+        } => {
+            if server {
+                let store = mvault::store::Store::open(&dir)
+                    .map_err(|e| CliError::from(VaultError::from(e)))?;
+                let text =
+                    std::fs::read_to_string(store.git_dir().join(hook::LOG_FILE)).map_err(|e| {
+                        CliError::user(format!(
+                            "no server log in {}: {e}",
+                            store.git_dir().display()
+                        ))
+                        .hint("run this on the server's bare repository")
+                    })?;
+                for line in text.lines() {
+                    if json {
+                        writeln!(out, "{line}")?;
+                    } else {
+                        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                        let refs: Vec<String> = v["updates"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|u| u["refname"].as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let refs = if refs.is_empty() {
+                            v["refs"]
+                                .as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|r| r.as_str().map(str::to_owned))
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                })
+                                .unwrap_or_default()
+                        } else {
+                            refs.join(" ")
+                        };
+                        writeln!(
+                            out,
+                            "{}  {:<7} {:<10} {}{}",
+                            v["time"].as_str().unwrap_or(""),
+                            v["decision"].as_str().or(v["event"].as_str()).unwrap_or(""),
+                            v["pusher"].as_str().or(v["user"].as_str()).unwrap_or("-"),
+                            refs,
+                            v["refusal"]["rule"]
+                                .as_str()
+                                .map(|r| format!("  ({r})"))
+                                .unwrap_or_default()
+                        )?;
+                    }
+                }
+                return Ok(());
+            }
+            let vault = open_vault(&dir)?;
+            let filter = audit::Filter {
+                model: match model {
+                    Some(g) => Some(
+                        globset::GlobBuilder::new(&g)
+                            .literal_separator(true)
+                            .build()
+                            .map_err(|e| CliError::user(format!("--model {g:?}: {e}")))?
+                            .compile_matcher(),
+                    ),
+                    None => None,
+                },
+                version,
+                actor,
+                actions: action,
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                limit,
+            };
+            for e in audit::events(&vault, &filter)? {
+                if json {
+                    json_line(out, &e)?;
+                } else {
+                    let what = match (&e.model, &e.version) {
+                        (Some(m), Some(v)) => format!("{m}@{v}"),
+                        (Some(m), None) => m.clone(),
+                        _ => String::new(),
+                    };
+                    let stage = e
+                        .stage
+                        .as_ref()
+                        .map(|s| format!(" → {s}"))
+                        .unwrap_or_default();
+                    let extra = [
+                        e.ticket.as_ref().map(|t| format!("ticket {t}")),
+                        e.reason.as_ref().map(|r| format!("reason {r:?}")),
+                        e.detail.clone(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                    writeln!(
+                        out,
+                        "{}  {:<12} {:<10} {what}{stage}{}",
+                        e.time,
+                        e.action,
+                        e.actor,
+                        if extra.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({extra})")
+                        }
+                    )?;
+                }
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { decrypt, json },
+        } => {
+            let vault = open_vault(&dir)?;
+            let identity = if decrypt {
+                Some(load_identity(&cli.key, &dir)?)
+            } else {
+                None
+            };
+            let r = audit::verify(&vault, identity.as_ref())?;
+            if json {
+                json_line(out, &r)?;
+            } else if r.ok {
+                writeln!(
+                    out,
+                    "record intact: {} commits, {} tags, {} signatures checked{}",
+                    r.commits,
+                    r.tags,
+                    r.signatures,
+                    if decrypt {
+                        format!(
+                            ", {} versions decrypted and every digest checked",
+                            r.versions_decrypted
+                        )
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+            if let Some(b) = r.first_break {
+                return Err(CliError {
+                    kind: ErrorKind::Integrity,
+                    message: format!("record broken at {}: {}: {}", b.object, b.rule, b.detail),
+                    hints: vec!["everything before this point verified; investigate this object (git show) and compare with the server".into()],
+                });
+            }
+        }
+        Command::Lineage { model, json } => {
+            let model = ModelName::parse(&model)?;
+            let vault = open_vault(&dir)?;
+            let nodes = report::lineage(&vault, &model)?;
+            if json {
+                for n in &nodes {
+                    json_line(out, n)?;
+                }
+            } else {
+                write!(out, "{}", report::lineage_text(model.as_str(), &nodes))?;
+            }
+        }
+        Command::Report {
+            model,
+            since,
+            until,
+            format,
+            output,
+        } => {
+            let model = ModelName::parse(&model)?;
+            let vault = open_vault(&dir)?;
+            let r = report::build(
+                &vault,
+                &model,
+                since.as_deref().map(parse_time).transpose()?,
+                until.as_deref().map(parse_time).transpose()?,
+                now,
+            )?;
+            let text = match format.as_str() {
+                "json" => {
+                    serde_json::to_string_pretty(&r).map_err(|e| CliError::user(e.to_string()))?
+                        + "\n"
+                }
+                "md" | "markdown" => report::markdown(&r),
+                "html" => report::html(&r),
+                other => {
+                    return Err(CliError::user(format!(
+                        "--format {other:?}: expected json, md or html"
+                    )))
+                }
+            };
+            match output {
+                Some(p) => {
+                    let p = if p.is_relative() { dir.join(p) } else { p };
+                    std::fs::write(&p, text)?;
+                    writeln!(out, "wrote {}", p.display())?;
+                }
+                None => write!(out, "{text}")?,
+            }
+        }
         Command::Signers => {
             let vault = open_vault(&dir)?;
             write!(out, "{}", vault.policy()?.allowed_signers())?;
@@ -1064,4 +1346,18 @@ fn render_tags(out: &mut dyn Write, o: &release::TagOutcome, json: bool, what: &
         None => writeln!(out, "not pushed (no remote, or --no-push)")?,
     }
     Ok(())
+}
+
+/// RFC 3339, YYYY-MM-DD (00:00 UTC) or unix seconds.
+fn parse_time(s: &str) -> Result<i64, CliError> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    if let Some(d) = policy::parse_date(s) {
+        return Ok(d.midnight().assume_utc().unix_timestamp());
+    }
+    Err(CliError::user(format!("{s:?} is not a time: use RFC 3339 (2026-11-22T10:00:00Z), a date (2026-11-22) or unix seconds")))
 }
