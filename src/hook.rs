@@ -1726,7 +1726,26 @@ pub fn append_log(
     outcome: &Result<Vec<Accepted>, Refusal>,
     now: OffsetDateTime,
 ) -> std::io::Result<()> {
-    use std::io::Write;
+    let empty: Vec<Accepted> = Vec::new();
+    let line = LogLine {
+        time: crate::vault::rfc3339(now),
+        pusher,
+        decision: if outcome.is_ok() { "accept" } else { "refuse" },
+        updates,
+        accepted: outcome.as_ref().map(Vec::as_slice).unwrap_or(&empty),
+        refusal: outcome.as_ref().err(),
+        prev: String::new(),
+    };
+    append_chained(
+        git_dir,
+        serde_json::to_value(&line).map_err(std::io::Error::other)?,
+    )
+}
+
+/// Append `entry` to the server log with its `prev` link set. Only the
+/// log's tail is read, so the cost does not grow with the log.
+pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
     let path = git_dir.join(LOG_FILE);
     let lock = git_dir.join(format!("{LOG_FILE}.lock"));
     // A lock file serialises concurrent hooks (git runs one per push).
@@ -1750,41 +1769,95 @@ pub fn append_log(
             Err(e) => return Err(e),
         }
     };
-    let prev = match std::fs::read(&path) {
-        Ok(bytes) => {
-            let last = bytes
-                .strip_suffix(b"\n")
-                .unwrap_or(&bytes)
-                .rsplit(|b| *b == b'\n')
-                .next()
-                .unwrap_or_default();
-            if last.is_empty() {
-                "0".repeat(64)
-            } else {
-                Sha256Digest::of(last).to_hex()
-            }
-        }
-        Err(_) => "0".repeat(64),
-    };
-    let empty: Vec<Accepted> = Vec::new();
-    let line = LogLine {
-        time: crate::vault::rfc3339(now),
-        pusher,
-        decision: if outcome.is_ok() { "accept" } else { "refuse" },
-        updates,
-        accepted: outcome.as_ref().map(Vec::as_slice).unwrap_or(&empty),
-        refusal: outcome.as_ref().err(),
-        prev,
-    };
-    let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
-    text.push('\n');
     let mut f = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(&path)?;
+    let len = f.metadata()?.len();
+    let mut prev = "0".repeat(64);
+    if len > 0 {
+        // Read backwards in growing windows until the last line is whole.
+        let mut window = 64 * 1024u64;
+        loop {
+            let start = len.saturating_sub(window);
+            f.seek(SeekFrom::Start(start))?;
+            let mut tail = Vec::new();
+            f.read_to_end(&mut tail)?;
+            let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
+            match body.iter().rposition(|b| *b == b'\n') {
+                Some(i) => {
+                    prev = Sha256Digest::of(&body[i + 1..]).to_hex();
+                    break;
+                }
+                None if start == 0 => {
+                    prev = Sha256Digest::of(body).to_hex();
+                    break;
+                }
+                None => window *= 4,
+            }
+        }
+    }
+    entry["prev"] = serde_json::Value::String(prev);
+    let mut text = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
+    text.push('\n');
     f.write_all(text.as_bytes())?;
     f.sync_data()?;
     Ok(())
+}
+
+/// The access log half of the server log: `git upload-pack` runs this in
+/// place of `git pack-objects` (`uploadpack.packObjectsHook`). It records
+/// who fetched which refs, then runs the real pack-objects on the same input.
+pub fn pack_objects(
+    git_dir: &Path,
+    args: &[String],
+    env: impl Fn(&str) -> Option<String>,
+    now: OffsetDateTime,
+) -> std::io::Result<i32> {
+    use std::io::{Read, Write};
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input)?;
+    if let Ok(store) = Store::open(git_dir) {
+        let cfg = ServerConfig::read(&store).unwrap_or_default();
+        // Only vaults are logged; other repositories of the same user pass through.
+        if !cfg.root_keys.is_empty() {
+            let wants: BTreeSet<String> = String::from_utf8_lossy(&input)
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.len() == 40 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_owned)
+                .collect();
+            let mut refs = Vec::new();
+            if let Ok(all) = store.refs_with_prefix("refs/") {
+                for (name, id) in all {
+                    if wants.contains(&id.to_string()) {
+                        refs.push(name);
+                    }
+                }
+            }
+            let user = pusher_from_env(&env, &cfg).unwrap_or_else(|| "unknown".into());
+            let entry = serde_json::json!({
+                "time": crate::vault::rfc3339(now),
+                "event": "fetch",
+                "user": user,
+                "refs": refs,
+                "wants": wants.len(),
+            });
+            append_chained(store.git_dir(), entry)?;
+        }
+    }
+    let Some((program, rest)) = args.split_first() else {
+        return Err(std::io::Error::other("no pack-objects command given"));
+    };
+    let mut child = std::process::Command::new(program)
+        .args(rest)
+        .stdin(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(&input)?;
+    drop(stdin);
+    Ok(child.wait()?.code().unwrap_or(1))
 }
 
 struct LockGuard {

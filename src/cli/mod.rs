@@ -285,6 +285,11 @@ enum HookCommand {
         /// A user trusted for pushes that carry no server identity (local pushes).
         #[arg(long)]
         local_user: Option<String>,
+        /// Also log fetches: set uploadpack.packObjectsHook in this git
+        /// config file (git reads that key only from the server user's
+        /// global or system config; use the file GIT_CONFIG_GLOBAL names).
+        #[arg(long, value_name = "FILE")]
+        log_fetches: Option<PathBuf>,
     },
     /// Report whether a server repository is installed correctly.
     Check {
@@ -293,6 +298,14 @@ enum HookCommand {
     },
     /// Run as git's pre-receive hook (reads git's lines on stdin).
     PreReceive,
+    /// Run in place of git pack-objects (uploadpack.packObjectsHook): log
+    /// who fetched which refs, then pack.
+    #[command(trailing_var_arg = true)]
+    PackObjects {
+        /// The pack-objects command line git passes.
+        #[arg(allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// The hook's hash-chained decision log.
     Log {
         #[command(subcommand)]
@@ -1252,10 +1265,24 @@ fn hook_command(
                 .quiet());
             }
         }
+        HookCommand::PackObjects { command } => {
+            let git_dir = std::env::var_os("GIT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dir.to_owned());
+            let code = hook::pack_objects(&git_dir, &command, |k| std::env::var(k).ok(), now)?;
+            if code != 0 {
+                return Err(CliError {
+                    kind: ErrorKind::Internal,
+                    message: String::new(),
+                    hints: Vec::new(),
+                });
+            }
+        }
         HookCommand::Install {
             repo,
             root_keys,
             local_user,
+            log_fetches,
         } => {
             let repo = if repo.is_relative() {
                 dir.join(repo)
@@ -1279,6 +1306,27 @@ fn hook_command(
                 "installed the mvault pre-receive hook in {}",
                 repo.display()
             )?;
+            if let Some(cfg) = log_fetches {
+                let cfg = if cfg.is_relative() {
+                    dir.join(cfg)
+                } else {
+                    cfg
+                };
+                let value = format!("{} hook pack-objects", exe.display());
+                let status = std::process::Command::new("git")
+                    .args(["config", "--file"])
+                    .arg(&cfg)
+                    .args(["uploadpack.packObjectsHook", &value])
+                    .status()?;
+                if !status.success() {
+                    return Err(CliError::user(format!("cannot write {}", cfg.display())));
+                }
+                writeln!(
+                    out,
+                    "fetches are logged: uploadpack.packObjectsHook set in {}",
+                    cfg.display()
+                )?;
+            }
             print_check(out, &items)?;
         }
         HookCommand::Check { repo } => {
