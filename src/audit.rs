@@ -257,18 +257,18 @@ pub fn events(vault: &Vault, filter: &Filter) -> Result<Vec<Event>, VaultError> 
     for (id, data) in main_commits(&vault.store)? {
         commit_events(id, &data, &mut out)?;
     }
+    let mut tag_events = Vec::new();
     for (name, id) in vault.store.refs_with_prefix("refs/tags/")? {
         let short = name.trim_start_matches("refs/tags/");
         if let Some(e) = tag_event(&vault.store, short, id)? {
-            out.push(e);
+            tag_events.push(e);
         }
     }
-    // Stable order: time, then promotions by counter, then source.
-    out.sort_by(|a, b| {
-        a.unix
-            .cmp(&b.unix)
-            .then_with(|| order_key(a).cmp(&order_key(b)))
-    });
+    // Commits keep history order; tags follow by kind and counter; then a
+    // stable sort by time interleaves them.
+    tag_events.sort_by_key(order_key);
+    out.extend(tag_events);
+    out.sort_by_key(|e| e.unix);
     let mut kept: Vec<Event> = out.into_iter().filter(|e| filter.keep(e)).collect();
     if let Some(n) = filter.limit {
         let skip = kept.len().saturating_sub(n);

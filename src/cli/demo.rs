@@ -481,13 +481,38 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
     )?;
     sh(out, &alice_dir, &mv, &["show", "nlp/bert@1.0.0"], &[])?;
 
-    step(out, "the record")?;
+    step(out, "the auditor's view: events from commits and tags, a full replay of the record, the lineage")?;
     sh(out, &alice_dir, &mv, &["list"], &[])?;
+    sh(out, &alice_dir, &mv, &["log"], &[])?;
+    sh(out, &alice_dir, &mv, &["audit", "verify"], &[])?;
+    sh(out, &alice_dir, &mv, &["lineage", "nlp/bert"], &[])?;
+    let report = root.join("report.html");
+    sh(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "report",
+            "nlp/bert",
+            "--format",
+            "html",
+            "-o",
+            report.to_str().unwrap_or_default(),
+        ],
+        &[],
+    )?;
     sh(
         out,
         &root,
         &mv,
         &["hook", "log", "verify", "server.git"],
+        &[],
+    )?;
+    sh(
+        out,
+        &root.join("server.git"),
+        &mv,
+        &["log", "--server"],
         &[],
     )?;
     writeln!(out, "\ndemo complete: {}", root.display())?;
