@@ -284,6 +284,10 @@ pub struct Judge<'a> {
     now: OffsetDateTime,
     /// Replaying history: no pusher to judge.
     audit: bool,
+    /// Client side (pre-push): the server's main as last fetched, and the
+    /// refs being pushed, which exist locally but not yet on the server.
+    base_main: Option<Option<ObjectId>>,
+    pushed_refs: BTreeSet<String>,
 }
 
 /// What the hook decided about one update.
@@ -307,6 +311,8 @@ impl<'a> Judge<'a> {
             pusher,
             now,
             audit: false,
+            base_main: None,
+            pushed_refs: BTreeSet::new(),
         }
     }
 
@@ -319,6 +325,37 @@ impl<'a> Judge<'a> {
             pusher: String::new(),
             now,
             audit: true,
+            base_main: None,
+            pushed_refs: BTreeSet::new(),
+        }
+    }
+
+    /// A judge for the client's pre-push check: the same rules, against
+    /// the server's main as last fetched (`base`), with the refs being
+    /// pushed treated as not there yet.
+    pub fn for_pre_push(
+        store: &'a Store,
+        cfg: &'a ServerConfig,
+        pusher: String,
+        now: OffsetDateTime,
+        base: Option<ObjectId>,
+        updates: &[Update],
+    ) -> Self {
+        Judge {
+            store,
+            cfg,
+            pusher,
+            now,
+            audit: false,
+            base_main: Some(base),
+            pushed_refs: updates.iter().map(|u| u.refname.clone()).collect(),
+        }
+    }
+
+    fn main_before(&self) -> Result<Option<ObjectId>, StoreError> {
+        match self.base_main {
+            Some(b) => Ok(b),
+            None => self.store.main_tip(),
         }
     }
 
@@ -341,7 +378,7 @@ impl<'a> Judge<'a> {
     /// Judge every update; the first refusal refuses the push.
     pub fn judge(&self, updates: &[Update]) -> Result<Vec<Accepted>, Refusal> {
         let mut accepted = Vec::new();
-        let main_before = self.store.main_tip().map_err(|e| internal(MAIN_REF, e))?;
+        let main_before = self.main_before().map_err(|e| internal(MAIN_REF, e))?;
         let main_after = updates
             .iter()
             .find(|u| u.refname == MAIN_REF)
@@ -1034,8 +1071,7 @@ impl<'a> Judge<'a> {
     /// The policy in force before the push.
     fn policy_before(&self, r: &str, main_after: Option<ObjectId>) -> Result<Policy, Refusal> {
         match self
-            .store
-            .main_tip()
+            .main_before()
             .map_err(|e| internal(r, e))?
             .or(main_after)
         {
@@ -1402,8 +1438,8 @@ impl<'a> Judge<'a> {
         })?;
         // 20. The chain: counter one more than the highest on any tag of
         // the model, previous link the object id of that tag.
-        let mut history =
-            stages::ModelStages::read(self.store, model).map_err(|e| internal(r, e))?;
+        let mut history = stages::ModelStages::read_excluding(self.store, model, &self.pushed_refs)
+            .map_err(|e| internal(r, e))?;
         for q in pending {
             history.max_counter = history.max_counter.max(q.counter);
             history.promotions.push(q.clone());
@@ -2131,4 +2167,79 @@ pub fn check(repo: &Path) -> Vec<CheckItem> {
         "info/attributes keeps blobs out of delta search".into(),
     );
     out
+}
+
+/// The client's pre-push check: run the server's rules locally before
+/// pushing, against the server's main as this clone last saw it. git gives
+/// `<local ref> <local sha> <remote ref> <remote sha>` lines.
+pub fn pre_push(
+    store: &Store,
+    remote: &str,
+    input: &str,
+    pusher: String,
+    now: OffsetDateTime,
+) -> (bool, Vec<String>) {
+    let mut updates = Vec::new();
+    for line in input.lines().filter(|l| !l.trim().is_empty()) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        if let [_, local_sha, remote_ref, remote_sha] = parts.as_slice() {
+            updates.push(Update {
+                old: (*remote_sha).to_owned(),
+                new: (*local_sha).to_owned(),
+                refname: (*remote_ref).to_owned(),
+            });
+        }
+    }
+    if updates.is_empty() {
+        return (true, Vec::new());
+    }
+    let base = match updates.iter().find(|u| u.refname == MAIN_REF) {
+        Some(u) if u.old == ZERO => None,
+        Some(u) => ObjectId::from_hex(u.old.as_bytes()).ok(),
+        None => store
+            .ref_target(&format!("refs/remotes/{remote}/main"))
+            .ok()
+            .flatten(),
+    };
+    let cfg = ServerConfig::default();
+    match Judge::for_pre_push(store, &cfg, pusher, now, base, &updates).judge(&updates) {
+        Ok(acc) => (
+            true,
+            acc.iter()
+                .map(|a| {
+                    format!(
+                        "mvault: pre-push ok {}: {}",
+                        escape(&a.refname),
+                        escape(&a.what)
+                    )
+                })
+                .collect(),
+        ),
+        Err(r) => (
+            false,
+            vec![
+                r.line(),
+                format!("hint: {}", r.hint),
+                "hint: the server's hook would refuse this push; nothing was sent".into(),
+            ],
+        ),
+    }
+}
+
+/// The client-side pre-push shim `mvault hook install-pre-push` writes.
+pub fn pre_push_shim(mvault_bin: &Path) -> String {
+    format!(
+        "#!/bin/sh\n# mvault pre-push check, installed by `mvault hook install-pre-push`:\n# runs the server's rules locally so a refusal is known before pushing.\nexec '{}' hook pre-push \"$@\"\n",
+        mvault_bin.display().to_string().replace('\'', "'\\''")
+    )
+}
+
+/// Install the pre-push shim into a clone's hooks directory.
+pub fn install_pre_push(store: &Store, mvault_bin: &Path) -> std::io::Result<PathBuf> {
+    let hooks = store.git_dir().join("hooks");
+    std::fs::create_dir_all(&hooks)?;
+    let path = hooks.join("pre-push");
+    std::fs::write(&path, pre_push_shim(mvault_bin))?;
+    set_executable(&path)?;
+    Ok(path)
 }

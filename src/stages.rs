@@ -222,10 +222,22 @@ pub struct VersionStage {
 impl ModelStages {
     /// Read every promotion tag of `model` from the repository's refs.
     pub fn read(store: &Store, model: &ModelName) -> Result<Self, PromotionError> {
+        Self::read_excluding(store, model, &std::collections::BTreeSet::new())
+    }
+
+    /// Like [`ModelStages::read`], ignoring the refs named in `exclude`.
+    pub fn read_excluding(
+        store: &Store,
+        model: &ModelName,
+        exclude: &std::collections::BTreeSet<String>,
+    ) -> Result<Self, PromotionError> {
         let prefix = format!("refs/tags/{model}#");
         let mut promotions = Vec::new();
         let mut max_counter = 0;
         for (name, id) in store.refs_with_prefix(&prefix)? {
+            if exclude.contains(&name) {
+                continue;
+            }
             let short = name.trim_start_matches("refs/tags/");
             let Some((m, _, n)) = parse_promotion_name(short) else {
                 continue;

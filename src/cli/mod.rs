@@ -298,6 +298,15 @@ enum HookCommand {
     },
     /// Run as git's pre-receive hook (reads git's lines on stdin).
     PreReceive,
+    /// Client side: run the server's rules before a push (git's pre-push hook).
+    PrePush {
+        /// The remote's name, as git passes it.
+        remote: Option<String>,
+        /// The remote's URL, as git passes it.
+        url: Option<String>,
+    },
+    /// Install the client-side pre-push check into this clone.
+    InstallPrePush,
     /// Run in place of git pack-objects (uploadpack.packObjectsHook): log
     /// who fetched which refs, then pack.
     #[command(trailing_var_arg = true)]
@@ -1264,6 +1273,48 @@ fn hook_command(
                 }
                 .quiet());
             }
+        }
+        HookCommand::PrePush { remote, url: _ } => {
+            let store =
+                mvault::store::Store::open(dir).map_err(|e| CliError::from(VaultError::from(e)))?;
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
+            let pusher = match std::env::var("MVAULT_USER").ok().filter(|u| !u.is_empty()) {
+                Some(u) => u,
+                None => {
+                    let vault = open_vault(dir)?;
+                    let identity = load_identity(&None, dir)?;
+                    register::signer_user(&vault.policy()?, &identity)?
+                }
+            };
+            let (ok, lines) = hook::pre_push(
+                &store,
+                remote.as_deref().unwrap_or("origin"),
+                &input,
+                pusher,
+                now,
+            );
+            let mut err = std::io::stderr().lock();
+            for l in &lines {
+                writeln!(err, "{l}")?;
+            }
+            if !ok {
+                return Err(CliError {
+                    kind: ErrorKind::Policy,
+                    message: String::new(),
+                    hints: Vec::new(),
+                });
+            }
+        }
+        HookCommand::InstallPrePush => {
+            let store =
+                mvault::store::Store::open(dir).map_err(|e| CliError::from(VaultError::from(e)))?;
+            let path = hook::install_pre_push(&store, &std::env::current_exe()?)?;
+            writeln!(
+                out,
+                "installed {}: pushes are checked against the vault's rules first",
+                path.display()
+            )?;
         }
         HookCommand::PackObjects { command } => {
             let git_dir = std::env::var_os("GIT_DIR")
