@@ -34,6 +34,8 @@ pub const ROOT_KEY_CONFIG: &str = "mvault.rootKey";
 pub const LOCAL_USER_CONFIG: &str = "mvault.localUser";
 /// The decision log, in the server repository's directory.
 pub const LOG_FILE: &str = "mvault-decisions.jsonl";
+/// The log's head: its length and the hash of its last line.
+pub const HEAD_FILE: &str = "mvault-decisions.head";
 
 /// The environment variables that carry the pusher's identity, first found
 /// wins: sshd's forced command, gitolite, GitLab, Gitea/Forgejo, GitHub
@@ -361,7 +363,7 @@ impl<'a> Judge<'a> {
 
     /// Judge one commit of history as the hook would have.
     pub fn audit_commit(&self, commit: ObjectId) -> Result<Accepted, Refusal> {
-        self.judge_commit(MAIN_REF, commit)
+        self.judge_commit(MAIN_REF, commit, None)
     }
 
     fn policy_at_commit(&self, commit: ObjectId) -> Result<Policy, String> {
@@ -557,9 +559,16 @@ impl<'a> Judge<'a> {
             }
         }
         chain.reverse();
+        // Roles come from the policy in force before the push, for every
+        // commit of it: a push cannot add a key and use it, or grant a
+        // role and exercise it.
+        let in_force = match old {
+            Some(o) => Some(self.policy_at_commit(o).map_err(|e| internal(r, e))?),
+            None => None,
+        };
         let mut accepted = Vec::new();
         for c in chain {
-            accepted.push(self.judge_commit(r, c)?);
+            accepted.push(self.judge_commit(r, c, in_force.as_ref())?);
         }
         Ok(accepted)
     }
@@ -609,7 +618,12 @@ impl<'a> Judge<'a> {
         Ok(Signed { key, user })
     }
 
-    fn judge_commit(&self, r: &str, commit: ObjectId) -> Result<Accepted, Refusal> {
+    fn judge_commit(
+        &self,
+        r: &str,
+        commit: ObjectId,
+        in_force: Option<&Policy>,
+    ) -> Result<Accepted, Refusal> {
         let parents = self
             .store
             .commit_parents(commit)
@@ -624,8 +638,10 @@ impl<'a> Judge<'a> {
         let Some(parent) = parents.first().copied() else {
             return self.judge_init(r, commit, action);
         };
-        // The policy in force before this commit.
-        let policy = self.policy_at_commit(parent).map_err(|e| internal(r, e))?;
+        // The state before this commit, and the policy that judges roles:
+        // the one in force before the push (history replays use the parent's).
+        let parent_policy = self.policy_at_commit(parent).map_err(|e| internal(r, e))?;
+        let policy = in_force.cloned().unwrap_or_else(|| parent_policy.clone());
         // 4. Signed by a known, unexpired key (judged by the server's clock).
         let signer = self.commit_signer(r, commit, Some(&policy))?;
         let parent_tree = self.store.commit_tree(parent).map_err(|e| internal(r, e))?;
@@ -642,10 +658,20 @@ impl<'a> Judge<'a> {
         }
         // 5. One action per commit, and the tree change must be that action.
         match action {
-            "register" => {
-                self.judge_register(r, commit, &t, &policy, &signer, parent_tree, tree, &changes)
+            "register" => self.judge_register(
+                r,
+                commit,
+                &t,
+                &policy,
+                &parent_policy,
+                &signer,
+                parent_tree,
+                tree,
+                &changes,
+            ),
+            "policy" => {
+                self.judge_policy(r, commit, &policy, &parent_policy, &signer, tree, &changes)
             }
-            "policy" => self.judge_policy(r, commit, &policy, &signer, tree, &changes),
             other => Err(Refusal::new(
                 r,
                 "unknown action",
@@ -732,6 +758,7 @@ impl<'a> Judge<'a> {
         commit: ObjectId,
         t: &BTreeMap<String, Vec<String>>,
         policy: &Policy,
+        parent_policy: &Policy,
         signer: &Signed,
         parent_tree: ObjectId,
         tree: ObjectId,
@@ -928,7 +955,7 @@ impl<'a> Judge<'a> {
         match new_ring {
             Some(ring) => {
                 let (_, sealed) = self.store.object(ring).map_err(|e| internal(r, e))?;
-                check_ring(&sealed, policy, &model, self.now)
+                check_ring(&sealed, parent_policy, &model, self.now)
                     .map_err(|e| bad("key ring recipients", format!("{ring_path}: {e}")))?;
             }
             None => {
@@ -956,6 +983,7 @@ impl<'a> Judge<'a> {
         r: &str,
         commit: ObjectId,
         policy: &Policy,
+        parent_policy: &Policy,
         signer: &Signed,
         tree: ObjectId,
         changes: &[Change],
@@ -1037,7 +1065,7 @@ impl<'a> Judge<'a> {
                     format!(".mvault/keys/{}.age", escape(name)),
                 ));
             };
-            let readers_before: BTreeSet<String> = policy
+            let readers_before: BTreeSet<String> = parent_policy
                 .readers(&model, self.now)
                 .into_iter()
                 .map(|(_, k)| crypto::public_key_line(k))
@@ -1839,6 +1867,13 @@ pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::
     text.push('\n');
     f.write_all(text.as_bytes())?;
     f.sync_data()?;
+    // The head: the log's length and its last line's hash, kept beside it,
+    // so cutting lines off the end or editing the last one is detected.
+    let line_hash = Sha256Digest::of(text.trim_end_matches('\n').as_bytes()).to_hex();
+    let head = git_dir.join(HEAD_FILE);
+    let tmp = git_dir.join(format!("{HEAD_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{} {line_hash}\n", len + text.len() as u64))?;
+    std::fs::rename(&tmp, &head)?;
     Ok(())
 }
 
@@ -1928,6 +1963,15 @@ pub fn verify_log(git_dir: &Path) -> Result<usize, String> {
         }
         prev = Sha256Digest::of(line).to_hex();
         n += 1;
+    }
+    let head = std::fs::read_to_string(git_dir.join(HEAD_FILE))
+        .map_err(|e| format!("{HEAD_FILE}: {e} (the log's head is missing)"))?;
+    let (len, hash) = head.trim().split_once(' ').unwrap_or(("", ""));
+    if len != bytes.len().to_string() || hash != prev {
+        return Err(format!(
+            "{LOG_FILE}: the log ends at line {n} with hash {prev} and {} bytes, but its head records {len} bytes and hash {hash} (lines were cut off the end or the last line was edited)",
+            bytes.len()
+        ));
     }
     Ok(n)
 }

@@ -437,7 +437,25 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.repo.edit_references(ref_edits).map_err(|err| {
+        {
+            // The reflog needs a committer: the repository's own identity
+            // when it has one, else mvault's, so a bare environment works.
+            let configured = self
+                .repo
+                .committer()
+                .and_then(|c| c.ok())
+                .map(|c| c.to_owned());
+            let fallback = gix::actor::Signature {
+                name: "mvault".into(),
+                email: "mvault@localhost".into(),
+                time: gix::date::Time::now_local_or_utc(),
+            };
+            let who = configured.and_then(|c| c.ok()).unwrap_or(fallback);
+            let mut buf = gix::date::parse::TimeBuf::default();
+            self.repo
+                .edit_references_as(ref_edits, Some(who.to_ref(&mut buf)))
+        }
+        .map_err(|err| {
             let first = &edits[0];
             let msg = err.to_string();
             if msg.contains("must not exist")
