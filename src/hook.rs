@@ -978,6 +978,7 @@ impl<'a> Judge<'a> {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn judge_policy(
         &self,
         r: &str,
