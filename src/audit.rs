@@ -587,6 +587,26 @@ fn replay(
     Ok(())
 }
 
+/// Check one model's promotion chain (signatures, counters, links,
+/// approvals): what `pull nlp/bert#production` relies on.
+pub fn verify_model_chain(vault: &Vault, model: &ModelName) -> Result<(), AuditBreak> {
+    let (tip, tree) = vault
+        .main()
+        .map_err(|e| brk(MAIN_REF, "unreadable", e.to_string()))?;
+    let policy = vault
+        .policy_at(tree)
+        .map_err(|e| brk(MAIN_REF, "bad policy", e.to_string()))?;
+    let mut report = AuditReport {
+        ok: true,
+        commits: 0,
+        tags: 0,
+        signatures: 0,
+        versions_decrypted: 0,
+        first_break: None,
+    };
+    verify_chain(vault, model, &policy, tip, &mut report)
+}
+
 /// A tag binds the registering commit of `model@version` on main and its manifest digest.
 fn check_binding(
     vault: &Vault,

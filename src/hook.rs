@@ -432,7 +432,18 @@ impl<'a> Judge<'a> {
             }
             let name = u.refname.strip_prefix("refs/tags/").unwrap_or(&u.refname);
             match stages::parse_promotion_name(name) {
-                Some((model, _, n)) => promotions.push((model, n, u, new)),
+                Some((model, _, n)) => {
+                    // 14. Tags are immutable, whatever else is wrong with them.
+                    if u.old != ZERO {
+                        return Err(Refusal::new(
+                            &u.refname,
+                            "tag moved",
+                            format!("{} already points at {}", escape(name), u.old),
+                            "tags are immutable; register or promote anew",
+                        ));
+                    }
+                    promotions.push((model, n, u, new))
+                }
                 None => accepted.push(self.judge_tag(u, new, main_after, updates)?),
             }
         }
@@ -2071,7 +2082,7 @@ pub const SERVER_CONFIG: &[(&str, &str)] = &[
     ("receive.unpackLimit", "1"),
     ("core.looseCompression", "0"),
     ("pack.compression", "0"),
-    ("core.bigFileThreshold", "1m"),
+    ("core.bigFileThreshold", "1048576"),
     ("core.packedGitWindowSize", "32m"),
     ("uploadpack.allowFilter", "true"),
 ];

@@ -92,7 +92,7 @@ pub struct Store {
 pub const REPO_CONFIG: &[(&str, &str)] = &[
     ("core.looseCompression", "0"),
     ("pack.compression", "0"),
-    ("core.bigFileThreshold", "1m"),
+    ("core.bigFileThreshold", "1048576"),
 ];
 
 impl Store {

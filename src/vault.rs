@@ -332,6 +332,13 @@ impl Vault {
                 Ok((m.clone(), v))
             }
             VersionRef::Stage(m, stage) => {
+                // The stage is what the promotion tags say: believe them only
+                // when their chain verifies.
+                crate::audit::verify_model_chain(self, m).map_err(|b| VaultError::Signer {
+                    what: format!("{m}#{stage}"),
+                    signer: b.object,
+                    reason: format!("breaks the promotion chain: {}: {}", b.rule, b.detail),
+                })?;
                 let v = crate::stages::resolve_stage(&self.store, m, *stage)
                     .map_err(|e| VaultError::Input {
                         path: format!("{m}#{stage}"),
