@@ -1,0 +1,120 @@
+//! A fine-tune that changes one shard of eight stores one shard: unchanged
+//! files reuse the earlier version's git blob, locally and on the remote.
+
+use std::path::Path;
+
+use crate::common::*;
+
+const SHARD: u64 = 4 * MIB;
+const SHARDS: u64 = 8;
+
+fn shard_name(i: u64) -> String {
+    format!("model-{:05}-of-{SHARDS:05}.safetensors", i + 1)
+}
+
+fn objects_size(repo: &Path) -> u64 {
+    let objects = if repo.join(".git").is_dir() {
+        repo.join(".git/objects")
+    } else {
+        repo.join("objects")
+    };
+    dir_size(&objects)
+}
+
+#[test]
+fn one_changed_shard_of_eight_grows_the_store_by_about_one_shard() {
+    let vault = Vault::with_remote();
+    let v1 = vault.path("v1");
+    for i in 0..SHARDS {
+        write_pseudo_random(&v1.join(shard_name(i)), SHARD, 100 + i);
+    }
+    write_file(&v1.join("config.json"), b"{\"layers\": 24}\n");
+    vault.add(&v1, "nlp/llm", "1.0.0", &[]).success();
+
+    let v2 = vault.path("v2");
+    for i in 0..SHARDS {
+        let seed = if i == 3 { 999 } else { 100 + i };
+        write_pseudo_random(&v2.join(shard_name(i)), SHARD, seed);
+    }
+    write_file(&v2.join("config.json"), b"{\"layers\": 24}\n");
+
+    let local_before = objects_size(&vault.repo);
+    let remote_before = objects_size(vault.remote());
+    vault
+        .add(&v2, "nlp/llm", "1.1.0", &["--parent", "1.0.0"])
+        .success();
+    let local_growth = objects_size(&vault.repo) - local_before;
+    let remote_growth = objects_size(vault.remote()) - remote_before;
+    let limit = SHARD + SHARD / 2;
+    assert!(
+        local_growth < limit,
+        "local object store grew by {local_growth} bytes for one changed {SHARD}-byte shard \
+         (limit {limit})"
+    );
+    assert!(
+        remote_growth < limit,
+        "remote object store grew by {remote_growth} bytes for one changed {SHARD}-byte shard \
+         (limit {limit})"
+    );
+
+    // Reuse is by git object id, so stock git sees it too.
+    for i in 0..SHARDS {
+        let sha = sha256_file(&v2.join(shard_name(i)));
+        let v2_oid = vault.git_ok(
+            &vault.repo,
+            &[
+                "rev-parse",
+                &format!("main:models/nlp/llm/1.1.0/blobs/{sha}"),
+            ],
+        );
+        let v1_oid = vault.git(
+            &vault.repo,
+            &[
+                "rev-parse",
+                "-q",
+                "--verify",
+                &format!("main:models/nlp/llm/1.0.0/blobs/{sha}"),
+            ],
+        );
+        if i == 3 {
+            v1_oid.failure();
+        } else {
+            assert_eq!(
+                v1_oid.success().stdout().trim(),
+                v2_oid,
+                "{} was re-encrypted instead of reused",
+                shard_name(i)
+            );
+        }
+    }
+
+    // And the new version still comes back whole.
+    let out = vault.path("out");
+    vault
+        .pull_in(&vault.repo, &vault.alice, "nlp/llm@1.1.0", &out)
+        .success();
+    assert_same_tree(&v2, &out);
+}
+
+#[test]
+fn identical_files_within_a_version_share_one_blob() {
+    let vault = Vault::new();
+    let model = vault.path("model");
+    write_pseudo_random(&model.join("a.bin"), 2 * MIB, 1);
+    write_pseudo_random(&model.join("copy/a.bin"), 2 * MIB, 1);
+    vault.add(&model, "nlp/twins", "1.0.0", &[]).success();
+    let blobs = vault.git_ok(
+        &vault.repo,
+        &[
+            "ls-tree",
+            "--name-only",
+            "main:models/nlp/twins/1.0.0/blobs",
+        ],
+    );
+    assert_eq!(blobs.lines().count(), 1, "blobs:\n{blobs}");
+    let out = vault.path("out");
+    vault
+        .pull_in(&vault.repo, &vault.alice, "nlp/twins@1.0.0", &out)
+        .success();
+    assert_same_tree(&model, &out);
+}

@@ -1,0 +1,345 @@
+//! Commit-level refusals: every commit on main is signed by a key the
+//! policy in force names, does one thing, and a registration adds exactly
+//! one well-formed version directory. Each hostile commit starts from a
+//! valid `mvault add --no-push` and is rebuilt with stock git.
+
+use crate::common::*;
+use crate::hook_server::*;
+
+const MAIN: &str = "refs/heads/main";
+const V2: &str = "models/nlp/bert/2.0.0";
+
+/// The path of the weights' blob in the prepared version.
+fn weights_blob(s: &Server, clone: &std::path::Path) -> String {
+    let m = s.manifest_at(clone, "HEAD", "2.0.0");
+    let f = m
+        .files
+        .iter()
+        .find(|f| f.path == "model.safetensors")
+        .expect("weights in manifest");
+    format!("{V2}/{}", f.blob)
+}
+
+/// An unsigned commit could be made by anyone who can reach the server.
+#[test]
+fn unsigned_commit_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    s.rewrite_head(&clone, None, |_| {});
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "unsigned commit",
+    );
+}
+
+/// A commit signed by a key no policy names is a forgery.
+#[test]
+fn commit_signed_by_an_unknown_key_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    s.rewrite_head(&clone, Some(&s.mallory), |_| {});
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "unknown signer",
+    );
+}
+
+/// A key past its expiry (by the server's clock) no longer counts, even
+/// for a commit made while it was valid.
+#[test]
+fn commit_by_an_expired_user_is_refused() {
+    let s = Server::with_version();
+    let carol = s.keygen("carol");
+    s.mvault_as(
+        &s.work,
+        &s.admin,
+        Some("admin"),
+        &[
+            "policy",
+            "add-user",
+            "carol",
+            "--key-file",
+            &pub_arg(&carol),
+            "--expires",
+            "2026-12-01",
+        ],
+    )
+    .success();
+    s.mvault_as(
+        &s.work,
+        &s.admin,
+        Some("admin"),
+        &[
+            "policy",
+            "grant",
+            "carol",
+            "--role",
+            "developer",
+            "--models",
+            "nlp/*",
+        ],
+    )
+    .success();
+    let clone = s.prepared("c", &carol, "2.0.0");
+    let before = s.server_refs();
+    // Pushed on 2026-12-15, after the key expired.
+    let mut cmd = s.git_command(&clone, &["push", "origin", "main"]);
+    cmd.env("MVAULT_USER", "carol")
+        .env("MVAULT_NOW", "1797328800");
+    let run = s.run(cmd).failure();
+    assert_refusal(&run, MAIN, "expired key");
+    assert_eq!(s.server_refs(), before, "a ref moved: {}", run.stderr());
+}
+
+/// A published version is never modified: editing its manifest in place
+/// would change what everyone already pulled and verified.
+#[test]
+fn commit_touching_an_existing_version_is_refused() {
+    let s = Server::with_version();
+    let clone = s.stock_clone("c");
+    let path = "models/nlp/bert/1.0.0/manifest.toml";
+    let mut manifest = s.staged(&clone, path);
+    manifest.extend_from_slice(b"[metadata]\nnote = \"rewritten\"\n");
+    s.stage(&clone, path, &manifest, "100644");
+    s.commit_index(
+        &clone,
+        Some(&s.alice),
+        &["-m", &register_message("1.0.0", &sha256_hex(&manifest))],
+    );
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "existing content changed",
+    );
+}
+
+/// Deleting a published blob would make a version unreadable.
+#[test]
+fn commit_deleting_a_published_blob_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    let m = s.manifest_at(&clone, "HEAD", "1.0.0");
+    let blob = format!("models/nlp/bert/1.0.0/{}", m.files[0].blob);
+    s.rewrite_head(&clone, Some(&s.alice), |c| s.unstage(c, &blob));
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "existing content changed",
+    );
+}
+
+/// A registration may not drop files elsewhere in the tree (a hook
+/// script, a README that misleads, another model's files).
+#[test]
+fn file_outside_the_version_directory_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    s.rewrite_head(&clone, Some(&s.alice), |c| {
+        s.stage(c, "README.md", b"trust me\n", "100644")
+    });
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "file outside version directory",
+    );
+}
+
+/// A commit that says "policy" but also registers a version would slip a
+/// version past the registration checks.
+#[test]
+fn policy_change_mixed_with_a_registration_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    let carol = s.keygen("carol");
+    s.mvault_as(
+        &clone,
+        &s.admin,
+        None,
+        &[
+            "policy",
+            "add-user",
+            "carol",
+            "--key-file",
+            &pub_arg(&carol),
+            "--no-push",
+        ],
+    )
+    .success();
+    let policy_commit = s.git_ok(&clone, &["rev-parse", "HEAD"]);
+    s.git_ok(&clone, &["read-tree", "HEAD"]);
+    s.git_ok(&clone, &["reset", "-q", "--soft", "HEAD~2"]);
+    s.commit_index(&clone, Some(&s.admin), &["-C", &policy_commit]);
+    s.refused(
+        &clone,
+        Some("admin"),
+        &["origin", "main"],
+        MAIN,
+        "mixed actions",
+    );
+}
+
+/// A manifest that is not canonical could say one thing to one parser and
+/// another to the next.
+#[test]
+fn non_canonical_manifest_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    s.rewrite_head(&clone, Some(&s.alice), |c| {
+        let path = format!("{V2}/manifest.toml");
+        let text = String::from_utf8(s.staged(c, &path)).expect("utf-8");
+        let edited = text.replacen("schema = 1", "schema = 1 ", 1);
+        assert_ne!(edited, text);
+        s.stage(c, &path, edited.as_bytes(), "100644");
+    });
+    let run = s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "bad manifest",
+    );
+    assert!(run.stderr().contains("canonical"), "{}", run.stderr());
+}
+
+/// A manifest path with `..` would write outside the output directory on
+/// pull (path traversal).
+#[test]
+fn manifest_path_with_dot_dot_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    s.rewrite_head(&clone, Some(&s.alice), |c| {
+        let path = format!("{V2}/manifest.toml");
+        let text = String::from_utf8(s.staged(c, &path)).expect("utf-8");
+        let edited = text.replacen("path = \"config.json\"", "path = \"../config.json\"", 1);
+        assert_ne!(edited, text);
+        s.stage(c, &path, edited.as_bytes(), "100644");
+    });
+    let run = s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "bad manifest",
+    );
+    assert!(run.stderr().contains(".."), "{}", run.stderr());
+}
+
+/// A blob whose size differs from the manifest's is not the ciphertext
+/// that was signed for (a truncated or swapped blob).
+#[test]
+fn blob_size_mismatch_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    let blob = weights_blob(&s, &clone);
+    s.rewrite_head(&clone, Some(&s.alice), |c| {
+        let mut bytes = s.staged(c, &blob);
+        bytes.truncate(bytes.len() / 2);
+        s.stage(c, &blob, &bytes, "100644");
+    });
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "blob size",
+    );
+}
+
+/// A version whose manifest names a blob that is not there can never be
+/// pulled.
+#[test]
+fn missing_blob_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    let blob = weights_blob(&s, &clone);
+    s.rewrite_head(&clone, Some(&s.alice), |c| s.unstage(c, &blob));
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "missing blob",
+    );
+}
+
+/// A file the manifest does not name would ride along unsigned.
+#[test]
+fn unexpected_extra_file_in_the_version_directory_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    s.rewrite_head(&clone, Some(&s.alice), |c| {
+        s.stage(
+            c,
+            &format!("{V2}/blobs/{}", "0".repeat(64)),
+            b"payload",
+            "100644",
+        )
+    });
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "unexpected file",
+    );
+}
+
+/// A symlink in a version directory would point a checkout at files
+/// outside it.
+#[test]
+fn symlink_in_the_version_directory_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    let blob = weights_blob(&s, &clone);
+    s.rewrite_head(&clone, Some(&s.alice), |c| {
+        s.stage(c, &blob, b"../../../../../etc/passwd", "120000")
+    });
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "bad file mode",
+    );
+}
+
+/// A manifest signed by someone other than the commit's signer (even a
+/// known admin) breaks the binding between author and content.
+#[test]
+fn manifest_signed_by_another_key_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    let manifest = s.path("manifest.toml");
+    write_file(
+        &manifest,
+        &s.git_show_bytes(&clone, &format!("HEAD:{V2}/manifest.toml")),
+    );
+    let mut sign = s.command("ssh-keygen");
+    sign.args(["-Y", "sign", "-n", "mvault-manifest", "-f"])
+        .arg(&s.admin.private)
+        .arg(&manifest);
+    s.run(sign).success();
+    let sig = std::fs::read(s.path("manifest.toml.sig")).expect("signature");
+    s.rewrite_head(&clone, Some(&s.alice), |c| {
+        s.stage(c, &format!("{V2}/manifest.sig"), &sig, "100644")
+    });
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        MAIN,
+        "bad manifest signature",
+    );
+}

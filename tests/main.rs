@@ -1,0 +1,30 @@
+//! The integration tests: one binary (see `autotests = false` in Cargo.toml)
+//! that drives the real `mvault` and the stock git, age and ssh-keygen in a
+//! hermetic environment (`common`). One module per area of the contract.
+
+mod common;
+
+mod audit_events;
+mod audit_report;
+mod audit_ssh;
+mod audit_tamper;
+mod core_access;
+mod core_cli_errors;
+mod core_concurrent;
+mod core_crash;
+mod core_dedup;
+mod core_roundtrip;
+mod core_stock_tools;
+mod core_tamper;
+mod hook_accept;
+mod hook_commits;
+mod hook_failsafe;
+mod hook_refs;
+mod hook_roles;
+mod hook_server;
+mod hook_ssh;
+mod promotion_concurrent;
+mod promotion_flow;
+mod promotion_refusals;
+mod promotion_stock_tools;
+mod promotion_world;
