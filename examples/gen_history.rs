@@ -13,7 +13,9 @@
 //! (default 1, 0 = never) is promoted to staging. Each version is a signed
 //! commit, a signed manifest and a signed registration tag; each promotion a
 //! signed tag. Times start at `$MVAULT_NOW` (or now) and advance one second
-//! per event. Prints one summary line.
+//! per event. Every 100 versions, and at the end, refs are packed and loose
+//! objects repacked with stock git (`git pack-refs --all`, `git repack -d`),
+//! as in any long-lived repository. Prints one summary line.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,6 +41,22 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: Option<T>) -> R
             "usage: gen_history DIR ADMIN_KEY VERSIONS [MODELS] [PROMOTE_EVERY]".to_owned()
         }),
     }
+}
+
+/// `git pack-refs --all` and `git repack -d` in the vault.
+fn maintain(dir: &std::path::Path) -> Result<(), String> {
+    for args in [&["pack-refs", "--all"][..], &["repack", "-d", "-q"][..]] {
+        let status = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .status()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if !status.success() {
+            return Err(format!("git {} failed", args.join(" ")));
+        }
+    }
+    Ok(())
 }
 
 fn run() -> Result<(), String> {
@@ -107,7 +125,14 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("promote {model}@{version}: {e}"))?;
             promoted += 1;
         }
+        // Keep the repository in the shape a long-lived one has: refs
+        // packed, objects in packs. Loose refs and objects make every
+        // later command (and so the generation) slower and slower.
+        if (i + 1) % 100 == 0 {
+            maintain(&dir)?;
+        }
     }
+    maintain(&dir)?;
     let secs = began.elapsed().as_secs_f64();
     println!(
         "gen_history: {} versions of {} models, {} promotions, in {:.1} s ({:.1} ms per version) into {}",

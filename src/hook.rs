@@ -2083,7 +2083,8 @@ pub const SERVER_CONFIG: &[(&str, &str)] = &[
     ("core.looseCompression", "0"),
     ("pack.compression", "0"),
     ("core.bigFileThreshold", "1048576"),
-    ("core.packedGitWindowSize", "32m"),
+    ("core.packedGitWindowSize", "16m"),
+    ("core.packedGitLimit", "64m"),
     ("uploadpack.allowFilter", "true"),
 ];
 

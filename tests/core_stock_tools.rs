@@ -490,10 +490,10 @@ fn gitattributes_and_repository_settings_keep_git_fast_on_ciphertext() {
         for (key, value) in [
             ("core.looseCompression", "0"),
             ("pack.compression", "0"),
-            ("core.bigFileThreshold", "1m"),
+            ("core.bigFileThreshold", "1048576"), // 1m
         ] {
             assert_eq!(
-                vault.git_ok(repo, &["config", "--local", key]),
+                vault.git_ok(repo, &["config", "--local", "--int", key]),
                 value,
                 "{key} in {}",
                 repo.display()
