@@ -466,6 +466,13 @@ fn replay(
         let key = crypto::verify_signature(sig, crypto::GIT_NAMESPACE, payload)
             .map_err(|e| brk(short, "bad tag signature", e.to_string()))?;
         let target = tag.target();
+        let tag_time = tag
+            .tagger()
+            .ok()
+            .flatten()
+            .and_then(|t| t.time().ok())
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         // The policy in force when the tag was made: the one of the first
         // main commit at or after the tag's time is not knowable from git
         // alone, so the tag is judged by the policy at its target commit
@@ -531,13 +538,8 @@ fn replay(
                 return Err(brk(short, "unknown tag form", "not a registration tag"));
             };
             let ok = [&at_target, &policy_now].iter().any(|p| {
-                p.check(
-                    &signer,
-                    &model,
-                    crate::policy::Ability::Register,
-                    OffsetDateTime::from_unix_timestamp(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                )
-                .is_ok()
+                p.check(&signer, &model, crate::policy::Ability::Register, tag_time)
+                    .is_ok()
             });
             if !ok {
                 return Err(brk(
@@ -556,7 +558,7 @@ fn replay(
         return Err(brk(short, "unknown tag form", "not a tag mvault makes"));
     }
     for model in models {
-        verify_chain(vault, &model, &policy_now, tip, report)?;
+        verify_chain(vault, &model, &policy_now, tip)?;
     }
     // The server's decision log, when this is the server's repository.
     if store.git_dir().join(hook::LOG_FILE).exists() {
@@ -596,15 +598,7 @@ pub fn verify_model_chain(vault: &Vault, model: &ModelName) -> Result<(), AuditB
     let policy = vault
         .policy_at(tree)
         .map_err(|e| brk(MAIN_REF, "bad policy", e.to_string()))?;
-    let mut report = AuditReport {
-        ok: true,
-        commits: 0,
-        tags: 0,
-        signatures: 0,
-        versions_decrypted: 0,
-        first_break: None,
-    };
-    verify_chain(vault, model, &policy, tip, &mut report)
+    verify_chain(vault, model, &policy, tip)
 }
 
 /// A tag binds the registering commit of `model@version` on main and its manifest digest.
@@ -656,7 +650,6 @@ fn verify_chain(
     model: &ModelName,
     policy_now: &crate::policy::Policy,
     tip: ObjectId,
-    report: &mut AuditReport,
 ) -> Result<(), AuditBreak> {
     let store = &vault.store;
     let all = ModelStages::read(store, model)
@@ -706,7 +699,12 @@ fn verify_chain(
                     .map_err(|e| brk(&p.name, "bad target", e.to_string()))?,
             )
             .map_err(|e| brk(&p.name, "bad policy", e.to_string()))?;
-        let rule = crate::release::rule_for(&at_target, model, p.stage);
+        let rule_stage = if p.action == PromotionAction::Rollback {
+            crate::names::Stage::Production
+        } else {
+            p.stage
+        };
+        let rule = crate::release::rule_for(&at_target, model, rule_stage);
         let signer = at_target
             .user_of_key(&key)
             .or_else(|| policy_now.user_of_key(&key))
@@ -753,7 +751,15 @@ fn verify_chain(
         let legal = match p.action {
             PromotionAction::Promote => stages::transition_allowed(vs.stage, p.stage),
             PromotionAction::Rollback => {
-                p.stage == crate::names::Stage::Production && vs.ever_production
+                let back_in = p.stage == crate::names::Stage::Production
+                    && vs.ever_production
+                    && vs.stage != crate::names::Stage::Archived;
+                let demotion = p.stage == crate::names::Stage::Deprecated
+                    && vs.stage == crate::names::Stage::Production
+                    && replayed.last().is_some_and(|q| {
+                        q.action == PromotionAction::Rollback && q.counter + 1 == p.counter
+                    });
+                (back_in || demotion) && p.reason.is_some()
             }
         };
         if !legal {
@@ -800,7 +806,6 @@ fn verify_chain(
                 ));
             }
         }
-        report.signatures += 0;
         replayed.max_counter = p.counter;
         replayed.promotions.push(p.clone());
     }

@@ -338,7 +338,7 @@ impl<'a> Judge<'a> {
     pub fn for_pre_push(
         store: &'a Store,
         cfg: &'a ServerConfig,
-        pusher: String,
+        pusher: Option<String>,
         now: OffsetDateTime,
         base: Option<ObjectId>,
         updates: &[Update],
@@ -346,9 +346,10 @@ impl<'a> Judge<'a> {
         Judge {
             store,
             cfg,
-            pusher,
+            // Without a known pusher (the server will know), pusher checks are left to it.
+            audit: pusher.is_none(),
+            pusher: pusher.unwrap_or_default(),
             now,
-            audit: false,
             base_main: Some(base),
             pushed_refs: updates.iter().map(|u| u.refname.clone()).collect(),
         }
@@ -1557,17 +1558,35 @@ impl<'a> Judge<'a> {
                 }
             }
             stages::PromotionAction::Rollback => {
-                if p.stage != Stage::Production
-                    || !vs.ever_production
-                    || vs.stage == Stage::Archived
-                    || p.reason.is_none()
-                {
-                    return Err(Refusal::new(r, "bad rollback", format!("{model}@{version} was never in production, is archived, or no reason was given"), "roll back only to an earlier production version, with --reason"));
+                // A rollback is a version put back in production that was
+                // there before, with a reason; its optional second half
+                // moves the production version it replaces to deprecated,
+                // right after the first half, in the same push.
+                let back_in = p.stage == Stage::Production
+                    && vs.ever_production
+                    && vs.stage != Stage::Archived
+                    && !(vs.stage == Stage::Production
+                        && history.serving(Stage::Production) == Some(p.version.as_str()));
+                let demotion = p.stage == Stage::Deprecated
+                    && vs.stage == Stage::Production
+                    && pending.last().is_some_and(|q| {
+                        q.action == stages::PromotionAction::Rollback
+                            && q.stage == Stage::Production
+                            && q.counter + 1 == p.counter
+                    });
+                if !(back_in || demotion) || p.reason.is_none() {
+                    return Err(Refusal::new(r, "bad rollback", format!("{model}@{version} was never in production, is archived or already served, or no reason was given"), "roll back only to an earlier production version, with --reason"));
                 }
             }
         }
-        // 23. Roles: the signer and the pusher may promote into this stage.
-        let rule = crate::release::rule_for(&policy, model, p.stage);
+        // 23. Roles: the signer and the pusher may promote into this stage
+        // (a rollback, both halves, by the production rule).
+        let rule_stage = if p.action == stages::PromotionAction::Rollback {
+            Stage::Production
+        } else {
+            p.stage
+        };
+        let rule = crate::release::rule_for(&policy, model, rule_stage);
         let holds = |who: &str| {
             policy.roles_of(who, model).iter().any(|(role, _)| {
                 *role == rule.promote_role || *role == crate::policy::Role::MlAdmin
@@ -1839,6 +1858,16 @@ pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 200 => {
+                // A lock left by a killed hook: no append takes a minute.
+                let stale = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(60));
+                if stale {
+                    let _ = std::fs::remove_file(&lock);
+                    continue;
+                }
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(25));
             }
@@ -2233,7 +2262,7 @@ pub fn pre_push(
     store: &Store,
     remote: &str,
     input: &str,
-    pusher: String,
+    pusher: Option<String>,
     now: OffsetDateTime,
 ) -> (bool, Vec<String>) {
     let mut updates = Vec::new();
@@ -2249,6 +2278,17 @@ pub fn pre_push(
     }
     if updates.is_empty() {
         return (true, Vec::new());
+    }
+    // A new vault's first push is judged against root keys only the
+    // server knows: leave it to the server.
+    if updates
+        .iter()
+        .any(|u| u.refname == MAIN_REF && u.old == ZERO)
+    {
+        return (
+            true,
+            vec!["mvault: pre-push: a new vault's first push is checked by the server".into()],
+        );
     }
     let base = match updates.iter().find(|u| u.refname == MAIN_REF) {
         Some(u) if u.old == ZERO => None,

@@ -436,6 +436,16 @@ pub(crate) struct PreparedVersion {
 /// Register a version: the whole of `mvault add`.
 pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError> {
     vault.store.ensure_config()?;
+    if let Some(m) = &req.message {
+        // Trailers are mvault's: a free-text line that looks like one would
+        // change what the commit says it does.
+        if let Some(line) = m.lines().find(|l| l.trim_start().starts_with("Mvault-")) {
+            return Err(VaultError::Input {
+                path: "--message".into(),
+                reason: format!("the line {line:?} looks like an mvault trailer; trailers are written by mvault"),
+            });
+        }
+    }
     let inputs = collect_inputs(&req.path)?;
     let (tip, tree) = vault.main()?;
     let policy = vault.policy_at(tree)?;
@@ -521,7 +531,15 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         }
     }
 
-    let (stored, reused) = store_files(&vault.store, &inputs, &key, &reuse, &reuse_sizes)?;
+    let (mut stored, reused) = store_files(&vault.store, &inputs, &key, &reuse, &reuse_sizes)?;
+    // Files with the same content share one blob (named by the digest):
+    // every entry takes the first one's object and ciphertext size.
+    let mut first: BTreeMap<Sha256Digest, (ObjectId, u64)> = BTreeMap::new();
+    for (e, id) in stored.iter_mut() {
+        let (fid, fsize) = *first.entry(e.sha256).or_insert((*id, e.blob_size));
+        *id = fid;
+        e.blob_size = fsize;
+    }
 
     let mut manifest = Manifest {
         model: req.model.clone(),

@@ -542,7 +542,9 @@ pub fn rollback(
                 digest: Sha256Digest::of(cur_rec.manifest_text.as_bytes()).to_hex(),
                 from: Stage::Production,
                 to: Stage::Deprecated,
-                action: PromotionAction::Promote,
+                // The demotion half of a rollback: judged with it, by the
+                // production rule, not as a plain move to deprecated.
+                action: PromotionAction::Rollback,
                 counter: back.counter + 1,
                 previous: Some(id1),
                 approvals: Vec::new(),

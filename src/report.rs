@@ -145,21 +145,27 @@ pub fn build(
     until: Option<i64>,
     now: time::OffsetDateTime,
 ) -> Result<Report, VaultError> {
-    let glob = globset::GlobBuilder::new(&globset::escape(model.as_str()))
-        .literal_separator(true)
-        .build()
-        .map_err(|e| VaultError::Input {
-            path: model.to_string(),
-            reason: e.to_string(),
-        })?
-        .compile_matcher();
     let filter = Filter {
-        model: Some(glob),
         since,
         until,
         ..Filter::default()
     };
-    let events = audit::events(vault, &filter)?;
+    // The model's own events, and the policy events that concern it: those
+    // naming no model (users added or removed) and grants whose glob covers it.
+    let events: Vec<Event> = audit::events(vault, &filter)?
+        .into_iter()
+        .filter(|e| match &e.model {
+            None => true,
+            Some(m) if m == model.as_str() => true,
+            Some(g) => {
+                e.version.is_none()
+                    && globset::GlobBuilder::new(g)
+                        .literal_separator(true)
+                        .build()
+                        .is_ok_and(|g| g.compile_matcher().is_match(model.as_str()))
+            }
+        })
+        .collect();
     let mut events_by_action = BTreeMap::new();
     let mut actors = BTreeMap::new();
     let mut versions = std::collections::BTreeSet::new();
@@ -316,13 +322,24 @@ fn stage_color(stage: &str) -> &'static str {
 /// The lineage as an inline SVG: one row per version, indented by depth,
 /// an edge from each parent, colored by current stage.
 pub fn lineage_svg(nodes: &[LineageNode]) -> String {
+    // Depth by following parents (a parent may have a higher version).
+    let parent: BTreeMap<&str, &str> = nodes
+        .iter()
+        .filter_map(|n| n.parent.as_deref().map(|p| (n.version.as_str(), p)))
+        .collect();
+    let known: std::collections::BTreeSet<&str> =
+        nodes.iter().map(|n| n.version.as_str()).collect();
     let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
     for n in nodes {
-        let d = n
-            .parent
-            .as_deref()
-            .and_then(|p| depth.get(p))
-            .map_or(0, |d| d + 1);
+        let mut d = 0;
+        let mut at = n.version.as_str();
+        while let Some(p) = parent.get(at).copied().filter(|p| known.contains(p)) {
+            d += 1;
+            at = p;
+            if d > nodes.len() {
+                break;
+            }
+        }
         depth.insert(&n.version, d);
     }
     let row = 46;
@@ -330,7 +347,7 @@ pub fn lineage_svg(nodes: &[LineageNode]) -> String {
     let height = 20 + row * nodes.len().max(1);
     let mut pos: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"lineage\" role=\"img\" aria-label=\"lineage graph\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"13\">\n"
+        "<svg id=\"lineage\" role=\"img\" aria-label=\"lineage graph\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"13\">\n"
     );
     for (i, n) in nodes.iter().enumerate() {
         let x = 20 + 120 * depth[n.version.as_str()];

@@ -162,6 +162,13 @@ pub fn read_promotion(
         Some("rollback") => PromotionAction::Rollback,
         _ => return Err(bad("Mvault-Action is not promote or rollback")),
     };
+    // The message must say what the name says.
+    if get("Mvault-Model").as_deref() != Some(model.as_str()) {
+        return Err(bad("Mvault-Model does not match the tag name"));
+    }
+    if get("Mvault-To-Stage").as_deref() != Some(stage.as_str()) {
+        return Err(bad("Mvault-To-Stage does not match the tag name"));
+    }
     let from = match get("Mvault-From-Stage").as_deref() {
         None | Some("none") => None,
         Some(s) => Some(Stage::parse(s).map_err(|e| bad(&e.to_string()))?),
@@ -283,6 +290,18 @@ impl ModelStages {
             .map(|p| p.version.as_str())
     }
 
+    /// The version to serve for `stage`: the one most recently promoted
+    /// into it that is still in it. Unlike [`ModelStages::current`] (GTO's
+    /// view), a version that moved on, to deprecated say, is not served.
+    pub fn serving(&self, stage: Stage) -> Option<&str> {
+        self.promotions
+            .iter()
+            .rev()
+            .filter(|p| p.stage == stage)
+            .map(|p| p.version.as_str())
+            .find(|v| self.stage_of(v).stage == stage)
+    }
+
     /// Each stage's current version.
     pub fn heads(&self) -> BTreeMap<&'static str, String> {
         Stage::ALL
@@ -321,7 +340,7 @@ pub fn resolve_stage(
     stage: Stage,
 ) -> Result<Option<Version>, PromotionError> {
     let stages = ModelStages::read(store, model)?;
-    Ok(stages.current(stage).and_then(|v| Version::parse(v).ok()))
+    Ok(stages.serving(stage).and_then(|v| Version::parse(v).ok()))
 }
 
 #[cfg(test)]

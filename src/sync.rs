@@ -85,6 +85,16 @@ fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult,
     if stdout.contains("(fetch first)") || stdout.contains("(non-fast-forward)") {
         return Ok(PushResult::NonFastForward);
     }
+    // Two pushes that pass their hooks at once: git's locked ref update
+    // lets one through and fails the other's whole atomic transaction.
+    let hook_refused = stdout.contains("hook declined") || stderr.contains("mvault: refused");
+    if !hook_refused
+        && (stdout.contains("(atomic transaction failed)")
+            || stdout.contains("(failed to update ref)")
+            || stderr.contains("cannot lock ref"))
+    {
+        return Ok(PushResult::NonFastForward);
+    }
     // The hook's lines arrive prefixed with "remote: ".
     // Only the refusal and git's own per-ref verdicts matter to the user.
     let mut lines: Vec<String> = stderr

@@ -99,7 +99,7 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
 
     step(
         out,
-        "keys: an admin and an ML engineer, each one ed25519 SSH key",
+        "keys: an admin, an ML engineer (alice) and a reviewer (bob), each one ed25519 SSH key",
     )?;
     let admin = keygen(&keys, "admin")?;
     let alice = keygen(&keys, "alice")?;

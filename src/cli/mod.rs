@@ -1279,14 +1279,15 @@ fn hook_command(
                 mvault::store::Store::open(dir).map_err(|e| CliError::from(VaultError::from(e)))?;
             let mut input = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
-            let pusher = match std::env::var("MVAULT_USER").ok().filter(|u| !u.is_empty()) {
-                Some(u) => u,
-                None => {
-                    let vault = open_vault(dir)?;
-                    let identity = load_identity(&None, dir)?;
-                    register::signer_user(&vault.policy()?, &identity)?
-                }
-            };
+            // Who pushes, when it can be known here: the server decides anyway.
+            let pusher = std::env::var("MVAULT_USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or_else(|| {
+                    let vault = open_vault(dir).ok()?;
+                    let identity = load_identity(&None, dir).ok()?;
+                    register::signer_user(&vault.policy().ok()?, &identity).ok()
+                });
             let (ok, lines) = hook::pre_push(
                 &store,
                 remote.as_deref().unwrap_or("origin"),
@@ -1408,7 +1409,7 @@ fn hook_command(
             let store = mvault::store::Store::open(&repo)
                 .map_err(|e| CliError::from(VaultError::from(e)))?;
             match hook::verify_log(store.git_dir()) {
-                Ok(n) => writeln!(out, "{}: {n} decision(s), chain intact", hook::LOG_FILE)?,
+                Ok(n) => writeln!(out, "{}: {n} entries (decisions and fetches), chain intact", hook::LOG_FILE)?,
                 Err(e) => {
                     return Err(CliError {
                         kind: ErrorKind::Integrity,
