@@ -216,9 +216,10 @@ fn tag_event(store: &Store, name: &str, id: ObjectId) -> Result<Option<Event>, V
     let obj = id.to_string();
     if let Some((model, stage, _)) = stages::parse_promotion_name(name) {
         let action = match (get("Mvault-Action").as_deref(), stage) {
-            (Some("rollback"), _) => "rollback",
+            // A rollback's second half deprecates the version it replaces.
             (_, crate::names::Stage::Deprecated) => "deprecate",
             (_, crate::names::Stage::Archived) => "archive",
+            (Some("rollback"), _) => "rollback",
             _ => "promote",
         };
         let mut e = base_event(time, action, &actor, key, src, obj);

@@ -2112,8 +2112,8 @@ pub const SERVER_CONFIG: &[(&str, &str)] = &[
     ("core.looseCompression", "0"),
     ("pack.compression", "0"),
     ("core.bigFileThreshold", "1048576"),
-    ("core.packedGitWindowSize", "16m"),
-    ("core.packedGitLimit", "64m"),
+    ("core.packedGitWindowSize", "16777216"),
+    ("core.packedGitLimit", "67108864"),
     ("uploadpack.allowFilter", "true"),
 ];
 

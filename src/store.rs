@@ -92,8 +92,8 @@ pub struct Store {
 pub const REPO_CONFIG: &[(&str, &str)] = &[
     ("core.looseCompression", "0"),
     ("pack.compression", "0"),
-    ("core.packedGitWindowSize", "16m"),
-    ("core.packedGitLimit", "64m"),
+    ("core.packedGitWindowSize", "16777216"),
+    ("core.packedGitLimit", "67108864"),
     ("core.bigFileThreshold", "1048576"),
 ];
 

@@ -316,7 +316,7 @@ fn audit_ssh_clone_over_ssh_is_in_the_server_access_log_with_the_fetching_user()
     verify.args(["hook", "log", "verify"]).arg(&server);
     v.run(verify)
         .success()
-        .mentions(&["2 decision(s)", "chain intact"]);
+        .mentions(&["2 entries", "chain intact"]);
     v.mvault(&server, &v.admin, &["audit", "verify"])
         .success()
         .mentions(&["record intact"]);

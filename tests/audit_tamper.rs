@@ -363,7 +363,7 @@ fn audit_tamper_removed_server_log_line_is_named() {
     let server_verify = || v.mvault(&server, &v.admin, &["audit", "verify"]);
     hook_verify()
         .success()
-        .mentions(&["3 decision(s)", "chain intact"]);
+        .mentions(&["3 entries", "chain intact"]);
     server_verify().success().mentions(&["record intact"]);
 
     // Remove the second decision.

@@ -120,7 +120,7 @@ fn decision_log_detects_an_edited_line() {
     assert_eq!(lines.len(), 4, "{lines:?}");
     s.mvault_as(s.root(), &s.admin, None, &["hook", "log", "verify", &bare])
         .success()
-        .mentions(&["4 decision(s)", "intact"]);
+        .mentions(&["4 entries", "intact"]);
     assert!(lines[1].contains("\"decision\":\"refuse\""), "{}", lines[1]);
     let mut edited = lines.clone();
     edited[1] = edited[1].replace("\"decision\":\"refuse\"", "\"decision\":\"accept\"");
