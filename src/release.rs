@@ -184,6 +184,39 @@ fn publish(
     }
 }
 
+/// What approve and promote act on: the version (its manifest signature
+/// checked), the policy on main, and the acting user.
+struct Subject {
+    model: ModelName,
+    version: Version,
+    rec: crate::vault::VersionRecord,
+    policy: Policy,
+    user: String,
+}
+
+fn subject(
+    vault: &Vault,
+    r: &VersionRef,
+    who: &SshIdentity,
+    push: bool,
+) -> Result<Subject, VaultError> {
+    if push {
+        refresh_from_remote(vault)?;
+    }
+    let (model, version) = vault.resolve(r)?;
+    let rec = vault.record(&model, &version)?;
+    vault.verify_manifest_signature(&rec)?;
+    let policy = vault.policy()?;
+    let user = signer_user(&policy, who)?;
+    Ok(Subject {
+        model,
+        version,
+        rec,
+        policy,
+        user,
+    })
+}
+
 /// `mvault approve REF --stage STAGE`.
 pub fn approve(
     vault: &Vault,
@@ -194,14 +227,13 @@ pub fn approve(
     now: OffsetDateTime,
     push: bool,
 ) -> Result<TagOutcome, VaultError> {
-    if push {
-        refresh_from_remote(vault)?;
-    }
-    let (model, version) = vault.resolve(r)?;
-    let rec = vault.record(&model, &version)?;
-    vault.verify_manifest_signature(&rec)?;
-    let policy = vault.policy()?;
-    let user = signer_user(&policy, who)?;
+    let Subject {
+        model,
+        version,
+        rec,
+        policy,
+        user,
+    } = subject(vault, r, who, push)?;
     let rule = rule_for(&policy, &model, stage);
     check_role(
         &policy,
@@ -332,14 +364,13 @@ pub fn promote(
     now: OffsetDateTime,
     push: bool,
 ) -> Result<TagOutcome, VaultError> {
-    if push {
-        refresh_from_remote(vault)?;
-    }
-    let (model, version) = vault.resolve(r)?;
-    let rec = vault.record(&model, &version)?;
-    vault.verify_manifest_signature(&rec)?;
-    let policy = vault.policy()?;
-    let user = signer_user(&policy, who)?;
+    let Subject {
+        model,
+        version,
+        rec,
+        policy,
+        user,
+    } = subject(vault, r, who, push)?;
     let rule = rule_for(&policy, &model, to);
     check_role(
         &policy,
