@@ -831,29 +831,6 @@ impl Adler32 {
     }
 }
 
-#[cfg(test)]
-mod adler_tests {
-    use super::Adler32;
-
-    #[test]
-    fn adler32_matches_known_values() {
-        let mut a = Adler32::default();
-        a.update(b"Wikipedia");
-        assert_eq!(a.finish(), 0x11E6_0398);
-        // Long input, split unevenly, equals the byte-by-byte definition.
-        let data: Vec<u8> = (0..200_003u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        let (mut x, mut y) = (1u32, 0u32);
-        for &b in &data {
-            x = (x + u32::from(b)) % 65521;
-            y = (y + x) % 65521;
-        }
-        let mut a = Adler32::default();
-        a.update(&data[..777]);
-        a.update(&data[777..]);
-        assert_eq!(a.finish(), (y << 16) | x);
-    }
-}
-
 struct CountingReader<'a> {
     inner: &'a mut dyn Read,
     n: u64,
@@ -890,4 +867,27 @@ pub fn run_git(dir: &Path, args: &[&str]) -> Result<String, StoreError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod adler_tests {
+    use super::Adler32;
+
+    #[test]
+    fn adler32_matches_known_values() {
+        let mut a = Adler32::default();
+        a.update(b"Wikipedia");
+        assert_eq!(a.finish(), 0x11E6_0398);
+        // Long input, split unevenly, equals the byte-by-byte definition.
+        let data: Vec<u8> = (0..200_003u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let (mut x, mut y) = (1u32, 0u32);
+        for &b in &data {
+            x = (x + u32::from(b)) % 65521;
+            y = (y + x) % 65521;
+        }
+        let mut a = Adler32::default();
+        a.update(&data[..777]);
+        a.update(&data[777..]);
+        assert_eq!(a.finish(), (y << 16) | x);
+    }
 }

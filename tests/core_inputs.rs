@@ -41,7 +41,9 @@ fn symlink_inside_the_input_is_followed() {
     std::os::unix::fs::symlink("config.json", model.join("alias.json")).expect("symlink");
     vault.add(&model, "nlp/bert", "1.0.0", &[]).success();
     let out = vault.path("out");
-    vault.pull_in(&vault.repo, &vault.alice, "nlp/bert@1.0.0", &out).success();
+    vault
+        .pull_in(&vault.repo, &vault.alice, "nlp/bert@1.0.0", &out)
+        .success();
     assert_eq!(
         std::fs::read(out.join("alias.json")).expect("alias"),
         std::fs::read(model.join("config.json")).expect("config")
@@ -71,7 +73,12 @@ fn message_with_a_trailer_line_is_refused() {
     sample_model(&model, 100, 1);
     let before = main_and_tags(&vault);
     vault
-        .add(&model, "nlp/bert", "1.0.0", &["-m", "fine-tune\nMvault-Action: policy"])
+        .add(
+            &model,
+            "nlp/bert",
+            "1.0.0",
+            &["-m", "fine-tune\nMvault-Action: policy"],
+        )
         .mvault_error()
         .mentions(&["Mvault-Action: policy", "trailer"]);
     assert_eq!(main_and_tags(&vault), before);
@@ -97,25 +104,46 @@ fn key_is_found_in_the_documented_order() {
     sample_model(&model, 100, 1);
     let m = model.to_str().expect("utf-8");
     // MVAULT_KEY.
-    run_without_key_flag(&vault, &vault.repo, &[("MVAULT_KEY", &vault.alice.private)], &["add", m, "--model", "nlp/bert", "--version", "1.0.0"])
-        .success()
-        .mentions(&["registered nlp/bert@1.0.0"]);
+    run_without_key_flag(
+        &vault,
+        &vault.repo,
+        &[("MVAULT_KEY", &vault.alice.private)],
+        &["add", m, "--model", "nlp/bert", "--version", "1.0.0"],
+    )
+    .success()
+    .mentions(&["registered nlp/bert@1.0.0"]);
     // git's user.signingkey, as its .pub path.
     let pubkey = vault.alice.public.to_str().expect("utf-8").to_owned();
     vault.git_ok(&vault.repo, &["config", "user.signingkey", &pubkey]);
-    run_without_key_flag(&vault, &vault.repo, &[], &["add", m, "--model", "nlp/bert", "--version", "1.0.1"])
-        .success()
-        .mentions(&["registered nlp/bert@1.0.1"]);
+    run_without_key_flag(
+        &vault,
+        &vault.repo,
+        &[],
+        &["add", m, "--model", "nlp/bert", "--version", "1.0.1"],
+    )
+    .success()
+    .mentions(&["registered nlp/bert@1.0.1"]);
     vault.git_ok(&vault.repo, &["config", "--unset", "user.signingkey"]);
     // ~/.ssh/id_ed25519.
     let ssh = vault.home().join(".ssh");
     std::fs::create_dir_all(&ssh).expect("mkdir .ssh");
     std::fs::copy(&vault.alice.private, ssh.join("id_ed25519")).expect("copy key");
-    run_without_key_flag(&vault, &vault.repo, &[], &["add", m, "--model", "nlp/bert", "--version", "1.0.2"])
-        .success()
-        .mentions(&["registered nlp/bert@1.0.2"]);
+    run_without_key_flag(
+        &vault,
+        &vault.repo,
+        &[],
+        &["add", m, "--model", "nlp/bert", "--version", "1.0.2"],
+    )
+    .success()
+    .mentions(&["registered nlp/bert@1.0.2"]);
     // MVAULT_KEY wins over ~/.ssh: the admin's key signs this one.
-    run_without_key_flag(&vault, &vault.repo, &[("MVAULT_KEY", &vault.admin.private)], &["add", m, "--model", "nlp/bert", "--version", "1.0.3"]).success();
+    run_without_key_flag(
+        &vault,
+        &vault.repo,
+        &[("MVAULT_KEY", &vault.admin.private)],
+        &["add", m, "--model", "nlp/bert", "--version", "1.0.3"],
+    )
+    .success();
     let author = vault.git_ok(&vault.repo, &["log", "-1", "--format=%an", "main"]);
     assert_eq!(author.trim(), "admin");
 }
@@ -127,14 +155,40 @@ fn passphrase_protected_key_is_explained_and_supported() {
     let vault = Vault::new();
     let protected = vault.path("keys/carol");
     let mut cmd = vault.command("ssh-keygen");
-    cmd.args(["-q", "-t", "ed25519", "-N", "correct horse", "-C", "carol", "-f"]).arg(&protected);
+    cmd.args([
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "correct horse",
+        "-C",
+        "carol",
+        "-f",
+    ])
+    .arg(&protected);
     vault.run(cmd).success();
     let pub_path = format!("{}.pub", protected.display());
     vault
-        .mvault(&vault.repo, &vault.admin, &["policy", "add-user", "carol", "--key-file", &pub_path])
+        .mvault(
+            &vault.repo,
+            &vault.admin,
+            &["policy", "add-user", "carol", "--key-file", &pub_path],
+        )
         .success();
     vault
-        .mvault(&vault.repo, &vault.admin, &["policy", "grant", "carol", "--role", "developer", "--models", "nlp/*"])
+        .mvault(
+            &vault.repo,
+            &vault.admin,
+            &[
+                "policy",
+                "grant",
+                "carol",
+                "--role",
+                "developer",
+                "--models",
+                "nlp/*",
+            ],
+        )
         .success();
     let model = vault.path("model");
     sample_model(&model, 100, 1);
@@ -144,14 +198,30 @@ fn passphrase_protected_key_is_explained_and_supported() {
         .mvault_error()
         .mentions(&["carol", "passphrase", "MVAULT_PASSPHRASE"]);
     let mut cmd = vault.command(env!("CARGO_BIN_EXE_mvault"));
-    cmd.arg("-C").arg(&vault.repo).args(args).env("MVAULT_KEY", &protected).env("MVAULT_PASSPHRASE", "wrong");
+    cmd.arg("-C")
+        .arg(&vault.repo)
+        .args(args)
+        .env("MVAULT_KEY", &protected)
+        .env("MVAULT_PASSPHRASE", "wrong");
     vault.run(cmd).mvault_error().mentions(&["does not open"]);
     let mut cmd = vault.command(env!("CARGO_BIN_EXE_mvault"));
-    cmd.arg("-C").arg(&vault.repo).args(args).env("MVAULT_KEY", &protected).env("MVAULT_PASSPHRASE", "correct horse");
-    vault.run(cmd).success().mentions(&["registered nlp/bert@1.0.0"]);
+    cmd.arg("-C")
+        .arg(&vault.repo)
+        .args(args)
+        .env("MVAULT_KEY", &protected)
+        .env("MVAULT_PASSPHRASE", "correct horse");
+    vault
+        .run(cmd)
+        .success()
+        .mentions(&["registered nlp/bert@1.0.0"]);
     let out = vault.path("out");
     let mut cmd = vault.command(env!("CARGO_BIN_EXE_mvault"));
-    cmd.arg("-C").arg(&vault.repo).args(["pull", "nlp/bert@1.0.0", "-o"]).arg(&out).env("MVAULT_KEY", &protected).env("MVAULT_PASSPHRASE", "correct horse");
+    cmd.arg("-C")
+        .arg(&vault.repo)
+        .args(["pull", "nlp/bert@1.0.0", "-o"])
+        .arg(&out)
+        .env("MVAULT_KEY", &protected)
+        .env("MVAULT_PASSPHRASE", "correct horse");
     vault.run(cmd).success();
     assert_same_tree(&model, &out);
 }

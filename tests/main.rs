@@ -13,6 +13,7 @@ mod core_cli_errors;
 mod core_concurrent;
 mod core_crash;
 mod core_dedup;
+mod core_inputs;
 mod core_roundtrip;
 mod core_stock_tools;
 mod core_tamper;
