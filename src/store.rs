@@ -418,6 +418,22 @@ impl Store {
     /// Update refs together, each only if it still has its expected value
     /// (`None`: must not exist). Either all move or none does.
     pub fn update_refs(&self, edits: &[RefUpdate]) -> Result<(), StoreError> {
+        // One mvault writer at a time per repository (an advisory lock the
+        // kernel drops when the process dies). Holding it, a ref's `.lock`
+        // file can only be left by an mvault that was killed mid-update:
+        // remove it, so a killed `add` can simply be run again.
+        let guard = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.git_dir().join("mvault.lock"))?;
+        guard.lock()?;
+        for e in edits {
+            let stale = self.git_dir().join(format!("{}.lock", e.name));
+            if stale.is_file() {
+                let _ = std::fs::remove_file(&stale);
+            }
+        }
         let ref_edits = edits
             .iter()
             .map(|e| {

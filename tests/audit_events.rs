@@ -386,19 +386,8 @@ fn audit_events_scripted_history_gives_exactly_the_expected_events() {
     assert_eq!(reg["object"], commit_100.as_str(), "{reg}");
     assert_eq!(reg["manifest_sha256"], manifest_100.as_str(), "{reg}");
     assert_eq!(reg["time"], minute_rfc3339(3).as_str(), "{reg}");
-    let alice_fp = h
-        .run({
-            let mut c = h.command("ssh-keygen");
-            c.arg("-l").arg("-f").arg(&h.alice.public);
-            c
-        })
-        .success()
-        .stdout();
-    let alice_fp = alice_fp
-        .split_whitespace()
-        .nth(1)
-        .expect("ssh-keygen -l prints a fingerprint");
-    assert_eq!(reg["key"], alice_fp, "{reg}");
+    let alice_fp = h.fingerprint(&h.alice);
+    assert_eq!(reg["key"], alice_fp.as_str(), "{reg}");
     let reg_11 = &events[9];
     assert_eq!(reg_11["detail"], "parent 1.0.0", "{reg_11}");
 

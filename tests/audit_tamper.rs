@@ -59,20 +59,9 @@ fn assert_break(h: &History, dir: &Path, object: &str, rule: &str) -> Run {
 
 /// Stock git with SSH signing by `key` (`gpg.format=ssh`, `user.signingkey`).
 fn git_signing(h: &History, key: &Key, args: &[&str]) -> Run {
-    let mut all = vec![
-        "-c".to_owned(),
-        "gpg.format=ssh".to_owned(),
-        "-c".to_owned(),
-        format!("user.signingkey={}", key.private.display()),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let mut cmd = h.git_command(h.repo(), &all);
+    let mut cmd = h.git_signing_command(h.repo(), key, args);
     // The object claims the key's owner, as a forger would write it.
-    cmd.env("GIT_AUTHOR_NAME", &key.name)
-        .env("GIT_AUTHOR_EMAIL", format!("{}@mvault", key.name))
-        .env("GIT_COMMITTER_NAME", &key.name)
-        .env("GIT_COMMITTER_EMAIL", format!("{}@mvault", key.name));
+    as_key_owner(&mut cmd, key);
     h.run(cmd)
 }
 
@@ -147,19 +136,7 @@ fn audit_tamper_history_rewritten_with_a_commit_signed_by_a_key_not_in_the_polic
         "the forged commit is SSH-signed"
     );
     // The break names the commit, the rule and mallory's key.
-    let fingerprint = h
-        .run({
-            let mut c = h.command("ssh-keygen");
-            c.arg("-l").arg("-f").arg(&mallory.public);
-            c
-        })
-        .success()
-        .stdout();
-    let fingerprint = fingerprint
-        .split_whitespace()
-        .nth(1)
-        .expect("ssh-keygen -l prints a fingerprint")
-        .to_owned();
+    let fingerprint = h.fingerprint(&mallory);
     assert_break(&h, h.repo(), &forged, "unknown signer").mentions(&[&fingerprint]);
 }
 

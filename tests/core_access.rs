@@ -37,15 +37,7 @@ fn user_without_a_grant_cannot_pull_until_granted_viewer() {
         "the key ring is wrapped to bob although he has no grant"
     );
 
-    vault
-        .mvault(
-            &vault.repo,
-            &vault.admin,
-            &[
-                "policy", "grant", "bob", "--role", "viewer", "--models", "nlp/*",
-            ],
-        )
-        .success();
+    vault.grant("bob", "viewer", "nlp/*");
     vault
         .mvault(&vault.repo, &vault.admin, &["policy", "show"])
         .success()
@@ -83,15 +75,7 @@ fn key_outside_the_policy_cannot_pull() {
 fn grant_on_another_model_glob_gives_no_read() {
     let vault = Vault::new();
     let bob = vault.add_user("bob");
-    vault
-        .mvault(
-            &vault.repo,
-            &vault.admin,
-            &[
-                "policy", "grant", "bob", "--role", "viewer", "--models", "cv/*",
-            ],
-        )
-        .success();
+    vault.grant("bob", "viewer", "cv/*");
     let model = vault.path("model");
     sample_model(&model, 1000, 13);
     vault.add(&model, "nlp/bert", "1.0.0", &[]).success();
@@ -107,15 +91,7 @@ fn grant_on_another_model_glob_gives_no_read() {
 fn viewer_cannot_register_a_version() {
     let vault = Vault::new();
     let bob = vault.add_user("bob");
-    vault
-        .mvault(
-            &vault.repo,
-            &vault.admin,
-            &[
-                "policy", "grant", "bob", "--role", "viewer", "--models", "nlp/*",
-            ],
-        )
-        .success();
+    vault.grant("bob", "viewer", "nlp/*");
     let model = vault.path("model");
     sample_model(&model, 1000, 14);
     let before = vault.git_ok(&vault.repo, &["rev-parse", "main"]);

@@ -264,7 +264,7 @@ fn manifest_commit_and_tag_follow_docs_formats_md() {
     assert_eq!(m.str("author"), Some("alice"));
     assert_eq!(
         m.str("author_key"),
-        Some(fingerprint(&vault, &vault.alice).as_str())
+        Some(vault.fingerprint(&vault.alice).as_str())
     );
     assert_eq!(m.str("created"), Some(NOW_RFC3339));
     assert_eq!(m.str("framework"), Some("pytorch"));
@@ -500,21 +500,6 @@ fn gitattributes_and_repository_settings_keep_git_fast_on_ciphertext() {
             );
         }
     }
-}
-
-/// `SHA256:…` of a public key, as ssh-keygen prints it.
-fn fingerprint(env: &TestEnv, key: &Key) -> String {
-    let mut cmd = env.command("ssh-keygen");
-    cmd.arg("-l")
-        .arg("-E")
-        .arg("sha256")
-        .arg("-f")
-        .arg(&key.public);
-    let out = env.run(cmd).success().stdout();
-    out.split_whitespace()
-        .nth(1)
-        .expect("fingerprint")
-        .to_owned()
 }
 
 /// The Merkle root of docs/formats.md, computed independently.

@@ -10,6 +10,7 @@
 //! under test; pull and verify must find it and name the file and the check.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::common::*;
 
@@ -32,16 +33,14 @@ fn vault_with_version() -> (Vault, PathBuf) {
 fn tampered_clone(vault: &Vault, name: &str, edits: &[(String, Vec<u8>)]) -> PathBuf {
     let clone = vault.git_clone(&vault.repo, name);
     let index = vault.path(&format!("{name}.index"));
-    let git = |args: &[&str]| -> String {
-        let mut cmd = vault.git_command(&clone, args);
-        cmd.env("GIT_INDEX_FILE", &index)
-            .env("GIT_AUTHOR_NAME", "alice")
-            .env("GIT_AUTHOR_EMAIL", "alice@mvault")
-            .env("GIT_COMMITTER_NAME", "alice")
-            .env("GIT_COMMITTER_EMAIL", "alice@mvault");
+    // Every object claims alice, as she (or her stolen key) would write it.
+    let run = |mut cmd: Command| -> String {
+        cmd.env("GIT_INDEX_FILE", &index);
+        as_key_owner(&mut cmd, &vault.alice);
         vault.run(cmd).success().stdout().trim().to_owned()
     };
-    let signing_key = format!("user.signingkey={}", vault.alice.private.display());
+    let git = |args: &[&str]| run(vault.git_command(&clone, args));
+    let git_signed = |args: &[&str]| run(vault.git_signing_command(&clone, &vault.alice, args));
     let original = git(&["rev-parse", "main"]);
 
     git(&["read-tree", "main"]);
@@ -83,11 +82,7 @@ fn tampered_clone(vault: &Vault, name: &str, edits: &[(String, Vec<u8>)]) -> Pat
     let message = fix_trailer(&git(&["log", "-1", "--format=%B", "main"]));
     let message_file = vault.path(&format!("{name}.msg"));
     write_file(&message_file, message.as_bytes());
-    let commit = git(&[
-        "-c",
-        "gpg.format=ssh",
-        "-c",
-        &signing_key,
+    let commit = git_signed(&[
         "commit-tree",
         "-S",
         "-p",
@@ -108,11 +103,7 @@ fn tampered_clone(vault: &Vault, name: &str, edits: &[(String, Vec<u8>)]) -> Pat
     let tag_message = fix_trailer(tag_message.trim_end());
     let tag_file = vault.path(&format!("{name}.tagmsg"));
     write_file(&tag_file, tag_message.as_bytes());
-    git(&[
-        "-c",
-        "gpg.format=ssh",
-        "-c",
-        &signing_key,
+    git_signed(&[
         "tag",
         "-s",
         "-f",
@@ -138,13 +129,7 @@ fn manifest_bytes(vault: &Vault) -> Vec<u8> {
 /// `manifest.toml` signed with `key` in `namespace`, with stock ssh-keygen.
 fn sign(vault: &Vault, key: &Key, namespace: &str, bytes: &[u8]) -> Vec<u8> {
     let file = vault.path(&format!("to-sign-{}-{namespace}", key.name));
-    write_file(&file, bytes);
-    let mut cmd = vault.command("ssh-keygen");
-    cmd.args(["-q", "-Y", "sign", "-n", namespace, "-f"])
-        .arg(&key.private)
-        .arg(&file);
-    vault.run(cmd).success();
-    std::fs::read(format!("{}.sig", file.display())).expect("ssh-keygen wrote the signature")
+    vault.ssh_sign(key, namespace, &file, bytes)
 }
 
 /// Pull and verify in `clone` both fail, naming `what` (any of) and the

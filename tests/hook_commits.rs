@@ -20,19 +20,23 @@ fn weights_blob(s: &Server, clone: &std::path::Path) -> String {
     format!("{V2}/{}", f.blob)
 }
 
+/// Replaces the first `from` by `to` in the prepared version's manifest
+/// in the index of `clone`; the edit must change it.
+fn replace_in_manifest(s: &Server, clone: &std::path::Path, from: &str, to: &str) {
+    let path = format!("{V2}/manifest.toml");
+    let text = String::from_utf8(s.staged(clone, &path)).expect("utf-8");
+    let edited = text.replacen(from, to, 1);
+    assert_ne!(edited, text);
+    s.stage(clone, &path, edited.as_bytes(), "100644");
+}
+
 /// An unsigned commit could be made by anyone who can reach the server.
 #[test]
 fn unsigned_commit_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
     s.rewrite_head(&clone, None, |_| {});
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "unsigned commit",
-    );
+    s.refused_main(&clone, Some("alice"), "unsigned commit");
 }
 
 /// A commit signed by a key no policy names is a forgery.
@@ -41,13 +45,7 @@ fn commit_signed_by_an_unknown_key_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
     s.rewrite_head(&clone, Some(&s.mallory), |_| {});
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "unknown signer",
-    );
+    s.refused_main(&clone, Some("alice"), "unknown signer");
 }
 
 /// A key past its expiry (by the server's clock) no longer counts, even
@@ -112,13 +110,7 @@ fn commit_touching_an_existing_version_is_refused() {
         Some(&s.alice),
         &["-m", &register_message("1.0.0", &sha256_hex(&manifest))],
     );
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "existing content changed",
-    );
+    s.refused_main(&clone, Some("alice"), "existing content changed");
 }
 
 /// Deleting a published blob would make a version unreadable.
@@ -129,13 +121,7 @@ fn commit_deleting_a_published_blob_is_refused() {
     let m = s.manifest_at(&clone, "HEAD", "1.0.0");
     let blob = format!("models/nlp/bert/1.0.0/{}", m.files[0].blob);
     s.rewrite_head(&clone, Some(&s.alice), |c| s.unstage(c, &blob));
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "existing content changed",
-    );
+    s.refused_main(&clone, Some("alice"), "existing content changed");
 }
 
 /// A registration may not drop files elsewhere in the tree (a hook
@@ -147,13 +133,7 @@ fn file_outside_the_version_directory_is_refused() {
     s.rewrite_head(&clone, Some(&s.alice), |c| {
         s.stage(c, "README.md", b"trust me\n", "100644")
     });
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "file outside version directory",
-    );
+    s.refused_main(&clone, Some("alice"), "file outside version directory");
 }
 
 /// A commit that says "policy" but also registers a version would slip a
@@ -181,13 +161,7 @@ fn policy_change_mixed_with_a_registration_is_refused() {
     s.git_ok(&clone, &["read-tree", "HEAD"]);
     s.git_ok(&clone, &["reset", "-q", "--soft", "HEAD~2"]);
     s.commit_index(&clone, Some(&s.admin), &["-C", &policy_commit]);
-    s.refused(
-        &clone,
-        Some("admin"),
-        &["origin", "main"],
-        MAIN,
-        "mixed actions",
-    );
+    s.refused_main(&clone, Some("admin"), "mixed actions");
 }
 
 /// A manifest that is not canonical could say one thing to one parser and
@@ -197,19 +171,9 @@ fn non_canonical_manifest_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
     s.rewrite_head(&clone, Some(&s.alice), |c| {
-        let path = format!("{V2}/manifest.toml");
-        let text = String::from_utf8(s.staged(c, &path)).expect("utf-8");
-        let edited = text.replacen("schema = 1", "schema = 1 ", 1);
-        assert_ne!(edited, text);
-        s.stage(c, &path, edited.as_bytes(), "100644");
+        replace_in_manifest(&s, c, "schema = 1", "schema = 1 ")
     });
-    let run = s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "bad manifest",
-    );
+    let run = s.refused_main(&clone, Some("alice"), "bad manifest");
     assert!(run.stderr().contains("canonical"), "{}", run.stderr());
 }
 
@@ -220,19 +184,9 @@ fn manifest_path_with_dot_dot_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
     s.rewrite_head(&clone, Some(&s.alice), |c| {
-        let path = format!("{V2}/manifest.toml");
-        let text = String::from_utf8(s.staged(c, &path)).expect("utf-8");
-        let edited = text.replacen("path = \"config.json\"", "path = \"../config.json\"", 1);
-        assert_ne!(edited, text);
-        s.stage(c, &path, edited.as_bytes(), "100644");
+        replace_in_manifest(&s, c, "path = \"config.json\"", "path = \"../config.json\"")
     });
-    let run = s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "bad manifest",
-    );
+    let run = s.refused_main(&clone, Some("alice"), "bad manifest");
     assert!(run.stderr().contains(".."), "{}", run.stderr());
 }
 
@@ -248,13 +202,7 @@ fn blob_size_mismatch_is_refused() {
         bytes.truncate(bytes.len() / 2);
         s.stage(c, &blob, &bytes, "100644");
     });
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "blob size",
-    );
+    s.refused_main(&clone, Some("alice"), "blob size");
 }
 
 /// A version whose manifest names a blob that is not there can never be
@@ -265,13 +213,7 @@ fn missing_blob_is_refused() {
     let clone = s.prepared("c", &s.alice, "2.0.0");
     let blob = weights_blob(&s, &clone);
     s.rewrite_head(&clone, Some(&s.alice), |c| s.unstage(c, &blob));
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "missing blob",
-    );
+    s.refused_main(&clone, Some("alice"), "missing blob");
 }
 
 /// A file the manifest does not name would ride along unsigned.
@@ -287,13 +229,7 @@ fn unexpected_extra_file_in_the_version_directory_is_refused() {
             "100644",
         )
     });
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "unexpected file",
-    );
+    s.refused_main(&clone, Some("alice"), "unexpected file");
 }
 
 /// A symlink in a version directory would point a checkout at files
@@ -306,13 +242,7 @@ fn symlink_in_the_version_directory_is_refused() {
     s.rewrite_head(&clone, Some(&s.alice), |c| {
         s.stage(c, &blob, b"../../../../../etc/passwd", "120000")
     });
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "bad file mode",
-    );
+    s.refused_main(&clone, Some("alice"), "bad file mode");
 }
 
 /// A manifest signed by someone other than the commit's signer (even a
@@ -321,25 +251,14 @@ fn symlink_in_the_version_directory_is_refused() {
 fn manifest_signed_by_another_key_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    let manifest = s.path("manifest.toml");
-    write_file(
-        &manifest,
+    let sig = s.ssh_sign(
+        &s.admin,
+        "mvault-manifest",
+        &s.path("manifest.toml"),
         &s.git_show_bytes(&clone, &format!("HEAD:{V2}/manifest.toml")),
     );
-    let mut sign = s.command("ssh-keygen");
-    sign.args(["-Y", "sign", "-n", "mvault-manifest", "-f"])
-        .arg(&s.admin.private)
-        .arg(&manifest);
-    s.run(sign).success();
-    let sig = std::fs::read(s.path("manifest.toml.sig")).expect("signature");
     s.rewrite_head(&clone, Some(&s.alice), |c| {
         s.stage(c, &format!("{V2}/manifest.sig"), &sig, "100644")
     });
-    s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "bad manifest signature",
-    );
+    s.refused_main(&clone, Some("alice"), "bad manifest signature");
 }

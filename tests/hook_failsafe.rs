@@ -4,8 +4,6 @@
 use crate::common::*;
 use crate::hook_server::*;
 
-const MAIN: &str = "refs/heads/main";
-
 /// A valid, unpushed registration by alice in a stock clone.
 fn valid_push(s: &Server) -> std::path::PathBuf {
     s.prepared("c", &s.alice, "2.0.0")
@@ -40,13 +38,7 @@ fn unreadable_server_config_refuses_the_push() {
         &s.bare,
         &["config", "--replace-all", "mvault.rootKey", "not a key"],
     );
-    let run = s.refused(
-        &clone,
-        Some("alice"),
-        &["origin", "main"],
-        MAIN,
-        "internal error",
-    );
+    let run = s.refused_main(&clone, Some("alice"), "internal error");
     assert!(run.stderr().contains("mvault.rootKey"), "{}", run.stderr());
 }
 

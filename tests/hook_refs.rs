@@ -107,20 +107,13 @@ fn merge_commit_is_refused() {
 fn moving_a_registration_tag_is_refused() {
     let s = Server::with_version();
     let clone = s.stock_clone("alice-clone");
-    s.git_signing(
+    s.sign_tag(
         &clone,
         &s.alice,
-        &[
-            "tag",
-            "-f",
-            "-s",
-            "-m",
-            "register nlp/bert@1.0.0",
-            "nlp/bert@v1.0.0",
-            "HEAD~1",
-        ],
-    )
-    .success();
+        "nlp/bert@v1.0.0",
+        "HEAD~1",
+        "register nlp/bert@1.0.0",
+    );
     s.refused(
         &clone,
         Some("alice"),
@@ -172,12 +165,7 @@ fn tag_not_on_the_registering_commit_is_refused() {
         &s.git_show_bytes(&clone, "HEAD~1:models/nlp/bert/1.1.0/manifest.toml"),
     );
     let message = format!("register nlp/bert@1.1.0\n\nMvault-Manifest-Sha256: {digest}\n");
-    s.git_signing(
-        &clone,
-        &s.alice,
-        &["tag", "-f", "-s", "-m", &message, "nlp/bert@v1.1.0", "HEAD"],
-    )
-    .success();
+    s.sign_tag(&clone, &s.alice, "nlp/bert@v1.1.0", "HEAD", &message);
     s.refused(
         &clone,
         Some("alice"),

@@ -6,9 +6,6 @@
 use crate::common::*;
 use crate::hook_server::*;
 
-const MAIN: &str = "refs/heads/main";
-const POLICY: &str = ".mvault/policy.toml";
-
 /// `ssh-ed25519 AAAA…` without the comment, as the policy writes keys.
 fn key_literal(key: &Key) -> String {
     key.public_line()
@@ -18,21 +15,13 @@ fn key_literal(key: &Key) -> String {
         .join(" ")
 }
 
-/// Appends `extra` to the policy in the index of `clone`.
-fn edit_policy(s: &Server, clone: &std::path::Path, edit: impl FnOnce(String) -> String) {
-    let text = String::from_utf8(s.staged(clone, POLICY)).expect("utf-8 policy");
-    let edited = edit(text.clone());
-    assert_ne!(edited, text, "the policy edit changed nothing");
-    s.stage(clone, POLICY, edited.as_bytes(), "100644");
-}
-
 /// A viewer who can reach the server cannot publish someone else's valid
 /// registration: the pusher needs the role too.
 #[test]
 fn pusher_without_the_role_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    let run = s.refused(&clone, Some("bob"), &["origin", "main"], MAIN, "role");
+    let run = s.refused_main(&clone, Some("bob"), "role");
     assert!(run.stderr().contains("pusher bob"), "{}", run.stderr());
 }
 
@@ -42,7 +31,7 @@ fn signer_without_the_role_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
     s.rewrite_head(&clone, Some(&s.bob), |_| {});
-    let run = s.refused(&clone, Some("alice"), &["origin", "main"], MAIN, "role");
+    let run = s.refused_main(&clone, Some("alice"), "role");
     assert!(run.stderr().contains("signer bob"), "{}", run.stderr());
 }
 
@@ -50,20 +39,12 @@ fn signer_without_the_role_is_refused() {
 #[test]
 fn policy_change_signed_by_a_non_admin_is_refused() {
     let s = Server::with_version();
-    let clone = s.stock_clone("c");
-    edit_policy(&s, &clone, |t| {
+    let clone = s.policy_commit("c", &s.alice, "grant bob developer nlp/*", |t| {
         t.replace("role = \"viewer\"", "role = \"developer\"")
     });
-    s.commit_index(
-        &clone,
-        Some(&s.alice),
-        &["-m", &policy_message("grant bob developer nlp/*")],
-    );
-    s.refused(
+    s.refused_main(
         &clone,
         Some("alice"),
-        &["origin", "main"],
-        MAIN,
         "policy change not signed by an admin",
     );
 }
@@ -74,20 +55,12 @@ fn policy_change_signed_by_a_non_admin_is_refused() {
 #[test]
 fn commit_granting_its_own_signer_admin_is_refused() {
     let s = Server::with_version();
-    let clone = s.stock_clone("c");
-    edit_policy(&s, &clone, |t| {
+    let clone = s.policy_commit("c", &s.alice, "grant alice ml_admin **", |t| {
         format!("{t}\n[[grants]]\nuser = \"alice\"\nrole = \"ml_admin\"\nmodels = \"**\"\n")
     });
-    s.commit_index(
-        &clone,
-        Some(&s.alice),
-        &["-m", &policy_message("grant alice ml_admin **")],
-    );
-    s.refused(
+    s.refused_main(
         &clone,
         Some("admin"),
-        &["origin", "main"],
-        MAIN,
         "policy change not signed by an admin",
     );
 }
@@ -97,25 +70,13 @@ fn commit_granting_its_own_signer_admin_is_refused() {
 #[test]
 fn outsider_adding_their_own_key_as_admin_is_refused() {
     let s = Server::with_version();
-    let clone = s.stock_clone("c");
     let literal = key_literal(&s.mallory);
-    edit_policy(&s, &clone, |t| {
+    let clone = s.policy_commit("c", &s.mallory, "add-user mallory", |t| {
         format!(
             "{t}\n[users.mallory]\nkeys = [\"{literal}\"]\n\n[[grants]]\nuser = \"mallory\"\nrole = \"ml_admin\"\nmodels = \"**\"\n"
         )
     });
-    s.commit_index(
-        &clone,
-        Some(&s.mallory),
-        &["-m", &policy_message("add-user mallory")],
-    );
-    s.refused(
-        &clone,
-        Some("admin"),
-        &["origin", "main"],
-        MAIN,
-        "unknown signer",
-    );
+    s.refused_main(&clone, Some("admin"), "unknown signer");
 }
 
 /// Escalation: a push that adds a key and, in a later commit of the same
@@ -160,13 +121,7 @@ fn new_key_and_a_version_signed_with_it_in_one_push_is_refused() {
     let model = s.model(2);
     s.add(&clone, &dave, None, &model, "2.0.0", &["--no-push"])
         .success();
-    s.refused(
-        &clone,
-        Some("admin"),
-        &["origin", "main"],
-        MAIN,
-        "unknown signer",
-    );
+    s.refused_main(&clone, Some("admin"), "unknown signer");
 }
 
 /// A key ring wrapped to someone the policy does not make a reader would
@@ -217,13 +172,7 @@ fn key_ring_wrapped_to_a_non_reader_is_refused() {
     s.rewrite_head(&clone, Some(&s.admin), |c| {
         s.stage(c, ring_path, &bytes, "100644")
     });
-    s.refused(
-        &clone,
-        Some("admin"),
-        &["origin", "main"],
-        MAIN,
-        "key ring recipients",
-    );
+    s.refused_main(&clone, Some("admin"), "key ring recipients");
 }
 
 /// A policy with no admin left would lock everyone out of the policy for
@@ -231,22 +180,10 @@ fn key_ring_wrapped_to_a_non_reader_is_refused() {
 #[test]
 fn policy_change_leaving_no_admin_is_refused() {
     let s = Server::with_version();
-    let clone = s.stock_clone("c");
-    edit_policy(&s, &clone, |t| {
+    let clone = s.policy_commit("c", &s.admin, "revoke admin ml_admin **", |t| {
         t.replace("role = \"ml_admin\"", "role = \"viewer\"")
     });
-    s.commit_index(
-        &clone,
-        Some(&s.admin),
-        &["-m", &policy_message("revoke admin ml_admin **")],
-    );
-    s.refused(
-        &clone,
-        Some("admin"),
-        &["origin", "main"],
-        MAIN,
-        "no admin left",
-    );
+    s.refused_main(&clone, Some("admin"), "no admin left");
 }
 
 /// A push the server cannot attribute to anyone is refused: no identity,
@@ -255,5 +192,5 @@ fn policy_change_leaving_no_admin_is_refused() {
 fn push_without_a_pusher_identity_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    s.refused(&clone, None, &["origin", "main"], MAIN, "unknown pusher");
+    s.refused_main(&clone, None, "unknown pusher");
 }

@@ -243,6 +243,13 @@ impl Server {
         run
     }
 
+    /// `refused` for a stock `git push origin main` refused on
+    /// `refs/heads/main`.
+    #[track_caller]
+    pub fn refused_main(&self, dir: &Path, pusher: Option<&str>, rule: &str) -> Run {
+        self.refused(dir, pusher, &["origin", "main"], "refs/heads/main", rule)
+    }
+
     /// The lines of the server's decision log.
     pub fn decisions(&self) -> Vec<String> {
         std::fs::read_to_string(self.bare.join("mvault-decisions.jsonl"))
@@ -250,14 +257,6 @@ impl Server {
             .lines()
             .map(str::to_owned)
             .collect()
-    }
-
-    /// `git -c gpg.format=ssh -c user.signingkey=KEY ARGS…` in `dir`.
-    pub fn git_signing(&self, dir: &Path, key: &Key, args: &[&str]) -> Run {
-        let signing_key = format!("user.signingkey={}", key.private.display());
-        let mut full = vec!["-c", "gpg.format=ssh", "-c", &signing_key];
-        full.extend_from_slice(args);
-        self.git(dir, &full)
     }
 
     /// Commits the index of `clone` (`git commit -S` with `signer`, or a
@@ -300,6 +299,27 @@ impl Server {
         self.git_ok(clone, &["reset", "-q", "--soft", "HEAD~1"]);
         edit(clone);
         self.commit_index(clone, signer, &["-C", &orig])
+    }
+
+    /// A stock clone `name` where `signer` has committed (`git commit -S`,
+    /// not pushed) the policy edited by `edit`, with the message of policy
+    /// change `change`; asserts that the edit changed the policy.
+    #[track_caller]
+    pub fn policy_commit(
+        &self,
+        name: &str,
+        signer: &Key,
+        change: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> PathBuf {
+        const POLICY: &str = ".mvault/policy.toml";
+        let clone = self.stock_clone(name);
+        let text = String::from_utf8(self.staged(&clone, POLICY)).expect("utf-8 policy");
+        let edited = edit(text.clone());
+        assert_ne!(edited, text, "the policy edit changed nothing");
+        self.stage(&clone, POLICY, edited.as_bytes(), "100644");
+        self.commit_index(&clone, Some(signer), &["-m", &policy_message(change)]);
+        clone
     }
 
     /// Writes `bytes` as a git blob and stages it at `path` with `mode`.

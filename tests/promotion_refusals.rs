@@ -7,11 +7,31 @@
 //! accepted, so every refusal below is the hook's answer to the one field
 //! each attack changes.
 
+use std::path::Path;
+
 use crate::common::*;
 use crate::hook_server::*;
 use crate::promotion_world::*;
 
-const POLICY: &str = ".mvault/policy.toml";
+/// Runs `attempt`, an mvault command that must refuse: asserts an mvault
+/// error mentioning `fragments`, and that no ref of the server moved
+/// ("mvault published a refused WHAT").
+#[track_caller]
+fn refused_by_mvault(r: &Release, what: &str, fragments: &[&str], attempt: impl FnOnce() -> Run) {
+    let before = r.server_refs();
+    attempt().mvault_error().mentions(fragments);
+    assert_eq!(r.server_refs(), before, "mvault published a refused {what}");
+}
+
+/// `next_promo` of 1.0.0 from `from` to production in `dir`, listing the
+/// approval tag `(stage, user, version)` as `dir` has it.
+fn promo_listing(r: &Release, dir: &Path, from: &str, approval: (&str, &str, &str)) -> Promo {
+    let mut p = r.next_promo(dir, "1.0.0", from, "production");
+    let (stage, user, version) = approval;
+    let name = approval_name(stage, user, version);
+    p.approvals = vec![(name.clone(), r.tag_id(dir, &name))];
+    p
+}
 
 /// Control: an approval and two promotions made by hand with stock git in
 /// mvault's format are accepted, and mvault reads them as its own.
@@ -60,20 +80,15 @@ fn skipping_a_stage_is_refused() {
     let r = Release::new();
     r.register("1.0.0", 1);
     r.approve(&r.bob, "1.0.0", "production").success();
-    let before = r.server_refs();
-    r.promote(&r.carol, "1.0.0", "production")
-        .mvault_error()
-        .mentions(&["is in development", "it can go to staging"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused promotion"
+    refused_by_mvault(
+        &r,
+        "promotion",
+        &["is in development", "it can go to staging"],
+        || r.promote(&r.carol, "1.0.0", "production"),
     );
 
     let dir = r.dir(&r.carol);
-    let mut p = r.next_promo(&dir, "1.0.0", "development", "production");
-    let name = approval_name("production", "bob", "1.0.0");
-    p.approvals = vec![(name.clone(), r.tag_id(&dir, &name))];
+    let p = promo_listing(&r, &dir, "development", ("production", "bob", "1.0.0"));
     r.craft_promotion(&dir, &r.carol, &p);
     let run = r.refused_promotion(&dir, "carol", &p, "stage skipped");
     assert!(
@@ -91,9 +106,7 @@ fn promotion_lying_about_the_stage_it_leaves_is_refused() {
     r.register("1.0.0", 1);
     r.approve(&r.bob, "1.0.0", "production").success();
     let dir = r.dir(&r.carol);
-    let mut p = r.next_promo(&dir, "1.0.0", "staging", "production");
-    let name = approval_name("production", "bob", "1.0.0");
-    p.approvals = vec![(name.clone(), r.tag_id(&dir, &name))];
+    let p = promo_listing(&r, &dir, "staging", ("production", "bob", "1.0.0"));
     r.craft_promotion(&dir, &r.carol, &p);
     r.refused_promotion(&dir, "carol", &p, "wrong stage");
 }
@@ -103,18 +116,15 @@ fn promotion_lying_about_the_stage_it_leaves_is_refused() {
 #[test]
 fn production_without_enough_approvals_is_refused() {
     let r = Release::in_staging();
-    let before = r.server_refs();
-    r.promote(&r.carol, "1.0.0", "production")
-        .mvault_error()
-        .mentions(&[
+    refused_by_mvault(
+        &r,
+        "promotion",
+        &[
             "needs 1 approval",
             "0 counted",
             "mvault approve nlp/bert@1.0.0",
-        ]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused promotion"
+        ],
+        || r.promote(&r.carol, "1.0.0", "production"),
     );
 
     let dir = r.dir(&r.carol);
@@ -130,14 +140,11 @@ fn production_without_enough_approvals_is_refused() {
 #[test]
 fn author_approving_her_own_version_is_refused() {
     let r = Release::in_staging();
-    let before = r.server_refs();
-    r.approve(&r.alice, "1.0.0", "production")
-        .mvault_error()
-        .mentions(&["alice is the author", "self-approval"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused approval"
+    refused_by_mvault(
+        &r,
+        "approval",
+        &["alice is the author", "self-approval"],
+        || r.approve(&r.alice, "1.0.0", "production"),
     );
 
     let dir = r.dir(&r.alice);
@@ -168,20 +175,15 @@ fn author_approving_her_own_version_is_refused() {
 fn promoter_approving_her_own_promotion_does_not_count() {
     let r = Release::in_staging();
     r.approve(&r.carol, "1.0.0", "production").success();
-    let before = r.server_refs();
-    r.promote(&r.carol, "1.0.0", "production")
-        .mvault_error()
-        .mentions(&["0 counted", "carol is the promoter"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused promotion"
+    refused_by_mvault(
+        &r,
+        "promotion",
+        &["0 counted", "carol is the promoter"],
+        || r.promote(&r.carol, "1.0.0", "production"),
     );
 
     let dir = r.dir(&r.carol);
-    let mut p = r.next_promo(&dir, "1.0.0", "staging", "production");
-    let name = approval_name("production", "carol", "1.0.0");
-    p.approvals = vec![(name.clone(), r.tag_id(&dir, &name))];
+    let p = promo_listing(&r, &dir, "staging", ("production", "carol", "1.0.0"));
     r.craft_promotion(&dir, &r.carol, &p);
     let run = r.refused_promotion(&dir, "carol", &p, "not enough approvals");
     assert!(
@@ -201,20 +203,14 @@ fn one_persons_approval_counts_once_whatever_their_keys() {
     let r = Release::in_staging();
     // The admin raises the threshold to 2 with a signed policy commit
     // (no mvault command edits stage rules).
-    let c = r.stock_clone("policy-edit");
-    let text = String::from_utf8(r.staged(&c, POLICY)).expect("utf-8 policy");
-    assert!(text.contains("approvals = 1"), "{text}");
-    r.stage(
-        &c,
-        POLICY,
-        text.replacen("approvals = 1", "approvals = 2", 1)
-            .as_bytes(),
-        "100644",
-    );
-    r.commit_index(
-        &c,
-        Some(&r.admin),
-        &["-m", &policy_message("production needs 2 approvals")],
+    let c = r.policy_commit(
+        "policy-edit",
+        &r.admin,
+        "production needs 2 approvals",
+        |text| {
+            assert!(text.contains("approvals = 1"), "{text}");
+            text.replacen("approvals = 1", "approvals = 2", 1)
+        },
     );
     r.push(&c, Some("admin"), &["origin", "main"]).success();
     // bob's second key.
@@ -236,15 +232,9 @@ fn one_persons_approval_counts_once_whatever_their_keys() {
         .mvault_error()
         .mentions(&["already approved"]);
 
-    let before = r.server_refs();
-    r.promote(&r.carol, "1.0.0", "production")
-        .mvault_error()
-        .mentions(&["needs 2 approval", "1 counted"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused promotion"
-    );
+    refused_by_mvault(&r, "promotion", &["needs 2 approval", "1 counted"], || {
+        r.promote(&r.carol, "1.0.0", "production")
+    });
 
     // The same approval listed twice.
     let dir = r.dir(&r.carol);
@@ -290,20 +280,12 @@ fn one_persons_approval_counts_once_whatever_their_keys() {
 fn staging_approval_does_not_count_for_production() {
     let r = Release::in_staging();
     r.approve(&r.bob, "1.0.0", "staging").success();
-    let before = r.server_refs();
-    r.promote(&r.carol, "1.0.0", "production")
-        .mvault_error()
-        .mentions(&["needs 1 approval", "0 counted"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused promotion"
-    );
+    refused_by_mvault(&r, "promotion", &["needs 1 approval", "0 counted"], || {
+        r.promote(&r.carol, "1.0.0", "production")
+    });
 
     let dir = r.dir(&r.carol);
-    let mut p = r.next_promo(&dir, "1.0.0", "staging", "production");
-    let name = approval_name("staging", "bob", "1.0.0");
-    p.approvals = vec![(name.clone(), r.tag_id(&dir, &name))];
+    let p = promo_listing(&r, &dir, "staging", ("staging", "bob", "1.0.0"));
     r.craft_promotion(&dir, &r.carol, &p);
     let run = r.refused_promotion(&dir, "carol", &p, "approval for another version or stage");
     assert!(run.stderr().contains("for staging"), "{}", run.stderr());
@@ -315,20 +297,12 @@ fn approval_of_another_version_does_not_count() {
     let r = Release::in_staging();
     r.register("1.1.0", 2);
     r.approve(&r.bob, "1.1.0", "production").success();
-    let before = r.server_refs();
-    r.promote(&r.carol, "1.0.0", "production")
-        .mvault_error()
-        .mentions(&["needs 1 approval", "0 counted"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused promotion"
-    );
+    refused_by_mvault(&r, "promotion", &["needs 1 approval", "0 counted"], || {
+        r.promote(&r.carol, "1.0.0", "production")
+    });
 
     let dir = r.dir(&r.carol);
-    let mut p = r.next_promo(&dir, "1.0.0", "staging", "production");
-    let name = approval_name("production", "bob", "1.1.0");
-    p.approvals = vec![(name.clone(), r.tag_id(&dir, &name))];
+    let p = promo_listing(&r, &dir, "staging", ("production", "bob", "1.1.0"));
     r.craft_promotion(&dir, &r.carol, &p);
     let run = r.refused_promotion(&dir, "carol", &p, "approval for another version or stage");
     assert!(run.stderr().contains("nlp/bert@1.1.0"), "{}", run.stderr());
@@ -360,9 +334,7 @@ fn promotion_binding_another_manifest_is_refused() {
     let r = Release::in_staging();
     r.approve(&r.bob, "1.0.0", "production").success();
     let dir = r.dir(&r.carol);
-    let mut p = r.next_promo(&dir, "1.0.0", "staging", "production");
-    let name = approval_name("production", "bob", "1.0.0");
-    p.approvals = vec![(name.clone(), r.tag_id(&dir, &name))];
+    let mut p = promo_listing(&r, &dir, "staging", ("production", "bob", "1.0.0"));
     p.digest = sha256_hex(b"other bytes");
     r.craft_promotion(&dir, &r.carol, &p);
     r.refused_promotion(&dir, "carol", &p, "promotion digest");
@@ -373,14 +345,11 @@ fn promotion_binding_another_manifest_is_refused() {
 fn promoter_without_the_role_is_refused() {
     let r = Release::new();
     r.register("1.0.0", 1);
-    let before = r.server_refs();
-    r.promote(&r.alice, "1.0.0", "staging")
-        .mvault_error()
-        .mentions(&["alice has", "promote needs ml_engineer"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused promotion"
+    refused_by_mvault(
+        &r,
+        "promotion",
+        &["alice has", "promote needs ml_engineer"],
+        || r.promote(&r.alice, "1.0.0", "staging"),
     );
 
     let dir = r.dir(&r.alice);
@@ -542,7 +511,7 @@ fn moved_promotion_tag_pushed_alone_is_refused_as_moved() {
 
 /// `nlp/bert#staging#1` (which promoted 1.0.0) re-made, validly signed by
 /// carol, for 1.1.0, with its seq ref, in `dir`.
-fn moved_staging_tag(r: &Release, dir: &std::path::Path) -> Promo {
+fn moved_staging_tag(r: &Release, dir: &Path) -> Promo {
     let mut p = r.next_promo(dir, "1.1.0", "development", "staging");
     assert_eq!(p.counter, 2);
     p.counter = 1;
@@ -576,18 +545,12 @@ fn moved_approval_tag_is_refused() {
 #[test]
 fn rollback_to_a_version_never_in_production_is_refused() {
     let r = Release::in_staging();
-    let before = r.server_refs();
-    r.mv(
-        &r.carol,
-        &["rollback", MODEL, "--to", "1.0.0", "--reason", "incident 7"],
-    )
-    .mvault_error()
-    .mentions(&["never in production"]);
-    assert_eq!(
-        r.server_refs(),
-        before,
-        "mvault published a refused rollback"
-    );
+    refused_by_mvault(&r, "rollback", &["never in production"], || {
+        r.mv(
+            &r.carol,
+            &["rollback", MODEL, "--to", "1.0.0", "--reason", "incident 7"],
+        )
+    });
 
     let dir = r.dir(&r.carol);
     let mut p = r.next_promo(&dir, "1.0.0", "staging", "production");

@@ -320,14 +320,6 @@ impl Release {
         }
     }
 
-    /// Signs tag `name` on `target` with `key` (stock `git tag -s`, `-f`
-    /// to replace a local one) in `dir`; returns its object id.
-    pub fn sign_tag(&self, dir: &Path, key: &Key, name: &str, target: &str, msg: &str) -> String {
-        self.git_signing(dir, key, &["tag", "-f", "-s", "-m", msg, name, target])
-            .success();
-        self.tag_id(dir, name)
-    }
-
     /// Makes promotion tag `p` signed by `key` on the version's registering
     /// commit, and its seq ref, in `dir`; returns the tag's object id.
     pub fn craft_promotion(&self, dir: &Path, key: &Key, p: &Promo) -> String {

@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -338,6 +340,62 @@ impl TestEnv {
         self.git(dir, args).success().stdout().trim().to_owned()
     }
 
+    /// `git -C DIR -c gpg.format=ssh -c user.signingkey=KEY ARGS…`: stock
+    /// git signing (`commit -S`, `commit-tree -S`, `tag -s`) with `key`.
+    pub fn git_signing_command(&self, dir: &Path, key: &Key, args: &[&str]) -> Command {
+        let signing_key = format!("user.signingkey={}", key.private.display());
+        let mut full = vec!["-c", "gpg.format=ssh", "-c", &signing_key];
+        full.extend_from_slice(args);
+        self.git_command(dir, &full)
+    }
+
+    /// Runs `git_signing_command`.
+    pub fn git_signing(&self, dir: &Path, key: &Key, args: &[&str]) -> Run {
+        self.run(self.git_signing_command(dir, key, args))
+    }
+
+    /// Signs tag `name` on `target` with `key` and message `message` (stock
+    /// `git tag -s`, `-f` to replace a local one) in `dir`; returns the tag's
+    /// object id.
+    #[track_caller]
+    pub fn sign_tag(
+        &self,
+        dir: &Path,
+        key: &Key,
+        name: &str,
+        target: &str,
+        message: &str,
+    ) -> String {
+        self.git_signing(dir, key, &["tag", "-f", "-s", "-m", message, name, target])
+            .success();
+        self.git_ok(dir, &["rev-parse", &format!("refs/tags/{name}")])
+    }
+
+    /// `SHA256:…` of a public key, as `ssh-keygen -l` prints it.
+    #[track_caller]
+    pub fn fingerprint(&self, key: &Key) -> String {
+        let mut cmd = self.command("ssh-keygen");
+        cmd.args(["-l", "-E", "sha256", "-f"]).arg(&key.public);
+        let out = self.run(cmd).success().stdout();
+        out.split_whitespace()
+            .nth(1)
+            .expect("ssh-keygen -l prints a fingerprint")
+            .to_owned()
+    }
+
+    /// Writes `bytes` to `file` and signs it with `key` in `namespace` with
+    /// stock `ssh-keygen -Y sign`; returns the signature (`FILE.sig`).
+    #[track_caller]
+    pub fn ssh_sign(&self, key: &Key, namespace: &str, file: &Path, bytes: &[u8]) -> Vec<u8> {
+        write_file(file, bytes);
+        let mut cmd = self.command("ssh-keygen");
+        cmd.args(["-q", "-Y", "sign", "-n", namespace, "-f"])
+            .arg(&key.private)
+            .arg(file);
+        self.run(cmd).success();
+        fs::read(format!("{}.sig", file.display())).expect("ssh-keygen wrote the signature")
+    }
+
     /// The raw bytes of `REV:PATH`, read with `git cat-file blob`.
     #[track_caller]
     pub fn git_show_bytes(&self, dir: &Path, rev_path: &str) -> Vec<u8> {
@@ -393,6 +451,15 @@ impl TestEnv {
         write_file(&path, &run.stdout);
         path
     }
+}
+
+/// Makes the git objects `cmd` writes claim `key`'s owner as author and
+/// committer (`NAME <NAME@mvault>`), as a forger would write them.
+pub fn as_key_owner<'c>(cmd: &'c mut Command, key: &Key) -> &'c mut Command {
+    cmd.env("GIT_AUTHOR_NAME", &key.name)
+        .env("GIT_AUTHOR_EMAIL", format!("{}@mvault", key.name))
+        .env("GIT_COMMITTER_NAME", &key.name)
+        .env("GIT_COMMITTER_EMAIL", format!("{}@mvault", key.name))
 }
 
 fn describe_command(cmd: &Command) -> String {
@@ -490,6 +557,37 @@ impl Vault {
         )
         .success();
         key
+    }
+
+    /// `mvault policy grant USER --role ROLE --models GLOB` as the admin.
+    #[track_caller]
+    pub fn grant(&self, user: &str, role: &str, models: &str) {
+        self.mvault(
+            &self.repo,
+            &self.admin,
+            &["policy", "grant", user, "--role", role, "--models", models],
+        )
+        .success();
+    }
+
+    /// A bare `ROOT/NAME` holding the vault's main and tags (pushed with
+    /// stock git before the hook exists), then guarded by `mvault hook
+    /// install NAME --root-key <admin's key> EXTRA…`; returns it and the
+    /// install's (successful) run.
+    #[track_caller]
+    pub fn hooked_server(&self, name: &str, extra: &[&str]) -> (PathBuf, Run) {
+        let server = self.bare_remote(name);
+        self.git_ok(&self.repo, &["push", "-q", path_str(&server), "main"]);
+        self.git_ok(&self.repo, &["push", "-q", "--tags", path_str(&server)]);
+        let mut install = self.command(env!("CARGO_BIN_EXE_mvault"));
+        install
+            .args(["hook", "install"])
+            .arg(&server)
+            .arg("--root-key")
+            .arg(&self.admin.public)
+            .args(extra);
+        let run = self.run(install).success();
+        (server, run)
     }
 
     /// `mvault add DIR --model MODEL --version VERSION EXTRA…` as alice, in
@@ -594,6 +692,11 @@ impl Manifest {
 }
 
 // ---------------------------------------------------------------- files
+
+/// `p` as `&str`; the tests' paths are UTF-8.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
 
 /// Writes `bytes` to `path`, creating parent directories.
 pub fn write_file(path: &Path, bytes: &[u8]) {
