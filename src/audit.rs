@@ -620,6 +620,17 @@ fn check_binding(
     let at_target = store
         .entry(t_tree, &dir)
         .map_err(|e| brk(name, "unreadable", e.to_string()))?;
+    // The target is on main.
+    if !store
+        .is_ancestor(target, tip)
+        .map_err(|e| brk(name, "unreadable", e.to_string()))?
+    {
+        return Err(brk(
+            name,
+            "tag target",
+            format!("points at {target}, which is not on main"),
+        ));
+    }
     let main_tree = store
         .commit_tree(tip)
         .map_err(|e| brk(name, "unreadable", e.to_string()))?;

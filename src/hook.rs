@@ -183,30 +183,91 @@ struct Change {
     new: Option<(ObjectId, EntryKind)>,
 }
 
+/// Why a tree change cannot be judged.
+enum DiffError {
+    Store(StoreError),
+    /// A tree git would refuse or read differently from mvault.
+    BadTree(String),
+    /// An entry that is not a regular file or a directory.
+    BadMode(String),
+}
+
+impl From<StoreError> for DiffError {
+    fn from(e: StoreError) -> Self {
+        DiffError::Store(e)
+    }
+}
+
+/// A tree entry name every git and file system reads the same way.
+fn bad_entry_name(name: &[u8]) -> Option<&'static str> {
+    let Ok(text) = std::str::from_utf8(name) else {
+        return Some("a name that is not UTF-8");
+    };
+    if text.is_empty() || text == "." || text == ".." {
+        return Some("an empty, '.' or '..' name");
+    }
+    if text.contains('/') || text.contains('\0') {
+        return Some("a name containing '/' or NUL");
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower == ".git"
+        || lower.starts_with(".git ")
+        || lower.starts_with(".git.")
+        || lower == "git~1"
+    {
+        return Some("a name git reserves");
+    }
+    None
+}
+
 /// The paths that differ between two trees, descending only into subtrees
-/// whose ids differ: the cost follows the change, not the tree.
+/// whose ids differ: the cost follows the change, not the tree. Every new
+/// tree it reads must be well-formed: no duplicate or reserved names, only
+/// regular files and directories (a duplicate entry would let git and
+/// mvault see different contents under one path).
 fn diff_trees(
     store: &Store,
     old: Option<ObjectId>,
     new: Option<ObjectId>,
     prefix: &str,
     out: &mut Vec<Change>,
-) -> Result<(), StoreError> {
+) -> Result<(), DiffError> {
     if old == new {
         return Ok(());
     }
-    let list =
-        |t: Option<ObjectId>| -> Result<BTreeMap<String, (ObjectId, EntryKind)>, StoreError> {
-            Ok(match t {
-                None => BTreeMap::new(),
-                Some(t) => store
-                    .tree_entries(t)?
-                    .into_iter()
-                    .map(|(n, id, k)| (n, (id, k)))
-                    .collect(),
-            })
-        };
-    let (a, b) = (list(old)?, list(new)?);
+    let a: BTreeMap<String, (ObjectId, EntryKind)> = match old {
+        None => BTreeMap::new(),
+        Some(t) => store
+            .tree_entries(t)?
+            .into_iter()
+            .map(|(n, id, k)| (n, (id, k)))
+            .collect(),
+    };
+    let mut b: BTreeMap<String, (ObjectId, EntryKind)> = BTreeMap::new();
+    if let Some(t) = new {
+        for (raw, id, kind) in store.tree_entries_raw(t)? {
+            let shown = escape(&String::from_utf8_lossy(&raw));
+            let at = if prefix.is_empty() {
+                shown.clone()
+            } else {
+                format!("{prefix}/{shown}")
+            };
+            if let Some(why) = bad_entry_name(&raw) {
+                return Err(DiffError::BadTree(format!("{at}: {why}")));
+            }
+            if kind != EntryKind::Blob && kind != EntryKind::Tree {
+                return Err(DiffError::BadMode(format!(
+                    "{at} is a {kind:?}; only regular files and directories are stored"
+                )));
+            }
+            let name = String::from_utf8(raw).expect("checked UTF-8");
+            if b.insert(name, (id, kind)).is_some() {
+                return Err(DiffError::BadTree(format!(
+                    "{at}: the name appears twice in one tree"
+                )));
+            }
+        }
+    }
     let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     for name in names {
         let (oa, ob) = (a.get(name).copied(), b.get(name).copied());
@@ -290,6 +351,8 @@ pub struct Judge<'a> {
     /// refs being pushed, which exist locally but not yet on the server.
     base_main: Option<Option<ObjectId>>,
     pushed_refs: BTreeSet<String>,
+    /// The commits this push adds to main, once judged.
+    pushed_chain: std::cell::RefCell<BTreeSet<ObjectId>>,
 }
 
 /// What the hook decided about one update.
@@ -315,6 +378,7 @@ impl<'a> Judge<'a> {
             audit: false,
             base_main: None,
             pushed_refs: BTreeSet::new(),
+            pushed_chain: Default::default(),
         }
     }
 
@@ -329,6 +393,7 @@ impl<'a> Judge<'a> {
             audit: true,
             base_main: None,
             pushed_refs: BTreeSet::new(),
+            pushed_chain: Default::default(),
         }
     }
 
@@ -352,6 +417,7 @@ impl<'a> Judge<'a> {
             now,
             base_main: Some(base),
             pushed_refs: updates.iter().map(|u| u.refname.clone()).collect(),
+            pushed_chain: Default::default(),
         }
     }
 
@@ -579,9 +645,10 @@ impl<'a> Judge<'a> {
             None => None,
         };
         let mut accepted = Vec::new();
-        for c in chain {
-            accepted.push(self.judge_commit(r, c, in_force.as_ref())?);
+        for c in &chain {
+            accepted.push(self.judge_commit(r, *c, in_force.as_ref())?);
         }
+        self.pushed_chain.borrow_mut().extend(chain);
         Ok(accepted)
     }
 
@@ -658,8 +725,24 @@ impl<'a> Judge<'a> {
         let signer = self.commit_signer(r, commit, Some(&policy))?;
         let parent_tree = self.store.commit_tree(parent).map_err(|e| internal(r, e))?;
         let mut changes = Vec::new();
-        diff_trees(self.store, Some(parent_tree), Some(tree), "", &mut changes)
-            .map_err(|e| internal(r, e))?;
+        // 4b. The new tree is well-formed: git and mvault read one path one way.
+        diff_trees(self.store, Some(parent_tree), Some(tree), "", &mut changes).map_err(
+            |e| match e {
+                DiffError::Store(e) => internal(r, e),
+                DiffError::BadTree(why) => Refusal::new(
+                    r,
+                    "malformed tree",
+                    format!("commit {commit}: {why}"),
+                    "build trees with mvault or stock git, which never write such entries",
+                ),
+                DiffError::BadMode(why) => Refusal::new(
+                    r,
+                    "bad file mode",
+                    format!("commit {commit}: {why}"),
+                    "register versions with mvault add; a version directory is written once",
+                ),
+            },
+        )?;
         if changes.is_empty() {
             return Err(Refusal::new(
                 r,
@@ -838,17 +921,22 @@ impl<'a> Judge<'a> {
             return Err(bad("version exists", format!("{dir} already exists")));
         }
         // Another model may not hide inside a version directory or own this path.
-        let model_dir = model.tree_dir();
-        if self
-            .store
-            .entry(parent_tree, &format!("{model_dir}/manifest.toml"))
-            .map_err(|e| internal(r, e))?
-            .is_some()
-        {
-            return Err(bad(
-                "name collision",
-                format!("{model_dir} is a version directory, not a model"),
-            ));
+        // No directory above the new version is itself a version: a model
+        // nested inside a published version would change that version's tree.
+        let mut above = String::from("models");
+        for seg in model.as_str().split('/') {
+            above = format!("{above}/{seg}");
+            if self
+                .store
+                .entry(parent_tree, &format!("{above}/manifest.toml"))
+                .map_err(|e| internal(r, e))?
+                .is_some()
+            {
+                return Err(bad(
+                    "name collision",
+                    format!("{above} is a version directory; no model can live inside it"),
+                ));
+            }
         }
         // 9. The manifest: valid, canonical, for this model and version,
         // authored by the signer, signed by the commit's key.
@@ -1242,6 +1330,30 @@ impl<'a> Judge<'a> {
             )
         };
         let target_tree = self.store.commit_tree(target).map_err(|_| wrong())?;
+        // The target is a register commit for this very version...
+        let (_, tdata) = self.store.object(target).map_err(|_| wrong())?;
+        let tcommit =
+            gix::objs::CommitRef::from_bytes(&tdata, gix::hash::Kind::Sha1).map_err(|_| wrong())?;
+        let tt = trailers(&tcommit.message.to_string());
+        if tcommit.parents().count() != 1
+            || one(&tt, "Mvault-Action") != Some("register")
+            || one(&tt, "Mvault-Model") != Some(model.as_str())
+            || one(&tt, "Mvault-Version") != Some(version.to_string().as_str())
+        {
+            return Err(wrong());
+        }
+        // ...and it is on main: added by this push, or already there.
+        let on_main = self.pushed_chain.borrow().contains(&target)
+            || match self.main_before().map_err(|e| internal(r, e))? {
+                Some(before) => self
+                    .store
+                    .is_ancestor(target, before)
+                    .map_err(|e| internal(r, e))?,
+                None => false,
+            };
+        if !on_main {
+            return Err(wrong());
+        }
         let at_target = self
             .store
             .entry(target_tree, &dir)
@@ -1759,10 +1871,22 @@ pub fn check_ring(
 ) -> Result<(), String> {
     let stanzas = crypto::age_header_stanzas(sealed).ok_or("not an age file")?;
     let mut found = BTreeSet::new();
+    let mut grease = 0;
     for (kind, args) in &stanzas {
         if kind == "ssh-ed25519" {
-            found.insert(args.first().cloned().unwrap_or_default());
-        } else if !kind.ends_with("-grease") {
+            // One stanza per reader: a second stanza under a reader's tag
+            // could be wrapped to anyone (the tag is only a hint).
+            let tag = args.first().cloned().unwrap_or_default();
+            if !found.insert(tag.clone()) {
+                return Err(format!(
+                    "two ssh-ed25519 stanzas carry the tag {}",
+                    escape(&tag)
+                ));
+            }
+        } else if kind.ends_with("-grease") && grease == 0 {
+            // age adds one random "grease" stanza to every header.
+            grease += 1;
+        } else {
             return Err(format!(
                 "a {} recipient is not a reader in the policy",
                 escape(kind)
@@ -2115,6 +2239,9 @@ pub const SERVER_CONFIG: &[(&str, &str)] = &[
     ("core.packedGitWindowSize", "16777216"),
     ("core.packedGitLimit", "67108864"),
     ("uploadpack.allowFilter", "true"),
+    // git's own object checks on every push, behind the hook's: malformed
+    // trees and names are refused before the hook even runs.
+    ("receive.fsckObjects", "true"),
 ];
 
 /// The attributes a bare repository reads from `info/attributes`.

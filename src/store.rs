@@ -160,6 +160,54 @@ impl Store {
         Ok(out)
     }
 
+    /// The entries of a tree as stored: raw name bytes and kind, duplicates
+    /// and odd names included (for the hook's shape checks).
+    pub fn tree_entries_raw(
+        &self,
+        tree: ObjectId,
+    ) -> Result<Vec<(Vec<u8>, ObjectId, EntryKind)>, StoreError> {
+        let t = self.repo.find_tree(tree).map_err(git_err)?;
+        let mut out = Vec::new();
+        for e in t.iter() {
+            let e = e.map_err(git_err)?;
+            out.push((e.filename().to_vec(), e.oid().to_owned(), e.mode().kind()));
+        }
+        Ok(out)
+    }
+
+    /// Whether `ancestor` is `descendant` or one of its ancestors (stock
+    /// `git merge-base --is-ancestor`, which uses the commit-graph when
+    /// there is one).
+    pub fn is_ancestor(
+        &self,
+        ancestor: ObjectId,
+        descendant: ObjectId,
+    ) -> Result<bool, StoreError> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        let status = Command::new("git")
+            .args([
+                "merge-base",
+                "--is-ancestor",
+                &ancestor.to_string(),
+                &descendant.to_string(),
+            ])
+            .current_dir(self.command_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(StoreError::NoGit)?;
+        match status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(StoreError::Git(format!(
+                "git merge-base --is-ancestor {ancestor} {descendant} failed"
+            ))),
+        }
+    }
+
     /// Create a new non-bare repository with branch `main`.
     pub fn init(path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)?;

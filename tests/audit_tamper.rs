@@ -122,10 +122,17 @@ fn audit_tamper_history_rewritten_with_a_commit_signed_by_a_key_not_in_the_polic
     let mallory = h.keygen("mallory");
     let tree = h.git_ok(h.repo(), &["rev-parse", "main^{tree}"]);
 
-    // Control: the same rewrite signed by alice, who registered 1.1.0,
-    // verifies — the tree, parent and message are all legitimate.
+    // Control: the same rewrite signed by alice, who registered 1.1.0: the
+    // commit itself verifies (tree, parent and message are legitimate); the
+    // first break is only the tags that named the old tip, now off main.
     let honest = rewrite_tip(&h, Some(&h.alice), &tree);
-    verify(&h, h.repo()).success().mentions(&["record intact"]);
+    let control = verify_json(&h, h.repo());
+    assert_eq!(control["first_break"]["rule"], "tag target", "{control}");
+    assert_ne!(
+        control["first_break"]["object"],
+        honest.as_str(),
+        "{control}"
+    );
     h.git_ok(h.repo(), &["update-ref", "refs/heads/main", &honest]);
 
     let forged = rewrite_tip(&h, Some(&mallory), &tree);
@@ -258,7 +265,14 @@ fn audit_tamper_manifest_edited_after_signing() {
     let same = tree_with(&manifest);
     assert_eq!(same, h.git_ok(h.repo(), &["rev-parse", "main^{tree}"]));
     let honest = rewrite_tip(&h, Some(&h.alice), &same);
-    verify(&h, h.repo()).success().mentions(&["record intact"]);
+    // The commit verifies; only the tags that named the old tip are off main now.
+    let control = verify_json(&h, h.repo());
+    assert_eq!(control["first_break"]["rule"], "tag target", "{control}");
+    assert_ne!(
+        control["first_break"]["object"],
+        honest.as_str(),
+        "{control}"
+    );
     assert_eq!(h.git_ok(h.repo(), &["rev-parse", "main"]), honest);
 
     // A naive attack: the edited manifest, committed and signed by alice's

@@ -29,3 +29,4 @@ mod promotion_flow;
 mod promotion_refusals;
 mod promotion_stock_tools;
 mod promotion_world;
+mod review_bypass;
