@@ -476,8 +476,12 @@ impl Store {
             .write(true)
             .open(self.git_dir().join("mvault.lock"))?;
         guard.lock()?;
-        for e in edits {
-            let stale = self.git_dir().join(format!("{}.lock", e.name));
+        let names = edits
+            .iter()
+            .map(|e| e.name.as_str())
+            .chain(std::iter::once("packed-refs"));
+        for name in names {
+            let stale = self.git_dir().join(format!("{name}.lock"));
             if stale.is_file() {
                 let _ = std::fs::remove_file(&stale);
             }
@@ -525,8 +529,28 @@ impl Store {
             };
             let who = configured.and_then(|c| c.ok()).unwrap_or(fallback);
             let mut buf = gix::date::parse::TimeBuf::default();
+            // Every ref mvault moves lives in packed-refs only: all the refs
+            // of one update land in a single rename of that file, so a
+            // killed mvault leaves all of them moved or none.
+            use gix::refs::file::transaction::PackedRefs;
             self.repo
-                .edit_references_as(ref_edits, Some(who.to_ref(&mut buf)))
+                .refs
+                .transaction()
+                .packed_refs(
+                    PackedRefs::DeletionsAndNonSymbolicUpdatesRemoveLooseSourceReference(Box::new(
+                        &self.repo.objects,
+                    )),
+                )
+                .prepare(
+                    ref_edits,
+                    gix::lock::acquire::Fail::Immediately,
+                    gix::lock::acquire::Fail::Immediately,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    t.commit(Some(who.to_ref(&mut buf)))
+                        .map_err(|e| e.to_string())
+                })
         }
         .map_err(|err| {
             let first = &edits[0];
