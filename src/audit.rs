@@ -353,6 +353,8 @@ fn replay(
     let store = &vault.store;
     let commits =
         main_commits(store).map_err(|e| brk(MAIN_REF, "unreadable history", e.to_string()))?;
+    // Every commit of main, to check that tags point at commits on it.
+    let main_set: std::collections::HashSet<ObjectId> = commits.iter().map(|(id, _)| *id).collect();
     let Some((root, _)) = commits.first() else {
         return Err(brk(MAIN_REF, "empty", "main has no commits"));
     };
@@ -530,6 +532,7 @@ fn replay(
                 &version,
                 &a.manifest_sha256,
                 tip,
+                Some(&main_set),
             )?;
             continue;
         }
@@ -553,13 +556,22 @@ fn replay(
             let digest = trailer(&trailers(&msg), "Mvault-Manifest-Sha256")
                 .unwrap_or("")
                 .to_owned();
-            check_binding(vault, short, target, &model, &version, &digest, tip)?;
+            check_binding(
+                vault,
+                short,
+                target,
+                &model,
+                &version,
+                &digest,
+                tip,
+                Some(&main_set),
+            )?;
             continue;
         }
         return Err(brk(short, "unknown tag form", "not a tag mvault makes"));
     }
     for model in models {
-        verify_chain(vault, &model, &policy_now, tip)?;
+        verify_chain(vault, &model, &policy_now, tip, Some(&main_set))?;
     }
     // The server's decision log, when this is the server's repository.
     if store.git_dir().join(hook::LOG_FILE).exists() {
@@ -599,7 +611,7 @@ pub fn verify_model_chain(vault: &Vault, model: &ModelName) -> Result<(), AuditB
     let policy = vault
         .policy_at(tree)
         .map_err(|e| brk(MAIN_REF, "bad policy", e.to_string()))?;
-    verify_chain(vault, model, &policy, tip)
+    verify_chain(vault, model, &policy, tip, None)
 }
 
 /// A tag binds the registering commit of `model@version` on main and its manifest digest.
@@ -611,6 +623,7 @@ fn check_binding(
     version: &crate::names::Version,
     digest: &str,
     tip: ObjectId,
+    main_set: Option<&std::collections::HashSet<ObjectId>>,
 ) -> Result<(), AuditBreak> {
     let store = &vault.store;
     let dir = crate::names::version_dir(model, version);
@@ -621,10 +634,13 @@ fn check_binding(
         .entry(t_tree, &dir)
         .map_err(|e| brk(name, "unreadable", e.to_string()))?;
     // The target is on main.
-    if !store
-        .is_ancestor(target, tip)
-        .map_err(|e| brk(name, "unreadable", e.to_string()))?
-    {
+    let on_main = match main_set {
+        Some(set) => set.contains(&target),
+        None => store
+            .is_ancestor(target, tip)
+            .map_err(|e| brk(name, "unreadable", e.to_string()))?,
+    };
+    if !on_main {
         return Err(brk(
             name,
             "tag target",
@@ -662,6 +678,7 @@ fn verify_chain(
     model: &ModelName,
     policy_now: &crate::policy::Policy,
     tip: ObjectId,
+    main_set: Option<&std::collections::HashSet<ObjectId>>,
 ) -> Result<(), AuditBreak> {
     let store = &vault.store;
     let all = ModelStages::read(store, model)
@@ -751,6 +768,7 @@ fn verify_chain(
             &version,
             &p.manifest_sha256,
             tip,
+            main_set,
         )?;
         let vs = replayed.stage_of(&p.version);
         if p.from != Some(vs.stage) {
