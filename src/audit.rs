@@ -615,6 +615,7 @@ pub fn verify_model_chain(vault: &Vault, model: &ModelName) -> Result<(), AuditB
 }
 
 /// A tag binds the registering commit of `model@version` on main and its manifest digest.
+#[allow(clippy::too_many_arguments)]
 fn check_binding(
     vault: &Vault,
     name: &str,
