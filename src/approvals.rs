@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::crypto;
 use crate::names::{ModelName, Stage, Version};
-use crate::policy::{Policy, Role, StageRule};
+use crate::policy::{Policy, StageRule};
 use crate::stages::{trailer, trailers};
 use crate::store::{Store, StoreError};
 use crate::vault::split_tag_signature;
@@ -213,11 +213,7 @@ pub fn count_approvals(
                 format!("{} is the promoter; self-approval is not allowed", u.name),
             )),
             Some(u) => {
-                let roles = policy.roles_of(&u.name, model);
-                if roles
-                    .iter()
-                    .any(|(r, _)| *r == rule.approver_role || *r == Role::MlAdmin)
-                {
+                if policy.has_role(&u.name, model, rule.approver_role) {
                     if people.insert(u.name.clone()) {
                         Ok(())
                     } else {

@@ -512,11 +512,9 @@ fn replay(
                 ));
             }
             let rule = crate::release::rule_for(&at_target, &model, stage);
-            let ok = [&at_target, &policy_now].iter().any(|p| {
-                p.roles_of(&signer, &model)
-                    .iter()
-                    .any(|(r, _)| *r == rule.approver_role || *r == crate::policy::Role::MlAdmin)
-            });
+            let ok = [&at_target, &policy_now]
+                .iter()
+                .any(|p| p.has_role(&signer, &model, rule.approver_role));
             if !ok {
                 return Err(brk(
                     short,
@@ -740,11 +738,9 @@ fn verify_chain(
             .or_else(|| policy_now.user_of_key(&key))
             .map(|u| u.name.clone())
             .unwrap_or_default();
-        let ok = [&at_target, policy_now].iter().any(|pol| {
-            pol.roles_of(&signer, model)
-                .iter()
-                .any(|(r, _)| *r == rule.promote_role || *r == crate::policy::Role::MlAdmin)
-        });
+        let ok = [&at_target, policy_now]
+            .iter()
+            .any(|pol| pol.has_role(&signer, model, rule.promote_role));
         if !ok {
             return Err(brk(
                 &p.name,

@@ -1500,10 +1500,8 @@ impl<'a> Judge<'a> {
         let version = Version::parse(&a.version).map_err(|e| internal(r, e))?;
         let rule = crate::release::rule_for(policy, &model, a.stage);
         let holds = |who: &str| {
-            policy.roles_of(who, &model).iter().any(|(role, _)| {
-                *role == rule.approver_role || *role == crate::policy::Role::MlAdmin
-            }) && policy
-                .check(who, &model, Ability::Approve, self.now)
+            policy
+                .check_role(who, &model, rule.approver_role, Ability::Approve, self.now)
                 .is_ok()
         };
         if !holds(&a.user) {
@@ -1700,9 +1698,9 @@ impl<'a> Judge<'a> {
         };
         let rule = crate::release::rule_for(&policy, model, rule_stage);
         let holds = |who: &str| {
-            policy.roles_of(who, model).iter().any(|(role, _)| {
-                *role == rule.promote_role || *role == crate::policy::Role::MlAdmin
-            }) && policy.check(who, model, Ability::Promote, self.now).is_ok()
+            policy
+                .check_role(who, model, rule.promote_role, Ability::Promote, self.now)
+                .is_ok()
         };
         if !holds(&user) {
             return Err(Refusal::new(

@@ -568,6 +568,36 @@ impl Policy {
         ))
     }
 
+    /// Whether `user` holds `role`, or ml_admin, on `model`: the named role
+    /// a stage rule asks of promoters and approvers.
+    pub fn has_role(&self, user: &str, model: &ModelName, role: Role) -> bool {
+        self.roles_of(user, model)
+            .iter()
+            .any(|(r, _)| *r == role || *r == Role::MlAdmin)
+    }
+
+    /// [`Policy::check`] for `ability`, and the stage rule's `role` as well.
+    pub fn check_role(
+        &self,
+        user: &str,
+        model: &ModelName,
+        role: Role,
+        ability: Ability,
+        now: OffsetDateTime,
+    ) -> Result<(), Denial> {
+        self.check(user, model, ability, now)?;
+        if self.has_role(user, model, role) {
+            return Ok(());
+        }
+        Err(Denial {
+            user: user.to_owned(),
+            model: model.to_string(),
+            ability: ability.as_str(),
+            have: self.describe_roles(user, model),
+            need: role.to_string(),
+        })
+    }
+
     fn describe_roles(&self, user: &str, model: &ModelName) -> String {
         let roles = self.roles_of(user, model);
         if roles.is_empty() {

@@ -16,7 +16,7 @@ use crate::approvals::{self, approval_name, count_approvals, Parties};
 use crate::crypto::SshIdentity;
 use crate::manifest::Sha256Digest;
 use crate::names::{self, ModelName, Stage, Version, VersionRef};
-use crate::policy::{Ability, Policy, Role, StageRule};
+use crate::policy::{Ability, Policy, StageRule};
 use crate::register::signer_user;
 use crate::stages::{
     self, next_stages, promotion_name, seq_ref, transition_allowed, ModelStages, PromotionAction,
@@ -45,38 +45,6 @@ pub struct TagOutcome {
     pub to: String,
     pub model: String,
     pub version: String,
-}
-
-fn check_role(
-    policy: &Policy,
-    user: &str,
-    model: &ModelName,
-    role: Role,
-    ability: Ability,
-    now: OffsetDateTime,
-) -> Result<(), VaultError> {
-    policy.check(user, model, ability, now)?;
-    let roles = policy.roles_of(user, model);
-    if roles.iter().any(|(r, _)| *r == role || *r == Role::MlAdmin) {
-        return Ok(());
-    }
-    let have = if roles.is_empty() {
-        "no role".to_owned()
-    } else {
-        roles
-            .iter()
-            .map(|(r, g)| format!("role {r} on {g}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(crate::policy::Denial {
-        user: user.to_owned(),
-        model: model.to_string(),
-        ability: ability.as_str(),
-        have,
-        need: role.to_string(),
-    }
-    .into())
 }
 
 /// Bring the clone up to date with its remote: tags, and `main` when it
@@ -235,14 +203,7 @@ pub fn approve(
         user,
     } = subject(vault, r, who, push)?;
     let rule = rule_for(&policy, &model, stage);
-    check_role(
-        &policy,
-        &user,
-        &model,
-        rule.approver_role,
-        Ability::Approve,
-        now,
-    )?;
+    policy.check_role(&user, &model, rule.approver_role, Ability::Approve, now)?;
     if !rule.allow_self_approval && user == rec.manifest.author {
         return Err(VaultError::Input {
             path: format!("{model}@{version}"),
@@ -372,14 +333,7 @@ pub fn promote(
         user,
     } = subject(vault, r, who, push)?;
     let rule = rule_for(&policy, &model, to);
-    check_role(
-        &policy,
-        &user,
-        &model,
-        rule.promote_role,
-        Ability::Promote,
-        now,
-    )?;
+    policy.check_role(&user, &model, rule.promote_role, Ability::Promote, now)?;
     let stages = ModelStages::read(&vault.store, &model).map_err(promotion_err)?;
     let from = stages.stage_of(&version.to_string()).stage;
     if !transition_allowed(from, to) {
@@ -508,14 +462,7 @@ pub fn rollback(
     let policy = vault.policy()?;
     let user = signer_user(&policy, who)?;
     let rule = rule_for(&policy, model, Stage::Production);
-    check_role(
-        &policy,
-        &user,
-        model,
-        rule.promote_role,
-        Ability::Promote,
-        now,
-    )?;
+    policy.check_role(&user, model, rule.promote_role, Ability::Promote, now)?;
     let stages = ModelStages::read(&vault.store, model).map_err(promotion_err)?;
     let vs = stages.stage_of(&version.to_string());
     if !vs.ever_production {
