@@ -10,16 +10,17 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use mvault::admin::{self, PolicyChange};
-use mvault::audit;
+use mvault::ops::admin::{self, PolicyChange};
+use mvault::audit::events;
 use mvault::crypto::{self, SshIdentity};
-use mvault::hook;
-use mvault::names::{ModelName, Stage, Version, VersionRef};
-use mvault::policy::{self, Role};
-use mvault::register::{self, AddRequest};
-use mvault::release;
-use mvault::report;
-use mvault::retrieve::{self, DirProblem};
+use mvault::server::{config as server_config, install as hook_install, log as server_log};
+use mvault::verify::{prepush, receive};
+use mvault::model::names::{ModelName, Stage, Version, VersionRef};
+use mvault::model::policy::{self, Role};
+use mvault::ops::register::{self, AddRequest};
+use mvault::ops::release;
+use mvault::audit::report;
+use mvault::ops::retrieve::{self, DirProblem};
 use mvault::vault::{self, ErrorKind, Vault, VaultError};
 
 /// Keep ML models as encrypted, signed blobs in a git repository.
@@ -423,8 +424,8 @@ impl From<VaultError> for CliError {
     }
 }
 
-impl From<mvault::names::NameError> for CliError {
-    fn from(e: mvault::names::NameError) -> Self {
+impl From<mvault::model::names::NameError> for CliError {
+    fn from(e: mvault::model::names::NameError) -> Self {
         CliError::user(e.to_string())
     }
 }
@@ -774,7 +775,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         Command::Show { reference, json } => {
             let r = VersionRef::parse(&reference)?;
             let vault = open_vault(&dir)?;
-            let (m, v) = vault.resolve(&r)?;
+            let (m, v) = mvault::ops::resolve::resolve(&vault, &r)?;
             let rec = vault.record(&m, &v)?;
             let s = Vault::summary(&rec);
             if json {
@@ -941,7 +942,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                 let store = mvault::store::Store::open(&dir)
                     .map_err(|e| CliError::from(VaultError::from(e)))?;
                 let text =
-                    std::fs::read_to_string(store.git_dir().join(hook::LOG_FILE)).map_err(|e| {
+                    std::fs::read_to_string(store.git_dir().join(server_log::LOG_FILE)).map_err(|e| {
                         CliError::user(format!(
                             "no server log in {}: {e}",
                             store.git_dir().display()
@@ -991,7 +992,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                 return Ok(());
             }
             let vault = open_vault(&dir)?;
-            let filter = audit::Filter {
+            let filter = events::Filter {
                 model: match model {
                     Some(g) => Some(
                         globset::GlobBuilder::new(&g)
@@ -1009,7 +1010,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                 until: until.as_deref().map(parse_time).transpose()?,
                 limit,
             };
-            for e in audit::events(&vault, &filter)? {
+            for e in events::events(&vault, &filter)? {
                 if json {
                     json_line(out, &e)?;
                 } else {
@@ -1056,7 +1057,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
             } else {
                 None
             };
-            let r = audit::verify(&vault, identity.as_ref())?;
+            let r = mvault::ops::audit::verify(&vault, identity.as_ref())?;
             if json {
                 json_line(out, &r)?;
             } else if r.ok {
@@ -1111,6 +1112,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                 since.as_deref().map(parse_time).transpose()?,
                 until.as_deref().map(parse_time).transpose()?,
                 now,
+                mvault::ops::audit::verify(&vault, None)?,
             )?;
             let text = match format.as_str() {
                 "json" => {
@@ -1258,7 +1260,7 @@ fn hook_command(
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
             // Fail closed: a panic anywhere refuses the push.
             let result = std::panic::catch_unwind(|| {
-                hook::pre_receive(&git_dir, &input, |k| std::env::var(k).ok(), now)
+                receive::pre_receive(&git_dir, &input, |k| std::env::var(k).ok(), now)
             });
             let (ok, lines) = result.unwrap_or_else(|_| (false, vec!["mvault: refused: internal error: the hook crashed".to_owned(), "hint: the hook fails closed; ask the server admin to check mvault hook check".to_owned()]));
             let mut err = std::io::stderr().lock();
@@ -1288,7 +1290,7 @@ fn hook_command(
                     let identity = load_identity(&None, dir).ok()?;
                     register::signer_user(&vault.policy().ok()?, &identity).ok()
                 });
-            let (ok, lines) = hook::pre_push(
+            let (ok, lines) = prepush::pre_push(
                 &store,
                 remote.as_deref().unwrap_or("origin"),
                 &input,
@@ -1310,7 +1312,7 @@ fn hook_command(
         HookCommand::InstallPrePush => {
             let store =
                 mvault::store::Store::open(dir).map_err(|e| CliError::from(VaultError::from(e)))?;
-            let path = hook::install_pre_push(&store, &std::env::current_exe()?)?;
+            let path = hook_install::install_pre_push(&store, &std::env::current_exe()?)?;
             writeln!(
                 out,
                 "installed {}: pushes are checked against the vault's rules first",
@@ -1321,7 +1323,7 @@ fn hook_command(
             let git_dir = std::env::var_os("GIT_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| dir.to_owned());
-            let code = hook::pack_objects(&git_dir, &command, |k| std::env::var(k).ok(), now)?;
+            let code = server_log::pack_objects(&git_dir, &command, |k| std::env::var(k).ok(), now)?;
             if code != 0 {
                 return Err(CliError {
                     kind: ErrorKind::Internal,
@@ -1352,7 +1354,7 @@ fn hook_command(
             }
             let exe = std::env::current_exe()?;
             let items =
-                hook::install(&repo, &keys, &exe, local_user.as_deref()).map_err(CliError::user)?;
+                hook_install::install(&repo, &keys, &exe, local_user.as_deref()).map_err(CliError::user)?;
             writeln!(
                 out,
                 "installed the mvault pre-receive hook in {}",
@@ -1387,7 +1389,7 @@ fn hook_command(
             } else {
                 repo
             };
-            let items = hook::check(&repo);
+            let items = hook_install::check(&repo);
             print_check(out, &items)?;
             if items.iter().any(|i| !i.ok) {
                 return Err(CliError::user(format!(
@@ -1408,8 +1410,8 @@ fn hook_command(
                 .unwrap_or_else(|| dir.to_owned());
             let store = mvault::store::Store::open(&repo)
                 .map_err(|e| CliError::from(VaultError::from(e)))?;
-            match hook::verify_log(store.git_dir()) {
-                Ok(n) => writeln!(out, "{}: {n} entries (decisions and fetches), chain intact", hook::LOG_FILE)?,
+            match server_log::verify_log(store.git_dir()) {
+                Ok(n) => writeln!(out, "{}: {n} entries (decisions and fetches), chain intact", server_log::LOG_FILE)?,
                 Err(e) => {
                     return Err(CliError {
                         kind: ErrorKind::Integrity,
@@ -1423,7 +1425,7 @@ fn hook_command(
     Ok(())
 }
 
-fn print_check(out: &mut dyn Write, items: &[hook::CheckItem]) -> CliResult {
+fn print_check(out: &mut dyn Write, items: &[hook_install::CheckItem]) -> CliResult {
     for i in items {
         writeln!(out, "{} {}", if i.ok { "ok  " } else { "FAIL" }, i.what)?;
     }

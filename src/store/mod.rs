@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use gix::bstr::{BString, ByteSlice};
-use gix::objs::tree::EntryKind;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
-use gix::ObjectId;
 
-use crate::crypto::{SignatureError, Signer, GIT_NAMESPACE};
+pub mod objects;
+mod pack;
+
+pub use objects::{EntryKind, ObjectId, ObjectKind};
+pub use pack::PACK_THRESHOLD;
+use pack::write_blob_pack;
 
 /// The branch that holds the record.
 pub const MAIN_REF: &str = "refs/heads/main";
@@ -42,11 +45,18 @@ pub enum StoreError {
     #[error("cannot run git: {0} (install git)")]
     NoGit(io::Error),
     /// Signing failed.
-    #[error(transparent)]
-    Sign(#[from] SignatureError),
+    #[error("signing failed: {0}")]
+    Sign(String),
     /// I/O.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// What signs commits and tags as git does (an SSH key, in `crypto`):
+/// the store needs nothing else of a key.
+pub trait GitSigner {
+    /// An armored SSH signature over `payload` in git's namespace.
+    fn sign_git(&self, payload: &[u8]) -> Result<String, StoreError>;
 }
 
 fn git_err(e: impl std::fmt::Display) -> StoreError {
@@ -204,6 +214,23 @@ impl Store {
             Some(1) => Ok(false),
             _ => Err(StoreError::Git(format!(
                 "git merge-base --is-ancestor {ancestor} {descendant} failed"
+            ))),
+        }
+    }
+
+    /// The first commit of `tip`'s history (stock `git rev-list
+    /// --max-parents=0`); a history with several roots is refused.
+    pub fn root_commit(&self, tip: ObjectId) -> Result<ObjectId, StoreError> {
+        let out = run_git(
+            self.command_dir(),
+            &["rev-list", "--max-parents=0", &tip.to_string()],
+        )?;
+        let roots: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+        match roots.as_slice() {
+            [one] => ObjectId::from_hex(one.as_bytes()).map_err(git_err),
+            _ => Err(StoreError::Git(format!(
+                "{tip} has {} root commits; a vault has one",
+                roots.len()
             ))),
         }
     }
@@ -413,7 +440,7 @@ impl Store {
         parents: &[ObjectId],
         actor: &Actor,
         message: &str,
-        signer: &dyn Signer,
+        signer: &dyn GitSigner,
     ) -> Result<ObjectId, StoreError> {
         let mut commit = gix::objs::Commit {
             tree,
@@ -426,7 +453,7 @@ impl Store {
         };
         let mut payload = Vec::new();
         gix::objs::WriteTo::write_to(&commit, &mut payload)?;
-        let sig = signer.sign(GIT_NAMESPACE, &payload)?;
+        let sig = signer.sign_git(&payload)?;
         commit
             .extra_headers
             .push(("gpgsig".into(), BString::from(sig.trim_end_matches('\n'))));
@@ -441,7 +468,7 @@ impl Store {
         name: &str,
         actor: &Actor,
         message: &str,
-        signer: &dyn Signer,
+        signer: &dyn GitSigner,
     ) -> Result<ObjectId, StoreError> {
         let mut message = message.to_owned();
         if !message.ends_with('\n') {
@@ -457,7 +484,7 @@ impl Store {
         };
         let mut bytes = Vec::new();
         gix::objs::WriteTo::write_to(&tag, &mut bytes)?;
-        let sig = signer.sign(GIT_NAMESPACE, &bytes)?;
+        let sig = signer.sign_git(&bytes)?;
         bytes.extend_from_slice(sig.as_bytes());
         gix::objs::Write::write_buf(&self.repo.objects, gix::object::Kind::Tag, &bytes)
             .map_err(git_err)
@@ -574,12 +601,33 @@ impl Store {
         Ok(())
     }
 
-    /// Stream a blob's bytes with flat memory. A loose object is inflated
-    /// from its file as it is read; anything else comes through
-    /// `git cat-file --batch` with small pack windows (plain
-    /// `git cat-file blob` loads the whole object, and git maps whole loose
-    /// files, which counts a large blob into its resident memory).
-    pub fn blob_reader(&self, id: ObjectId) -> Result<BlobReader, StoreError> {
+    /// The first `max` bytes of a blob (all of it when shorter), read
+    /// without inflating the rest: a loose object or a pack entry stored
+    /// whole is inflated only as far as needed, so the cost does not grow
+    /// with the blob. A deltified entry is read whole (git never deltifies
+    /// mvault's blobs; a pusher who does pays for it).
+    pub fn blob_prefix(&self, id: ObjectId, max: usize) -> Result<Vec<u8>, StoreError> {
+        let mut reader = match self.loose_reader(id)? {
+            Some(r) => r,
+            None => match self.packed_reader(id)? {
+                Some(r) => r,
+                None => {
+                    let (kind, mut data) = self.object(id)?;
+                    if kind != gix::object::Kind::Blob {
+                        return Err(StoreError::Git(format!("{id} is a {kind}, not a blob")));
+                    }
+                    data.truncate(max);
+                    return Ok(data);
+                }
+            },
+        };
+        let mut out = Vec::with_capacity(max.min(1 << 16));
+        (&mut reader).take(max as u64).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// A reader of loose object `id` when it is one and a blob.
+    fn loose_reader(&self, id: ObjectId) -> Result<Option<BlobReader>, StoreError> {
         let hex = id.to_string();
         let loose = self
             .repo
@@ -588,40 +636,103 @@ impl Store {
             .path()
             .join(&hex[..2])
             .join(&hex[2..]);
-        if let Ok(file) = std::fs::File::open(&loose) {
-            let mut file = io::BufReader::with_capacity(1 << 16, file);
-            let mut state = gix::zlib::Decompress::new();
-            let mut header = [0u8; 32];
-            let mut filled = 0;
-            // Inflate byte by byte up to the NUL that ends "blob <size>".
-            while filled < header.len() {
-                let n = gix::zlib::stream::inflate::read(
-                    &mut file,
-                    &mut state,
-                    &mut header[filled..filled + 1],
-                )?;
-                if n == 0 {
-                    break;
-                }
-                filled += 1;
-                if header[filled - 1] == 0 {
-                    break;
+        let Ok(file) = std::fs::File::open(&loose) else {
+            return Ok(None);
+        };
+        let mut file = io::BufReader::with_capacity(1 << 16, file);
+        let mut state = gix::zlib::Decompress::new();
+        let mut header = [0u8; 32];
+        let mut filled = 0;
+        // Inflate byte by byte up to the NUL that ends "blob <size>".
+        while filled < header.len() {
+            let n = gix::zlib::stream::inflate::read(
+                &mut file,
+                &mut state,
+                &mut header[filled..filled + 1],
+            )?;
+            if n == 0 {
+                break;
+            }
+            filled += 1;
+            if header[filled - 1] == 0 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&header[..filled.saturating_sub(1)]).into_owned();
+        let size = text
+            .strip_prefix("blob ")
+            .and_then(|n| n.parse::<u64>().ok());
+        let Some(remaining) = size.filter(|_| header[filled.saturating_sub(1)] == 0) else {
+            return Err(StoreError::Git(format!(
+                "loose object {id} is not a blob (header {text:?})"
+            )));
+        };
+        Ok(Some(BlobReader::Inflate {
+            file,
+            state,
+            remaining,
+        }))
+    }
+
+    /// A reader of `id` inflated from the pack that holds it, when a pack
+    /// index names it and the entry is a whole (not deltified) blob.
+    fn packed_reader(&self, id: ObjectId) -> Result<Option<BlobReader>, StoreError> {
+        use gix::odb::pack;
+        use gix::odb::store::structure::Record;
+        use std::io::{Seek, SeekFrom};
+        let records = self
+            .repo
+            .objects
+            .store_ref()
+            .structure()
+            .map_err(git_err)?;
+        for record in records {
+            let Record::Index { path, .. } = record else {
+                continue;
+            };
+            let Ok(index) = pack::index::File::at(&path, gix::hash::Kind::Sha1) else {
+                continue;
+            };
+            let Some(at) = index.lookup(id) else {
+                continue;
+            };
+            let offset = index.pack_offset_at_index(at);
+            let mut file = std::fs::File::open(path.with_extension("pack"))?;
+            file.seek(SeekFrom::Start(offset))?;
+            let mut head = [0u8; 32];
+            let mut n = 0;
+            while n < head.len() {
+                match file.read(&mut head[n..])? {
+                    0 => break,
+                    k => n += k,
                 }
             }
-            let text = String::from_utf8_lossy(&header[..filled.saturating_sub(1)]).into_owned();
-            let size = text
-                .strip_prefix("blob ")
-                .and_then(|n| n.parse::<u64>().ok());
-            let Some(remaining) = size.filter(|_| header[filled.saturating_sub(1)] == 0) else {
-                return Err(StoreError::Git(format!(
-                    "loose object {id} is not a blob (header {text:?})"
-                )));
-            };
-            return Ok(BlobReader::Loose {
-                file,
-                state,
-                remaining,
-            });
+            let entry = pack::data::Entry::from_bytes(&head[..n], offset, gix::hash::Kind::Sha1)
+                .map_err(git_err)?;
+            if entry.header != pack::data::entry::Header::Blob {
+                return Ok(None);
+            }
+            file.seek(SeekFrom::Start(entry.data_offset))?;
+            return Ok(Some(BlobReader::Inflate {
+                file: io::BufReader::with_capacity(1 << 16, file),
+                state: gix::zlib::Decompress::new(),
+                remaining: entry.decompressed_size,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Stream a blob's bytes with flat memory. A loose object is inflated
+    /// from its file as it is read; anything else comes through
+    /// `git cat-file --batch` with small pack windows (plain
+    /// `git cat-file blob` loads the whole object, and git maps whole loose
+    /// files, which counts a large blob into its resident memory).
+    pub fn blob_reader(&self, id: ObjectId) -> Result<BlobReader, StoreError> {
+        if let Some(r) = self.loose_reader(id)? {
+            return Ok(r);
+        }
+        if let Some(r) = self.packed_reader(id)? {
+            return Ok(r);
         }
         let mut child = Command::new("git")
             .args([
@@ -671,6 +782,25 @@ impl Store {
         })
     }
 
+    /// Every value of multi-valued config `key` (`section.name`).
+    pub fn config_strings(&self, key: &str) -> Vec<String> {
+        self.repo
+            .config_snapshot()
+            .strings(key)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| String::from_utf8_lossy(v.as_ref()).into_owned())
+            .collect()
+    }
+
+    /// The value of config `key` (`section.name`), if set.
+    pub fn config_string(&self, key: &str) -> Option<String> {
+        self.repo
+            .config_snapshot()
+            .string(key)
+            .map(|v| String::from_utf8_lossy(v.as_ref()).into_owned())
+    }
+
     /// The underlying gix repository.
     pub fn repo(&self) -> &gix::Repository {
         &self.repo
@@ -690,8 +820,8 @@ pub struct RefUpdate {
 
 /// A streaming reader of one blob.
 pub enum BlobReader {
-    /// Inflating a loose object file.
-    Loose {
+    /// Inflating a loose object file or a whole pack entry.
+    Inflate {
         file: io::BufReader<std::fs::File>,
         state: gix::zlib::Decompress,
         remaining: u64,
@@ -707,7 +837,7 @@ pub enum BlobReader {
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let remaining = match self {
-            BlobReader::Loose { remaining, .. } | BlobReader::Batch { remaining, .. } => *remaining,
+            BlobReader::Inflate { remaining, .. } | BlobReader::Batch { remaining, .. } => *remaining,
         };
         if remaining == 0 || buf.is_empty() {
             return Ok(0);
@@ -716,7 +846,7 @@ impl Read for BlobReader {
             .len()
             .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let n = match self {
-            BlobReader::Loose { file, state, .. } => {
+            BlobReader::Inflate { file, state, .. } => {
                 gix::zlib::stream::inflate::read(file, state, &mut buf[..want])?
             }
             BlobReader::Batch { stdout, .. } => stdout.read(&mut buf[..want])?,
@@ -728,7 +858,7 @@ impl Read for BlobReader {
             ));
         }
         match self {
-            BlobReader::Loose { remaining, .. } | BlobReader::Batch { remaining, .. } => {
+            BlobReader::Inflate { remaining, .. } | BlobReader::Batch { remaining, .. } => {
                 *remaining -= n as u64
             }
         }
@@ -742,180 +872,6 @@ impl Drop for BlobReader {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// Blobs this large or larger are written as packs.
-pub const PACK_THRESHOLD: u64 = 1 << 20;
-
-/// Write one blob as a pack with its index, streaming: the pack holds one
-/// object, zlib "stored" blocks (ciphertext does not compress), so the
-/// bytes are copied once while the object id, the pack checksum, the
-/// entry's CRC-32 and the zlib Adler-32 are computed on the way.
-fn write_blob_pack(
-    objects_dir: &Path,
-    size: u64,
-    reader: &mut dyn Read,
-) -> Result<ObjectId, StoreError> {
-    use std::io::Write;
-    let pack_dir = objects_dir.join("pack");
-    std::fs::create_dir_all(&pack_dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix("tmp_pack_mvault_")
-        .tempfile_in(&pack_dir)?;
-    // Plain SHA-1 (as git's own "unsafe" hash for pack checksums): the
-    // bytes are ciphertext mvault produced, not attacker-chosen input.
-    use sha1::Digest as _;
-    let mut pack_hash = sha1::Sha1::new();
-    let mut id_hash = sha1::Sha1::new();
-    id_hash.update(format!("blob {size}\0").as_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    let mut out = io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-    let mut emit = |bytes: &[u8],
-                    in_entry: bool,
-                    out: &mut io::BufWriter<&mut std::fs::File>|
-     -> io::Result<()> {
-        pack_hash.update(bytes);
-        if in_entry {
-            crc.update(bytes);
-        }
-        out.write_all(bytes)
-    };
-    // Pack header: signature, version 2, one object.
-    let mut header = Vec::with_capacity(12);
-    header.extend_from_slice(b"PACK");
-    header.extend_from_slice(&2u32.to_be_bytes());
-    header.extend_from_slice(&1u32.to_be_bytes());
-    emit(&header, false, &mut out)?;
-    // Entry header: type 3 (blob) and the size, little-endian base-128.
-    let mut entry = Vec::with_capacity(10);
-    let mut n = size;
-    let mut first = 0x30 | (n & 0x0f) as u8;
-    n >>= 4;
-    if n > 0 {
-        first |= 0x80;
-    }
-    entry.push(first);
-    while n > 0 {
-        let mut b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n > 0 {
-            b |= 0x80;
-        }
-        entry.push(b);
-    }
-    // zlib header: deflate, 32K window, no compression level hint.
-    entry.extend_from_slice(&[0x78, 0x01]);
-    emit(&entry, true, &mut out)?;
-    let mut adler = Adler32::default();
-    let mut buf = vec![0u8; 65535];
-    let mut left = size;
-    loop {
-        let want = usize::try_from(left.min(65535)).unwrap_or(65535);
-        let mut filled = 0;
-        while filled < want {
-            let k = reader.read(&mut buf[filled..want])?;
-            if k == 0 {
-                break;
-            }
-            filled += k;
-        }
-        if filled < want {
-            return Err(StoreError::Git(format!(
-                "blob stream ended after {} of {size} bytes",
-                size - left + filled as u64
-            )));
-        }
-        left -= filled as u64;
-        // A stored block: final flag, LEN and its complement.
-        let len = filled as u16;
-        let mut block = [0u8; 5];
-        block[0] = u8::from(left == 0);
-        block[1..3].copy_from_slice(&len.to_le_bytes());
-        block[3..5].copy_from_slice(&(!len).to_le_bytes());
-        emit(&block, true, &mut out)?;
-        emit(&buf[..filled], true, &mut out)?;
-        id_hash.update(&buf[..filled]);
-        adler.update(&buf[..filled]);
-        if left == 0 {
-            break;
-        }
-    }
-    emit(&adler.finish().to_be_bytes(), true, &mut out)?;
-    let entry_crc = crc.finalize();
-    let pack_sum = ObjectId::from_bytes_or_panic(&pack_hash.finalize());
-    out.write_all(pack_sum.as_bytes())?;
-    out.flush()?;
-    drop(out);
-    let id = ObjectId::from_bytes_or_panic(&id_hash.finalize());
-    // Index v2 for one object at offset 12.
-    let mut idx = Vec::with_capacity(1100);
-    idx.extend_from_slice(&[0xff, b't', b'O', b'c']);
-    idx.extend_from_slice(&2u32.to_be_bytes());
-    let first_byte = id.as_bytes()[0] as usize;
-    for i in 0..256 {
-        idx.extend_from_slice(&u32::from(i >= first_byte).to_be_bytes());
-    }
-    idx.extend_from_slice(id.as_bytes());
-    idx.extend_from_slice(&entry_crc.to_be_bytes());
-    idx.extend_from_slice(&12u32.to_be_bytes());
-    idx.extend_from_slice(pack_sum.as_bytes());
-    let idx_sum = sha1::Sha1::digest(&idx);
-    idx.extend_from_slice(&idx_sum);
-    let base = pack_dir.join(format!("pack-{pack_sum}"));
-    let idx_tmp = tempfile::Builder::new()
-        .prefix("tmp_idx_mvault_")
-        .tempfile_in(&pack_dir)?;
-    std::fs::write(idx_tmp.path(), &idx)?;
-    // git sees a pack once its index exists: the pack goes in place first.
-    tmp.persist(base.with_extension("pack"))
-        .map_err(|e| StoreError::Io(e.error))?;
-    idx_tmp
-        .persist(base.with_extension("idx"))
-        .map_err(|e| StoreError::Io(e.error))?;
-    Ok(id)
-}
-
-/// zlib's Adler-32 checksum.
-struct Adler32 {
-    a: u32,
-    b: u32,
-}
-
-impl Default for Adler32 {
-    fn default() -> Self {
-        Adler32 { a: 1, b: 0 }
-    }
-}
-
-impl Adler32 {
-    fn update(&mut self, data: &[u8]) {
-        const MOD: u32 = 65521;
-        // Sums stay below 2^32 for 5552 bytes; blocks of 16 let the
-        // compiler vectorise: a block adds sum(x) to a and
-        // 16*a + sum((16 - i) * x_i) to b.
-        for chunk in data.chunks(5552 / 16 * 16) {
-            let mut blocks = chunk.chunks_exact(16);
-            for block in &mut blocks {
-                let mut s1 = 0u32;
-                let mut s2 = 0u32;
-                for (i, &x) in block.iter().enumerate() {
-                    s1 += u32::from(x);
-                    s2 += (16 - i as u32) * u32::from(x);
-                }
-                self.b += 16 * self.a + s2;
-                self.a += s1;
-            }
-            for &x in blocks.remainder() {
-                self.a += u32::from(x);
-                self.b += self.a;
-            }
-            self.a %= MOD;
-            self.b %= MOD;
-        }
-    }
-    fn finish(&self) -> u32 {
-        (self.b << 16) | self.a
     }
 }
 
@@ -955,27 +911,4 @@ pub fn run_git(dir: &Path, args: &[&str]) -> Result<String, StoreError> {
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-#[cfg(test)]
-mod adler_tests {
-    use super::Adler32;
-
-    #[test]
-    fn adler32_matches_known_values() {
-        let mut a = Adler32::default();
-        a.update(b"Wikipedia");
-        assert_eq!(a.finish(), 0x11E6_0398);
-        // Long input, split unevenly, equals the byte-by-byte definition.
-        let data: Vec<u8> = (0..200_003u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        let (mut x, mut y) = (1u32, 0u32);
-        for &b in &data {
-            x = (x + u32::from(b)) % 65521;
-            y = (y + x) % 65521;
-        }
-        let mut a = Adler32::default();
-        a.update(&data[..777]);
-        a.update(&data[777..]);
-        assert_eq!(a.finish(), (y << 16) | x);
-    }
 }

@@ -10,6 +10,10 @@
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
+mod header;
+
+pub use header::{age_header, AgeHeader, HeaderError, StanzaHead};
+
 use age::secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
@@ -73,6 +77,13 @@ pub trait Signer {
     fn public_key(&self) -> &PublicKey;
     /// An armored SSHSIG over `msg` in `namespace`.
     fn sign(&self, namespace: &str, msg: &[u8]) -> Result<String, SignatureError>;
+}
+
+impl<T: Signer> crate::store::GitSigner for T {
+    fn sign_git(&self, payload: &[u8]) -> Result<String, crate::store::StoreError> {
+        self.sign(GIT_NAMESPACE, payload)
+            .map_err(|e| crate::store::StoreError::Sign(e.to_string()))
+    }
 }
 
 /// A person's SSH key, opened.
@@ -217,20 +228,8 @@ pub fn ssh_stanza_tag(key: &PublicKey) -> String {
 }
 
 fn base64_nopad(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
 }
 
 /// The age recipient of a reader's SSH key.
@@ -380,27 +379,9 @@ impl KeyRing {
 /// The stanzas of an age header: `(type, args)`, read without decrypting.
 /// Returns `None` when the bytes do not start with an age v1 header.
 pub fn age_header_stanzas(file: &[u8]) -> Option<Vec<(String, Vec<String>)>> {
-    let mut r = io::Cursor::new(file);
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    if line != "age-encryption.org/v1\n" {
-        return None;
-    }
-    let mut stanzas = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line.starts_with("---") {
-            return Some(stanzas);
-        }
-        if let Some(rest) = line.strip_prefix("-> ") {
-            let mut parts = rest.trim_end().split(' ').map(str::to_owned);
-            let kind = parts.next()?;
-            stanzas.push((kind, parts.collect()));
-        }
-    }
+    age_header(file)
+        .ok()
+        .map(|h| h.stanzas.into_iter().map(|s| (s.tag, s.args)).collect())
 }
 
 /// Encrypt `input` to `recipient`, writing age ciphertext to `output`.

@@ -20,11 +20,11 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
-use crate::manifest::{self, FileEntry, Manifest, Sha256Digest};
-use crate::names::{self, ModelName, Version};
-use crate::policy::{Ability, Policy};
+use crate::model::manifest::{self, FileEntry, Manifest, Sha256Digest};
+use crate::model::names::{self, ModelName, Version};
+use crate::model::policy::{Ability, Policy};
 use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
-use crate::sync::{self, PushOutcome};
+use crate::ops::sync::{self, PushOutcome};
 use crate::vault::{rfc3339, Vault, VaultError};
 
 const CHUNK: usize = 1 << 20;

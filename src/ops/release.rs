@@ -12,26 +12,25 @@ use gix::ObjectId;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::approvals::{self, approval_name, count_approvals, Parties};
+use crate::model::approval::approval_name;
+use crate::rules::approvals::{count_approvals, Parties};
+use crate::vault::approvals;
 use crate::crypto::SshIdentity;
-use crate::manifest::Sha256Digest;
-use crate::names::{self, ModelName, Stage, Version, VersionRef};
-use crate::policy::{Ability, Policy, StageRule};
-use crate::register::signer_user;
-use crate::stages::{
-    self, next_stages, promotion_name, seq_ref, transition_allowed, ModelStages, PromotionAction,
-};
+use crate::model::manifest::Sha256Digest;
+use crate::model::names::{self, ModelName, Stage, Version, VersionRef};
+use crate::model::policy::{Ability, Policy, StageRule};
+use crate::ops::register::signer_user;
+use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
+use crate::rules::stages::{next_stages, transition_allowed};
+use crate::vault::stages::{read_stages, ReadPromotionError};
 use crate::store::{Actor, RefUpdate, StoreError, MAIN_REF};
-use crate::sync;
+use crate::ops::sync;
 use crate::vault::{Vault, VaultError};
 
 /// The rule for promotions into `stage`, or the default: ml_engineer
 /// promotes, no approvals, no ticket.
 pub fn rule_for(policy: &Policy, model: &ModelName, stage: Stage) -> StageRule {
-    policy
-        .stage_rule(model, stage)
-        .cloned()
-        .unwrap_or_else(|| StageRule::default_for(stage))
+    policy.rule_for(model, stage)
 }
 
 /// What an approve, promote or rollback did.
@@ -152,6 +151,24 @@ fn publish(
     }
 }
 
+/// The commit of main a new tag is made against (named in its
+/// `Mvault-Record`), and the earliest time the tag can honestly carry: not
+/// before that record nor before the commit it points at, whatever this
+/// machine's clock says.
+fn record_point(
+    vault: &Vault,
+    target: ObjectId,
+    now: OffsetDateTime,
+) -> Result<(ObjectId, i64), VaultError> {
+    let (tip, _) = vault.main()?;
+    let dated = |c: ObjectId| -> Result<i64, VaultError> {
+        let (_, data) = vault.store.object(c)?;
+        Ok(crate::store::objects::parse_commit(&data)?.committer.time)
+    };
+    let time = now.unix_timestamp().max(dated(tip)?).max(dated(target)?);
+    Ok((tip, time))
+}
+
 /// What approve and promote act on: the version (its manifest signature
 /// checked), the policy on main, and the acting user.
 struct Subject {
@@ -171,7 +188,7 @@ fn subject(
     if push {
         refresh_from_remote(vault)?;
     }
-    let (model, version) = vault.resolve(r)?;
+    let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     let rec = vault.record(&model, &version)?;
     vault.verify_manifest_signature(&rec)?;
     let policy = vault.policy()?;
@@ -224,16 +241,14 @@ pub fn approve(
         });
     }
     let digest = Sha256Digest::of(rec.manifest_text.as_bytes());
+    let (record, time) = record_point(vault, commit, now)?;
     let mut msg = format!(
-        "approve {model}@{version} for {stage}\n\nMvault-Action: approve\nMvault-Model: {model}\nMvault-Version: {version}\nMvault-Stage: {stage}\nMvault-Approver: {user}\nMvault-Manifest-Sha256: {digest}\n"
+        "approve {model}@{version} for {stage}\n\nMvault-Action: approve\nMvault-Model: {model}\nMvault-Version: {version}\nMvault-Stage: {stage}\nMvault-Approver: {user}\nMvault-Manifest-Sha256: {digest}\nMvault-Record: {record}\n"
     );
     if let Some(c) = comment {
         msg.push_str(&format!("Mvault-Comment: {}\n", one_line(c)));
     }
-    let actor = Actor {
-        name: user,
-        time: now.unix_timestamp(),
-    };
+    let actor = Actor { name: user, time };
     let tag = vault
         .store
         .write_signed_tag(commit, &name, &actor, &msg, who)?;
@@ -272,6 +287,8 @@ struct PromotionPlan<'a> {
     action: PromotionAction,
     counter: u64,
     previous: Option<ObjectId>,
+    /// The commit of main the promotion is made against.
+    record: ObjectId,
     approvals: Vec<(String, String)>,
     ticket: Option<&'a str>,
     reason: Option<&'a str>,
@@ -298,6 +315,7 @@ fn write_promotion(
         p.to,
         p.previous.map(|id| id.to_string()).unwrap_or_else(|| "none".into())
     );
+    msg.push_str(&format!("Mvault-Record: {}\n", p.record));
     for (n, id) in &p.approvals {
         msg.push_str(&format!("Mvault-Approval: {n} {id}\n"));
     }
@@ -334,7 +352,7 @@ pub fn promote(
     } = subject(vault, r, who, push)?;
     let rule = rule_for(&policy, &model, to);
     policy.check_role(&user, &model, rule.promote_role, Ability::Promote, now)?;
-    let stages = ModelStages::read(&vault.store, &model).map_err(promotion_err)?;
+    let stages = read_stages(&vault.store, &model).map_err(promotion_err)?;
     let from = stages.stage_of(&version.to_string()).stage;
     if !transition_allowed(from, to) {
         return Err(VaultError::Input {
@@ -391,10 +409,12 @@ pub fn promote(
         });
     }
     let commit = registering_commit(vault, &model, &version)?;
+    let (record, time) = record_point(vault, commit, now)?;
     let plan = PromotionPlan {
         model: &model,
         version: &version,
         commit,
+        record,
         digest,
         from,
         to,
@@ -409,10 +429,7 @@ pub fn promote(
         ticket,
         reason,
     };
-    let actor = Actor {
-        name: user,
-        time: now.unix_timestamp(),
-    };
+    let actor = Actor { name: user, time };
     let (name, id) = write_promotion(vault, &plan, &actor, who)?;
     let pushed = publish(
         vault,
@@ -434,12 +451,13 @@ pub fn promote(
     })
 }
 
-fn promotion_err(e: stages::PromotionError) -> VaultError {
+fn promotion_err(e: ReadPromotionError) -> VaultError {
     match e {
-        stages::PromotionError::Store(s) => VaultError::Store(s),
-        stages::PromotionError::Malformed { name, reason } => {
-            VaultError::Input { path: name, reason }
-        }
+        ReadPromotionError::Store(s) => VaultError::Store(s),
+        ReadPromotionError::Invalid(crate::model::promotion::PromotionError::Malformed {
+            name,
+            reason,
+        }) => VaultError::Input { path: name, reason },
     }
 }
 
@@ -463,7 +481,7 @@ pub fn rollback(
     let user = signer_user(&policy, who)?;
     let rule = rule_for(&policy, model, Stage::Production);
     policy.check_role(&user, model, rule.promote_role, Ability::Promote, now)?;
-    let stages = ModelStages::read(&vault.store, model).map_err(promotion_err)?;
+    let stages = read_stages(&vault.store, model).map_err(promotion_err)?;
     let vs = stages.stage_of(&version.to_string());
     if !vs.ever_production {
         return Err(VaultError::Input {
@@ -484,15 +502,15 @@ pub fn rollback(
             reason: "is archived; archived versions do not come back".into(),
         });
     }
-    let actor = Actor {
-        name: user,
-        time: now.unix_timestamp(),
-    };
+    let commit = registering_commit(vault, model, version)?;
+    let (record, time) = record_point(vault, commit, now)?;
+    let actor = Actor { name: user, time };
     let digest = Sha256Digest::of(rec.manifest_text.as_bytes()).to_hex();
     let back = PromotionPlan {
         model,
         version,
-        commit: registering_commit(vault, model, version)?,
+        commit,
+        record,
         digest,
         from: vs.stage,
         to: Stage::Production,
@@ -525,6 +543,7 @@ pub fn rollback(
                 action: PromotionAction::Rollback,
                 counter: back.counter + 1,
                 previous: Some(id1),
+                record,
                 approvals: Vec::new(),
                 ticket: None,
                 reason: Some(reason),
@@ -566,7 +585,7 @@ pub fn status(vault: &Vault, only: Option<&ModelName>) -> Result<Vec<ModelStatus
         if only.is_some_and(|m| *m != model) {
             continue;
         }
-        let stages = ModelStages::read(&vault.store, &model).map_err(promotion_err)?;
+        let stages = read_stages(&vault.store, &model).map_err(promotion_err)?;
         out.push(ModelStatus {
             model: model.to_string(),
             latest: versions.last().map(|v| v.to_string()),

@@ -27,8 +27,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{self, DataKey, KeyRing, SshIdentity};
-use crate::manifest::{FileEntry, Sha256Digest};
-use crate::names::{self, VersionRef};
+use crate::model::manifest::{FileEntry, Sha256Digest};
+use crate::model::names::{self, VersionRef};
 use crate::store::Store;
 use crate::vault::{Vault, VaultError, VersionRecord};
 
@@ -53,7 +53,7 @@ fn check_record(
     r: &VersionRef,
     who: &SshIdentity,
 ) -> Result<(VersionRecord, Vec<ObjectId>, DataKey, String), VaultError> {
-    let (model, version) = vault.resolve(r)?;
+    let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     // 1. parse, canonical form and Merkle root (inside `record`).
     let rec = vault.record(&model, &version)?;
     // 2. manifest signature by someone who could register the model.
@@ -367,7 +367,7 @@ pub fn verify_dir(
     r: &VersionRef,
     dir: &Path,
 ) -> Result<(Verified, Vec<DirProblem>), VaultError> {
-    let (model, version) = vault.resolve(r)?;
+    let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     let rec = vault.record(&model, &version)?;
     let author = vault.verify_manifest_signature(&rec)?;
     let mut problems = Vec::new();

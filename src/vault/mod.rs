@@ -2,9 +2,9 @@
 //! read-side questions every command asks of it (which policy is in force,
 //! where a version lives, what versions exist).
 //!
-//! Writes live in their own modules: [`crate::register`] (add),
-//! [`crate::admin`] (init and policy changes); reads that decrypt live in
-//! [`crate::retrieve`].
+//! Writes live in their own modules: [`crate::ops::register`] (add),
+//! [`crate::ops::admin`] (init and policy changes); reads that decrypt live in
+//! [`crate::ops::retrieve`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,9 +14,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::crypto::{self, KeyError, SignatureError};
-use crate::manifest::{Manifest, ManifestError};
-use crate::names::{self, ModelName, NameError, Version, VersionRef};
-use crate::policy::{Denial, Policy, PolicyError, POLICY_PATH};
+use crate::model::manifest::{Manifest, ManifestError};
+use crate::model::names::{self, ModelName, NameError, Version, VersionRef};
+use crate::model::policy::{Denial, Policy, PolicyError, POLICY_PATH};
 use crate::store::{Store, StoreError};
 
 /// What kind of failure an error is, for exit codes and hints.
@@ -169,18 +169,14 @@ pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-/// RFC 3339, seconds, UTC.
+/// RFC 3339, seconds, UTC (`2026-11-22T10:00:00Z`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// A version as found in the repository, signatures not yet checked.
@@ -317,42 +313,6 @@ impl Vault {
         Ok(out)
     }
 
-    /// Resolve what the user named to one version.
-    pub fn resolve(&self, r: &VersionRef) -> Result<(ModelName, Version), VaultError> {
-        let (_, tree) = self.main()?;
-        match r {
-            VersionRef::Exact(m, v) => Ok((m.clone(), v.clone())),
-            VersionRef::Latest(m) => {
-                let v =
-                    self.versions_of(tree, m)?
-                        .pop()
-                        .ok_or_else(|| VaultError::NoSuchModel {
-                            model: m.to_string(),
-                        })?;
-                Ok((m.clone(), v))
-            }
-            VersionRef::Stage(m, stage) => {
-                // The stage is what the promotion tags say: believe them only
-                // when their chain verifies.
-                crate::audit::verify_model_chain(self, m).map_err(|b| VaultError::Signer {
-                    what: format!("{m}#{stage}"),
-                    signer: b.object,
-                    reason: format!("breaks the promotion chain: {}: {}", b.rule, b.detail),
-                })?;
-                let v = crate::stages::resolve_stage(&self.store, m, *stage)
-                    .map_err(|e| VaultError::Input {
-                        path: format!("{m}#{stage}"),
-                        reason: e.to_string(),
-                    })?
-                    .ok_or_else(|| VaultError::Input {
-                        path: format!("{m}#{stage}"),
-                        reason: format!("no version of {m} has been promoted to {stage} (fetch tags with git fetch --tags)"),
-                    })?;
-                Ok((m.clone(), v))
-            }
-        }
-    }
-
     /// Read a version's record: from the commit its registration tag names
     /// when the tag is present, else from `main`.
     pub fn record(
@@ -477,7 +437,7 @@ impl Vault {
         )
         .unwrap_or_else(|_| now());
         policy
-            .check(&user.name, &rec.model, crate::policy::Ability::Register, at)
+            .check(&user.name, &rec.model, crate::model::policy::Ability::Register, at)
             .map_err(|d| VaultError::Signer {
                 what,
                 signer: user.name.clone(),
@@ -498,9 +458,9 @@ impl Vault {
             framework: m.framework.clone(),
             files: m.files.len(),
             size: m.total_size(),
-            manifest_sha256: crate::manifest::Sha256Digest::of(rec.manifest_text.as_bytes())
+            manifest_sha256: crate::model::manifest::Sha256Digest::of(rec.manifest_text.as_bytes())
                 .to_hex(),
-            merkle_root: crate::manifest::merkle_root(&m.files).to_hex(),
+            merkle_root: crate::model::manifest::merkle_root(&m.files).to_hex(),
         }
     }
 
@@ -517,22 +477,7 @@ impl Vault {
     }
 }
 
-/// The bytes a tag signature covers and the armored signature, split the
-/// way git splits them.
-pub fn split_tag_signature(data: &[u8]) -> Option<(&[u8], &[u8])> {
-    const MARK: &[u8] = b"-----BEGIN SSH SIGNATURE-----";
-    let mut at = 0;
-    while at < data.len() {
-        if data[at..].starts_with(MARK) {
-            return Some((&data[..at], &data[at..]));
-        }
-        at = data[at..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map(|p| at + p + 1)?;
-    }
-    None
-}
+pub use crate::store::objects::split_tag_signature;
 
 impl Vault {
     /// Check a commit's SSH signature and return the policy user who made
@@ -570,3 +515,6 @@ impl Vault {
             })
     }
 }
+
+pub mod approvals;
+pub mod stages;

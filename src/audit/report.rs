@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::audit::{self, AuditReport, Event, Filter};
-use crate::names::ModelName;
-use crate::stages::ModelStages;
+use crate::audit::events::{self, AuditReport, Event, Filter};
+use crate::model::names::ModelName;
+use crate::vault::stages::read_stages;
 use crate::vault::{Vault, VaultError};
 
 /// One version in the lineage tree.
@@ -35,7 +35,7 @@ pub fn lineage(vault: &Vault, model: &ModelName) -> Result<Vec<LineageNode>, Vau
             model: model.to_string(),
         });
     }
-    let stages = ModelStages::read(&vault.store, model).map_err(|e| VaultError::Input {
+    let stages = read_stages(&vault.store, model).map_err(|e| VaultError::Input {
         path: model.to_string(),
         reason: e.to_string(),
     })?;
@@ -144,6 +144,7 @@ pub fn build(
     since: Option<i64>,
     until: Option<i64>,
     now: time::OffsetDateTime,
+    integrity: AuditReport,
 ) -> Result<Report, VaultError> {
     let filter = Filter {
         since,
@@ -152,7 +153,7 @@ pub fn build(
     };
     // The model's own events, and the policy events that concern it: those
     // naming no model (users added or removed) and grants whose glob covers it.
-    let events: Vec<Event> = audit::events(vault, &filter)?
+    let events: Vec<Event> = events::events(vault, &filter)?
         .into_iter()
         .filter(|e| match &e.model {
             None => true,
@@ -176,7 +177,7 @@ pub fn build(
             versions.insert(v.clone());
         }
     }
-    let stages = ModelStages::read(&vault.store, model).map_err(|e| VaultError::Input {
+    let stages = read_stages(&vault.store, model).map_err(|e| VaultError::Input {
         path: model.to_string(),
         reason: e.to_string(),
     })?;
@@ -212,7 +213,7 @@ pub fn build(
         versions_affected: versions.into_iter().collect(),
         promotions,
         current_stages: stages.heads(),
-        integrity: audit::verify(vault, None)?,
+        integrity,
         lineage: lineage(vault, model)?,
         events,
     })

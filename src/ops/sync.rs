@@ -13,8 +13,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::crypto::{KeyRing, SshIdentity};
-use crate::names;
-use crate::register::{commit_version, PreparedVersion};
+use crate::model::names;
+use crate::ops::register::{commit_version, PreparedVersion};
 use crate::store::{RefUpdate, StoreError, MAIN_REF};
 use crate::vault::{Vault, VaultError};
 
@@ -253,7 +253,7 @@ fn rebuild(
         });
     }
     let policy = vault.policy_at(their_tree)?;
-    policy.check(&p.author, &p.model, crate::policy::Ability::Register, now)?;
+    policy.check(&p.author, &p.model, crate::model::policy::Ability::Register, now)?;
     // The blobs are encrypted to one data key: the server's ring must still
     // have it as its newest generation.
     let mut prepared = PreparedVersion {

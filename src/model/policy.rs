@@ -14,7 +14,7 @@ use ssh_key::PublicKey;
 use time::{Date, OffsetDateTime};
 
 use crate::crypto;
-use crate::names::{ModelName, Stage};
+use crate::model::names::{ModelName, Stage};
 
 /// Where the policy lives in the tree.
 pub const POLICY_PATH: &str = ".mvault/policy.toml";
@@ -511,11 +511,37 @@ impl Policy {
             .collect()
     }
 
-    /// Whether `user` is a policy admin: ml_admin granted on `**`.
-    pub fn is_admin(&self, user: &str) -> bool {
+    /// Whether `user` is granted ml_admin on `**` (expiry aside: every
+    /// judgement goes through [`Policy::check`] or [`Policy::check_admin`]).
+    fn grants_admin(&self, user: &str) -> bool {
         self.grants
             .iter()
             .any(|g| g.user == user && g.role == Role::MlAdmin && g.models == "**")
+    }
+
+    /// Whether some user with an unexpired key at `at` is a policy admin.
+    pub fn has_active_admin(&self, at: OffsetDateTime) -> bool {
+        self.users
+            .values()
+            .any(|u| u.active_at(at) && self.grants_admin(&u.name))
+    }
+
+    /// Allow `user` to administer the policy at `at` (ml_admin on `**`,
+    /// with an unexpired key), or say why not.
+    pub fn check_admin(&self, user: &str, at: OffsetDateTime) -> Result<(), Denial> {
+        let any = ModelName::parse("any").expect("a valid model name");
+        self.check(user, &any, Ability::Admin, at).map_err(|mut d| {
+            d.model = "**".into();
+            d
+        })
+    }
+
+    /// The rule for promotions of `model` into `stage`, or the default:
+    /// ml_engineer promotes, no approvals, no ticket.
+    pub fn rule_for(&self, model: &ModelName, stage: Stage) -> StageRule {
+        self.stage_rule(model, stage)
+            .cloned()
+            .unwrap_or_else(|| StageRule::default_for(stage))
     }
 
     /// Allow `user` to do `ability` on `model` at `now`, or say why not.
@@ -549,7 +575,7 @@ impl Policy {
             ));
         }
         if ability == Ability::Admin {
-            return if self.is_admin(user) {
+            return if self.grants_admin(user) {
                 Ok(())
             } else {
                 Err(deny(
@@ -570,7 +596,7 @@ impl Policy {
 
     /// Whether `user` holds `role`, or ml_admin, on `model`: the named role
     /// a stage rule asks of promoters and approvers.
-    pub fn has_role(&self, user: &str, model: &ModelName, role: Role) -> bool {
+    fn has_role(&self, user: &str, model: &ModelName, role: Role) -> bool {
         self.roles_of(user, model)
             .iter()
             .any(|(r, _)| *r == role || *r == Role::MlAdmin)

@@ -14,12 +14,13 @@ use serde::Serialize;
 use ssh_key::PublicKey;
 use time::OffsetDateTime;
 
+use crate::rules::context::ROOT_KEY_TRAILER;
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
-use crate::names::ModelName;
-use crate::policy::{Policy, POLICY_PATH};
-use crate::register::signer_user;
+use crate::model::names::ModelName;
+use crate::model::policy::{Policy, POLICY_PATH};
+use crate::ops::register::signer_user;
 use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
-use crate::sync;
+use crate::ops::sync;
 use crate::vault::{rfc3339, Vault, VaultError};
 
 /// The attributes every vault commits: blobs are binary and never deltified.
@@ -78,9 +79,11 @@ pub fn init(
         name: admin.to_owned(),
         time: now.unix_timestamp(),
     };
+    // The vault records its root key, so that a replay and the client's
+    // pre-push judge root-signed commits as the server does.
     let message = format!(
-        "init vault\n\nMvault-Action: init\nMvault-Admin: {admin} {}\n",
-        crypto::fingerprint(admin_key)
+        "init vault\n\nMvault-Action: init\nMvault-Admin: {admin} {fp}\n{ROOT_KEY_TRAILER}: {fp}\n",
+        fp = crypto::fingerprint(admin_key)
     );
     let commit = store.write_signed_commit(tree, &[], &actor, &message, signer)?;
     store.update_refs(&[RefUpdate {
@@ -121,12 +124,12 @@ pub enum PolicyChange {
     },
     Grant {
         user: String,
-        role: crate::policy::Role,
+        role: crate::model::policy::Role,
         models: String,
     },
     Revoke {
         user: String,
-        role: crate::policy::Role,
+        role: crate::model::policy::Role,
         models: String,
     },
 }
@@ -171,9 +174,9 @@ pub fn change_policy(
     let old = vault.policy_at(tree)?;
     let user = signer_user(&old, signer)?;
     let any_model = ModelName::parse("any").expect("valid");
-    old.check(&user, &any_model, crate::policy::Ability::Admin, now)?;
+    old.check(&user, &any_model, crate::model::policy::Ability::Admin, now)?;
     let mut new = old.clone();
-    let bad = |e: crate::policy::PolicyError| VaultError::Policy {
+    let bad = |e: crate::model::policy::PolicyError| VaultError::Policy {
         path: POLICY_PATH.into(),
         source: e,
     };
@@ -204,7 +207,7 @@ pub fn change_policy(
             reason: format!("{} changes nothing", change.describe()),
         });
     }
-    if !new.users.keys().any(|u| new.is_admin(u)) {
+    if !new.has_active_admin(now) {
         return Err(VaultError::Input {
             path: POLICY_PATH.into(),
             reason: "the change would leave no admin (ml_admin on **); grant another admin first"
@@ -302,13 +305,13 @@ pub fn change_policy(
 }
 
 /// Check a policy file; `Ok` carries a one-line summary.
-pub fn check_policy_text(text: &str) -> Result<String, crate::policy::PolicyError> {
+pub fn check_policy_text(text: &str) -> Result<String, crate::model::policy::PolicyError> {
     let p = Policy::parse(text)?;
     Ok(format!(
         "{} users, {} grants, {} stage rules, {} admins",
         p.users.len(),
         p.grants.len(),
         p.stages.len(),
-        p.users.keys().filter(|u| p.is_admin(u)).count()
+        p.users.keys().filter(|u| p.check_admin(u, crate::vault::now()).is_ok()).count()
     ))
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::names::{ModelName, NameError, Version};
+use crate::model::names::{ModelName, NameError, Version};
 
 /// The schema version this build writes and reads.
 pub const SCHEMA: u32 = 1;
@@ -185,6 +185,17 @@ pub fn validate_path(path: &str) -> Result<(), &'static str> {
             "." | ".." => return Err("'.' or '..' component"),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Check one path component (a tree entry name) against the names git
+/// or a file system treats specially; `Err` holds the reason.
+pub fn validate_component(name: &str) -> Result<(), &'static str> {
+    let lower = name.to_ascii_lowercase();
+    if lower == ".git" || lower.starts_with(".git ") || lower.starts_with(".git.") || lower == "git~1"
+    {
+        return Err("a name git reserves");
     }
     Ok(())
 }

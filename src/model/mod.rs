@@ -1,0 +1,12 @@
+//! The record's vocabulary: parsers of untrusted bytes (names, manifests,
+//! policies, trailers, tag messages) into checked types that cannot hold an
+//! invalid value. Nothing here reads a repository.
+
+pub mod approval;
+pub mod manifest;
+pub mod names;
+pub mod policy;
+pub mod promotion;
+pub mod text;
+pub mod trailers;
+pub mod updates;

@@ -1,0 +1,10 @@
+//! What users do: register, pull, release (approve, promote, rollback),
+//! administer the policy, and keep a clone in step with its remote.
+
+pub mod admin;
+pub mod audit;
+pub mod register;
+pub mod release;
+pub mod resolve;
+pub mod retrieve;
+pub mod sync;

@@ -1,0 +1,42 @@
+//! Naming a version: `nlp/bert@1.2.0`, `nlp/bert` (the latest) or
+//! `nlp/bert#production` (what the stage serves, believed only when the
+//! model's promotion chain replays).
+
+use crate::model::names::{ModelName, Version, VersionRef};
+use crate::vault::{now, Vault, VaultError};
+use crate::verify::replay;
+
+/// Resolve what the user named to one version.
+pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), VaultError> {
+    let (_, tree) = vault.main()?;
+    match r {
+        VersionRef::Exact(m, v) => Ok((m.clone(), v.clone())),
+        VersionRef::Latest(m) => {
+            let v =
+                vault.versions_of(tree, m)?
+                    .pop()
+                    .ok_or_else(|| VaultError::NoSuchModel {
+                        model: m.to_string(),
+                    })?;
+            Ok((m.clone(), v))
+        }
+        VersionRef::Stage(m, stage) => {
+            // The stage is what the promotion tags say: believe them only
+            // when their chain verifies.
+            let stages = replay::verify_model_chain(&vault.store, m, now().unix_timestamp())
+                .map_err(|b| VaultError::Signer {
+                    what: format!("{m}#{stage}"),
+                    signer: b.object,
+                    reason: format!("breaks the promotion chain: {}: {}", b.rule, b.detail),
+                })?;
+            let v = stages
+                .serving(*stage)
+                .and_then(|v| Version::parse(v).ok())
+                .ok_or_else(|| VaultError::Input {
+                    path: format!("{m}#{stage}"),
+                    reason: format!("no version of {m} has been promoted to {stage} (fetch tags with git fetch --tags)"),
+                })?;
+            Ok((m.clone(), v))
+        }
+    }
+}

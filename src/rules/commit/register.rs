@@ -1,0 +1,276 @@
+//! A registering commit: exactly one new version directory (and the
+//! model's new key ring), a valid canonical manifest by the signer, and
+//! blobs that are the ciphertext the manifest promises.
+//!
+//! Checks, in order:
+//! 7. the signer and the pusher may register the model (roles, expiry);
+//! 8. the change is confined to one new version directory: nothing
+//!    published is touched, no model hides inside a version;
+//! 9. the manifest is valid, canonical, for this version, authored and
+//!    signed by the commit's signer (author and `author_key`), and not
+//!    dated before the parent commit nor from the future;
+//! 10. the blobs are exactly those the manifest names, each well-formed age
+//!    ciphertext of exactly the size its plaintext implies (no plaintext,
+//!    passphrase or SSH-recipient payloads; headers only are read);
+//! 11. a new key ring is wrapped to exactly the policy's readers.
+
+use std::collections::BTreeMap;
+
+use super::{Action, CommitUnderJudgement, CommitVerdict};
+use crate::crypto;
+use crate::model::manifest::{Manifest, Sha256Digest};
+use crate::model::names::{self, ModelName, Version};
+use crate::model::policy::Ability;
+use crate::model::trailers::trailer;
+use crate::rules::context::rfc3339;
+use crate::rules::payload::{self, HEAD_BYTES};
+use crate::rules::source;
+use crate::rules::{escape, ring, Accepted, Refusal, Rule};
+use crate::store::objects::{EntryKind, ObjectId};
+
+const HINT: &str = "register versions with mvault add; a version directory is written once";
+
+pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict, Refusal> {
+    let bad = |rule: Rule, detail: String| j.refuse(rule, detail, HINT);
+    let internal = |e: crate::store::StoreError| Refusal::internal(j.subject, e);
+    let model_s = trailer(j.trailers, "Mvault-Model")
+        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Model trailer".into()))?;
+    let version_s = trailer(j.trailers, "Mvault-Version")
+        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Version trailer".into()))?;
+    let model = ModelName::parse(model_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
+    let version = Version::parse(version_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
+    let at = j.at();
+    // 7. Roles: the signer and the pusher may register this model.
+    let Some(user) = j.signer.user.as_deref() else {
+        return Err(bad(
+            Rule::Role,
+            "root keys change the policy; versions are registered by users".into(),
+        ));
+    };
+    let role = |who: &str, what: &str| {
+        j.policy
+            .check(who, &model, Ability::Register, at)
+            .map_err(|d| {
+                Refusal::new(
+                    Rule::Role,
+                    j.subject,
+                    format!("{what} {d}"),
+                    format!(
+                        "ask an ml_admin to grant {} on {model}, or have someone who holds it push",
+                        d.need
+                    ),
+                )
+            })
+    };
+    role(user, "signer")?;
+    if let Some(pusher) = j.ctx.pusher {
+        role(pusher, "pusher")?;
+    }
+    // 8. One new version directory and the model's new key ring, nothing else.
+    let dir = names::version_dir(&model, &version);
+    let ring_path = model.keyring_path();
+    let mut new_ring = None;
+    let mut files: BTreeMap<String, (ObjectId, EntryKind)> = BTreeMap::new();
+    for c in j.changes {
+        if c.old.is_some() {
+            return Err(bad(
+                Rule::ExistingContentChanged,
+                format!(
+                    "{} already exists; published content is never modified or deleted",
+                    escape(&c.path)
+                ),
+            ));
+        }
+        let Some(newe) = c.new else { continue };
+        if c.path == ring_path {
+            new_ring = Some(newe.0);
+        } else if let Some(rest) = c.path.strip_prefix(&format!("{dir}/")) {
+            files.insert(rest.to_owned(), newe);
+        } else {
+            return Err(bad(
+                Rule::FileOutsideVersion,
+                format!("{} is outside {dir}", escape(&c.path)),
+            ));
+        }
+    }
+    let parent_tree = j.parent.tree;
+    if source::entry(j.src, parent_tree, &dir)
+        .map_err(internal)?
+        .is_some()
+    {
+        return Err(bad(Rule::VersionExists, format!("{dir} already exists")));
+    }
+    // No directory above the new version is itself a version: a model
+    // nested inside a published version would change that version's tree.
+    let mut above = String::from("models");
+    for seg in model.as_str().split('/') {
+        above = format!("{above}/{seg}");
+        if source::entry(j.src, parent_tree, &format!("{above}/manifest.toml"))
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(bad(
+                Rule::NameCollision,
+                format!("{above} is a version directory; no model can live inside it"),
+            ));
+        }
+    }
+    // 9. The manifest.
+    let manifest_entry = files
+        .get("manifest.toml")
+        .copied()
+        .ok_or_else(|| bad(Rule::BadManifest, format!("{dir}/manifest.toml is missing")))?;
+    let sig_entry = files
+        .get("manifest.sig")
+        .copied()
+        .ok_or_else(|| bad(Rule::BadManifest, format!("{dir}/manifest.sig is missing")))?;
+    for (name, (_, kind)) in &files {
+        if *kind != EntryKind::Blob {
+            return Err(bad(
+                Rule::BadFileMode,
+                format!(
+                    "{dir}/{} is a {kind:?}; only regular files are stored",
+                    escape(name)
+                ),
+            ));
+        }
+    }
+    let (_, mbytes) = j.src.object(manifest_entry.0).map_err(internal)?;
+    let text = String::from_utf8(mbytes)
+        .map_err(|_| bad(Rule::BadManifest, "manifest.toml is not UTF-8".into()))?;
+    let m = Manifest::parse(&text)
+        .map_err(|e| bad(Rule::BadManifest, format!("{dir}/manifest.toml: {e}")))?;
+    if m.model != model || m.version != version {
+        return Err(bad(
+            Rule::BadManifest,
+            format!(
+                "manifest names {}@{}, directory is {model}@{version}",
+                m.model, m.version
+            ),
+        ));
+    }
+    let signer_fp = crypto::fingerprint(&j.signer.key);
+    if m.author != user || m.author_key != signer_fp {
+        return Err(bad(
+            Rule::Misattributed,
+            format!(
+                "manifest author is {} ({}), commit signer is {user} ({signer_fp})",
+                escape(&m.author),
+                escape(&m.author_key)
+            ),
+        ));
+    }
+    if let Some(p) = &m.parent {
+        let parent_manifest = format!("{}/manifest.toml", names::version_dir(&model, p));
+        if source::entry(j.src, parent_tree, &parent_manifest)
+            .map_err(internal)?
+            .is_none()
+        {
+            return Err(bad(
+                Rule::BadManifest,
+                format!("parent version {model}@{p} does not exist"),
+            ));
+        }
+    }
+    let created = time::OffsetDateTime::parse(
+        &m.created,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| bad(Rule::BadManifest, format!("created {:?}: {e}", escape(&m.created))))?
+    .unix_timestamp();
+    if created < j.parent.committer.time {
+        return Err(bad(
+            Rule::ManifestDatedBeforeParent,
+            format!(
+                "the manifest says it was created {}, before the parent commit ({})",
+                escape(&m.created),
+                rfc3339(j.parent.committer.time)
+            ),
+        ));
+    }
+    j.ctx
+        .clock
+        .check_not_future(j.subject, &format!("{dir}/manifest.toml"), created)?;
+    let digest = Sha256Digest::of(text.as_bytes());
+    if trailer(j.trailers, "Mvault-Manifest-Sha256") != Some(digest.to_hex().as_str()) {
+        return Err(bad(
+            Rule::BadTrailers,
+            format!("Mvault-Manifest-Sha256 does not match manifest.toml ({digest})"),
+        ));
+    }
+    let (_, sig) = j.src.object(sig_entry.0).map_err(internal)?;
+    let mkey = crypto::verify_signature(&sig, crypto::MANIFEST_NAMESPACE, text.as_bytes())
+        .map_err(|e| bad(Rule::BadManifestSignature, format!("{dir}/manifest.sig: {e}")))?;
+    if mkey.key_data() != j.signer.key.key_data() {
+        return Err(bad(
+            Rule::BadManifestSignature,
+            format!(
+                "manifest signed by {}, commit by {signer_fp}",
+                crypto::fingerprint(&mkey)
+            ),
+        ));
+    }
+    // 10. Blobs: exactly the ones the manifest names, each ciphertext of
+    // exactly the right size (object headers and age headers only).
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for f in &m.files {
+        expected.insert(f.blob(), (f.blob_size, f.size));
+    }
+    for name in files.keys() {
+        if name != "manifest.toml" && name != "manifest.sig" && !expected.contains_key(name) {
+            return Err(bad(
+                Rule::UnexpectedFile,
+                format!("{dir}/{} is not named by the manifest", escape(name)),
+            ));
+        }
+    }
+    for (blob, (size, plaintext)) in &expected {
+        let Some((id, _)) = files.get(blob) else {
+            return Err(bad(
+                Rule::MissingBlob,
+                format!("{dir}/{blob} is named by the manifest but not in the tree"),
+            ));
+        };
+        let actual = j.src.object_size(*id).map_err(internal)?;
+        if actual != *size {
+            return Err(bad(
+                Rule::BlobSize,
+                format!("{dir}/{blob}: manifest says {size} bytes, blob has {actual}"),
+            ));
+        }
+        let head = j.src.blob_prefix(*id, HEAD_BYTES).map_err(internal)?;
+        payload::check_ciphertext(&head, actual, *plaintext)
+            .map_err(|p| bad(Rule::NotCiphertext, format!("{dir}/{blob} {p}")))?;
+    }
+    // 11. Key ring: created with the version, wrapped to exactly the
+    // policy's readers; otherwise it must already exist.
+    match new_ring {
+        Some(ring_id) => {
+            let (_, sealed) = j.src.object(ring_id).map_err(internal)?;
+            ring::check_ring(&sealed, j.policy, &model, at)
+                .map_err(|e| bad(Rule::KeyRingRecipients, format!("{ring_path}: {e}")))?;
+        }
+        None => {
+            if source::entry(j.src, j.commit.tree, &ring_path)
+                .map_err(internal)?
+                .is_none()
+            {
+                return Err(bad(
+                    Rule::MissingKeyRing,
+                    format!("{ring_path} does not exist"),
+                ));
+            }
+        }
+    }
+    Ok(CommitVerdict {
+        accepted: Accepted {
+            subject: j.subject.to_owned(),
+            what: format!("register {model}@{version} by {user} ({})", j.id),
+        },
+        action: Action::Register {
+            model: model.to_string(),
+            version: version.to_string(),
+        },
+        signer: Some(user.to_owned()),
+    })
+}

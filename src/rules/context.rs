@@ -1,0 +1,172 @@
+//! What a judgement depends on besides the object: the root keys, the
+//! clock, the pusher, and which commits are on `main`. This is also the one
+//! place that decides which policy and which time judge each object:
+//!
+//! - a commit is judged by the policy of its parent (the first commit by
+//!   the root keys). On a push onto an existing `main`, a policy commit must
+//!   be the last commit of the push, so the parent's policy is the policy
+//!   in force before the push for every commit of it;
+//! - a registration tag is judged with the commit it names, by that
+//!   commit's policy and signer;
+//! - an approval or promotion tag names, in `Mvault-Record`, the commit of
+//!   `main` it was made against; the policy there judges it. The hook also
+//!   requires that no policy change came after that commit (a push-time
+//!   fact);
+//! - keys expire by the server's clock at push time, and by each object's
+//!   own date when history is replayed; no date may run ahead of the
+//!   judge's clock by more than the allowed skew.
+
+use std::collections::BTreeSet;
+
+use ssh_key::PublicKey;
+use time::OffsetDateTime;
+
+use super::source::{self, ObjectSource};
+use super::{Refusal, Rule};
+use crate::crypto;
+use crate::model::policy::Policy;
+use crate::store::objects::{CommitObject, ObjectId};
+use crate::store::StoreError;
+
+/// The trailer that carries a root key's fingerprint on a vault's first commit.
+pub const ROOT_KEY_TRAILER: &str = "Mvault-Root-Key";
+pub use crate::model::approval::RECORD_TRAILER;
+/// How far a date may run ahead of the judge's clock unless configured.
+pub const DEFAULT_SKEW_SECONDS: i64 = 300;
+
+/// The vault's root keys, by SHA-256 fingerprint: pinned by the server's
+/// own configuration, or recorded in the vault's first commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootKeys {
+    fingerprints: BTreeSet<String>,
+}
+
+impl RootKeys {
+    /// Root keys from their public keys.
+    pub fn from_keys<'k>(keys: impl IntoIterator<Item = &'k PublicKey>) -> Self {
+        RootKeys {
+            fingerprints: keys.into_iter().map(crypto::fingerprint).collect(),
+        }
+    }
+
+    /// Root keys from `SHA256:…` fingerprints.
+    pub fn from_fingerprints<S: Into<String>>(fps: impl IntoIterator<Item = S>) -> Self {
+        RootKeys {
+            fingerprints: fps.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Whether `key` is a root key.
+    pub fn contains(&self, key: &PublicKey) -> bool {
+        self.fingerprints.contains(&crypto::fingerprint(key))
+    }
+
+    /// Whether a fingerprint is a root key's.
+    pub fn contains_fingerprint(&self, fp: &str) -> bool {
+        self.fingerprints.contains(fp)
+    }
+
+    /// The fingerprints, sorted.
+    pub fn fingerprints(&self) -> impl Iterator<Item = &str> {
+        self.fingerprints.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fingerprints.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.fingerprints.len()
+    }
+}
+
+/// The judge's clock.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// The server at push time: keys expire by `now`.
+    Server { now: i64, skew: i64 },
+    /// Replaying history at `now`: each object is judged at its own date.
+    Replay { now: i64, skew: i64 },
+}
+
+impl Clock {
+    /// The time at which keys and roles are judged for an object dated `dated`.
+    pub fn judgement_time(&self, dated: i64) -> OffsetDateTime {
+        let t = match *self {
+            Clock::Server { now, .. } => now,
+            Clock::Replay { .. } => dated,
+        };
+        OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// The latest date an object may carry.
+    pub fn latest_allowed(&self) -> i64 {
+        match *self {
+            Clock::Server { now, skew } | Clock::Replay { now, skew } => now.saturating_add(skew),
+        }
+    }
+
+    /// `dated` must not run ahead of the clock by more than the skew.
+    pub fn check_not_future(&self, subject: &str, what: &str, dated: i64) -> Result<(), Refusal> {
+        if dated > self.latest_allowed() {
+            let (now, skew) = match *self {
+                Clock::Server { now, skew } | Clock::Replay { now, skew } => (now, skew),
+            };
+            return Err(Refusal::new(
+                Rule::DatedInFuture,
+                subject,
+                format!(
+                    "{what} is dated {}, {} s after the judge's clock ({}, skew {skew} s)",
+                    rfc3339(dated),
+                    dated - now,
+                    rfc3339(now)
+                ),
+                "fix the clock of the machine that made it, and make it again",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// RFC 3339 of unix seconds, for messages.
+pub fn rfc3339(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Which commits are on `main` (for the hook: after the push).
+pub trait MainLine {
+    /// Whether `commit` is on main.
+    fn contains(&self, commit: ObjectId) -> Result<bool, StoreError>;
+    /// main's tip.
+    fn tip(&self) -> ObjectId;
+}
+
+/// Everything a judgement depends on besides the objects.
+pub struct Context<'a> {
+    pub roots: &'a RootKeys,
+    pub clock: Clock,
+    /// Who pushes, when a push is judged; `None` when history is replayed
+    /// or the pusher is the server's business (pre-push without identity).
+    pub pusher: Option<&'a str>,
+    pub main: &'a dyn MainLine,
+}
+
+/// The policy that judges commit `c` (not the first): its parent's.
+pub fn policy_for_commit(
+    src: &dyn ObjectSource,
+    subject: &str,
+    c: &CommitObject,
+) -> Result<Policy, Refusal> {
+    let parent = c
+        .parents
+        .first()
+        .copied()
+        .ok_or_else(|| Refusal::internal(subject, "a first commit has no policy before it"))?;
+    source::policy_at(src, parent).map_err(|e| Refusal::internal(subject, e))
+}

@@ -1,0 +1,161 @@
+//! Ciphertext only: a payload blob must be exactly what mvault writes, an
+//! age file to one X25519 recipient (the model's data key; age's grease
+//! stanza allowed) whose length is exactly what age produces for the
+//! manifest's plaintext size. Plaintext, a passphrase file, a file
+//! encrypted straight to an SSH key, and truncated or padded ciphertext are
+//! refused. Only the header is read, never the payload.
+
+use crate::crypto;
+
+/// How many bytes of a blob's head the rule reads: more than any header
+/// mvault writes (one X25519 stanza and one grease stanza, under 1 KiB).
+pub const HEAD_BYTES: usize = 8192;
+
+/// Why a blob is not mvault ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadProblem {
+    /// Not an age file at all (plaintext, say).
+    #[error("not an age file ({0})")]
+    NotAge(String),
+    /// Encrypted to a passphrase.
+    #[error("encrypted to a passphrase (scrypt), not to the model's data key")]
+    Passphrase,
+    /// Encrypted to a recipient mvault never uses for blobs.
+    #[error("encrypted to a {0} recipient, not to the model's data key")]
+    Recipient(String),
+    /// Not exactly one X25519 recipient.
+    #[error("has {0} X25519 recipients; a blob has exactly one, the model's data key")]
+    X25519Count(usize),
+    /// More than one grease stanza.
+    #[error("has {0} grease stanzas; age writes one")]
+    Grease(usize),
+    /// The length does not match the plaintext size.
+    #[error("is {actual} bytes; age ciphertext of {plaintext} plaintext bytes with this header is {expected}")]
+    Size {
+        plaintext: u64,
+        expected: u64,
+        actual: u64,
+    },
+}
+
+/// Check the head of a blob of `blob_size` bytes that the manifest says
+/// holds `plaintext` bytes.
+pub fn check_ciphertext(head: &[u8], blob_size: u64, plaintext: u64) -> Result<(), PayloadProblem> {
+    let header = crypto::age_header(head).map_err(|e| PayloadProblem::NotAge(e.to_string()))?;
+    // 1. No passphrase file: its key is whatever the pusher typed.
+    if header.scrypt {
+        return Err(PayloadProblem::Passphrase);
+    }
+    // 2. Exactly one X25519 stanza and at most one grease stanza; an SSH
+    //    recipient would let that key's owner read the blob without the
+    //    key ring, so it is refused like any other type.
+    let mut x25519 = 0;
+    let mut grease = 0;
+    for s in &header.stanzas {
+        if s.tag == "X25519" {
+            x25519 += 1;
+        } else if s.tag.ends_with("-grease") {
+            grease += 1;
+        } else {
+            return Err(PayloadProblem::Recipient(crate::rules::escape(&s.tag)));
+        }
+    }
+    if x25519 != 1 {
+        return Err(PayloadProblem::X25519Count(x25519));
+    }
+    if grease > 1 {
+        return Err(PayloadProblem::Grease(grease));
+    }
+    // 3. The exact length: header, nonce, then 64 KiB chunks with a tag each.
+    let expected = header.payload_offset + crypto::age_payload_size(plaintext) - 16;
+    if blob_size != expected {
+        return Err(PayloadProblem::Size {
+            plaintext,
+            expected,
+            actual: blob_size,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn encrypt(recipient: &dyn age::Recipient, plaintext: &[u8]) -> Vec<u8> {
+        let enc = age::Encryptor::with_recipients(std::iter::once(recipient)).unwrap();
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).unwrap();
+        w.write_all(plaintext).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    fn x25519_blob(plaintext: &[u8]) -> Vec<u8> {
+        let id = age::x25519::Identity::generate();
+        encrypt(&id.to_public(), plaintext)
+    }
+
+    #[test]
+    fn mvault_ciphertext_is_accepted_at_every_chunk_boundary() {
+        for n in [0usize, 1, 65535, 65536, 65537, 200_000] {
+            let blob = x25519_blob(&vec![7u8; n]);
+            let head = &blob[..blob.len().min(HEAD_BYTES)];
+            assert_eq!(check_ciphertext(head, blob.len() as u64, n as u64), Ok(()), "n={n}");
+        }
+    }
+
+    #[test]
+    fn plaintext_is_refused() {
+        let r = check_ciphertext(b"PK\x03\x04 weights", 14, 14);
+        assert!(matches!(r, Err(PayloadProblem::NotAge(_))), "{r:?}");
+    }
+
+    #[test]
+    fn passphrase_file_is_refused() {
+        let enc = age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from(
+            "hunter2".to_owned(),
+        ));
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).unwrap();
+        w.write_all(b"weights").unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            check_ciphertext(&out, out.len() as u64, 7),
+            Err(PayloadProblem::Passphrase)
+        );
+    }
+
+    #[test]
+    fn blob_encrypted_straight_to_an_ssh_key_is_refused() {
+        let key = ssh_key::PrivateKey::random(&mut rand::rngs::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+        let line = key.public_key().to_openssh().unwrap();
+        let recipient: age::ssh::Recipient = line.parse().unwrap();
+        let out = encrypt(&recipient, b"weights");
+        assert_eq!(
+            check_ciphertext(&out, out.len() as u64, 7),
+            Err(PayloadProblem::Recipient("ssh-ed25519".into()))
+        );
+    }
+
+    #[test]
+    fn truncated_and_padded_ciphertext_are_refused() {
+        let blob = x25519_blob(&[1u8; 1000]);
+        let n = blob.len() as u64;
+        for actual in [n - 1, n - 16, n + 1, n + 4096] {
+            let r = check_ciphertext(&blob, actual, 1000);
+            assert!(matches!(r, Err(PayloadProblem::Size { .. })), "{actual}: {r:?}");
+        }
+        // A claim of another plaintext size is the same mismatch.
+        assert!(check_ciphertext(&blob, n, 999).is_err());
+    }
+
+    #[test]
+    fn header_cut_short_is_not_age() {
+        let blob = x25519_blob(b"abc");
+        let r = check_ciphertext(&blob[..40], blob.len() as u64, 3);
+        assert!(matches!(r, Err(PayloadProblem::NotAge(_))), "{r:?}");
+    }
+}

@@ -1,0 +1,85 @@
+//! The server's own settings for the hook, from the bare repository's git
+//! config (outside the tree, out of a push's reach), and who is pushing.
+
+use crate::crypto;
+use crate::rules::context::{RootKeys, DEFAULT_SKEW_SECONDS};
+use crate::store::Store;
+use ssh_key::PublicKey;
+
+/// git config key holding a pinned root admin key (multi-valued).
+pub const ROOT_KEY_CONFIG: &str = "mvault.rootKey";
+/// git config key naming a trusted local user, used when no server variable
+/// names the pusher (local pushes on the server itself).
+pub const LOCAL_USER_CONFIG: &str = "mvault.localUser";
+/// git config key: how many seconds a date may run ahead of the server's clock.
+pub const CLOCK_SKEW_CONFIG: &str = "mvault.clockSkew";
+
+/// The environment variables that carry the pusher's identity, first found
+/// wins: sshd's forced command, gitolite, GitLab, Gitea/Forgejo, GitHub
+/// Enterprise, and HTTP servers. Push options never set identity.
+pub const IDENTITY_VARS: &[&str] = &[
+    "MVAULT_USER",
+    "GL_USER",
+    "GL_USERNAME",
+    "GITEA_PUSHER_NAME",
+    "GITHUB_USER_LOGIN",
+    "REMOTE_USER",
+];
+
+/// The server's own settings for the hook, from the repository's config.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    pub root_keys: Vec<PublicKey>,
+    pub local_user: Option<String>,
+    /// Seconds a date may run ahead of the server's clock.
+    pub skew: i64,
+}
+
+impl ServerConfig {
+    /// Read the pinned settings from the repository's config.
+    pub fn read(store: &Store) -> Result<Self, String> {
+        let mut root_keys = Vec::new();
+        for text in store.config_strings(ROOT_KEY_CONFIG) {
+            root_keys.push(
+                crypto::parse_public_key(&text).map_err(|e| format!("{ROOT_KEY_CONFIG}: {e}"))?,
+            );
+        }
+        let local_user = store
+            .config_string(LOCAL_USER_CONFIG)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let skew = match store.config_string(CLOCK_SKEW_CONFIG) {
+            None => DEFAULT_SKEW_SECONDS,
+            Some(s) => s
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (0..=86_400).contains(n))
+                .ok_or_else(|| format!("{CLOCK_SKEW_CONFIG}: {s:?} is not a number of seconds from 0 to 86400"))?,
+        };
+        Ok(ServerConfig {
+            root_keys,
+            local_user,
+            skew,
+        })
+    }
+
+    /// The pinned root keys.
+    pub fn roots(&self) -> RootKeys {
+        RootKeys::from_keys(&self.root_keys)
+    }
+}
+
+/// Who is pushing, from the server's environment.
+pub fn pusher_from_env(get: impl Fn(&str) -> Option<String>, cfg: &ServerConfig) -> Option<String> {
+    for var in IDENTITY_VARS {
+        if let Some(v) = get(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+        {
+            return Some(v);
+        }
+    }
+    cfg.local_user.clone()
+}
+

@@ -1,0 +1,6 @@
+//! The server's side: its settings, the decision and fetch log, installing
+//! and checking the hook.
+
+pub mod config;
+pub mod install;
+pub mod log;

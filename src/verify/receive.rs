@@ -1,0 +1,438 @@
+//! The receive driver: the server's pre-receive hook, where trust is
+//! enforced.
+//!
+//! git hands the hook one `<old> <new> <ref>` line per ref a push wants to
+//! move, with the pushed objects still in quarantine. This driver checks
+//! what only a push has (ref namespaces, deletions, fast-forward, the
+//! pusher, staleness), then hands every commit and tag to the rules core,
+//! the same functions `audit verify` replays. It never decrypts and needs
+//! no secret: it reads manifests, signatures, tree entries, object and age
+//! headers, never payloads, so its cost follows what the push adds. Any
+//! refusal refuses the whole push; any internal error refuses too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use crate::model::names::ModelName;
+use crate::model::promotion::{parse_promotion_name, seq_ref, Promotion, SEQ_PREFIX};
+use crate::model::updates::{parse_updates, Update};
+use crate::rules::commit::{judge_commit, Action};
+use crate::rules::promotion::judge_promotion;
+use crate::rules::stages::ModelStages;
+use crate::rules::tags::{judge_approval, judge_registration};
+use crate::rules::{escape, Accepted, Clock, Context, MainLine, ObjectSource, Refusal, RootKeys, Rule};
+use crate::server::config::{pusher_from_env, ServerConfig, IDENTITY_VARS, LOCAL_USER_CONFIG};
+use crate::server::log::append_log;
+use crate::store::objects::{ObjectId, ObjectKind};
+use crate::store::{Store, StoreError, MAIN_REF};
+use crate::vault::stages::read_stages_excluding;
+
+/// The longest chain of new commits one push may add.
+pub const MAX_PUSH_COMMITS: usize = 10_000;
+
+/// The repository as the rules see it during a push: the store's objects,
+/// and its refs plus the ones this push creates.
+pub struct PushView<'a> {
+    store: &'a Store,
+    created: BTreeMap<String, ObjectId>,
+}
+
+impl<'a> PushView<'a> {
+    pub fn new(store: &'a Store, updates: &[Update]) -> Self {
+        PushView {
+            store,
+            created: updates
+                .iter()
+                .filter_map(|u| u.new_id().map(|id| (u.refname.clone(), id)))
+                .collect(),
+        }
+    }
+}
+
+impl ObjectSource for PushView<'_> {
+    fn object(&self, id: ObjectId) -> Result<(ObjectKind, Vec<u8>), StoreError> {
+        self.store.object(id)
+    }
+    fn object_size(&self, id: ObjectId) -> Result<u64, StoreError> {
+        self.store.object_size(id)
+    }
+    fn blob_prefix(&self, id: ObjectId, max: usize) -> Result<Vec<u8>, StoreError> {
+        self.store.blob_prefix(id, max)
+    }
+    fn has_object(&self, id: ObjectId) -> bool {
+        self.store.has_object(id)
+    }
+    fn ref_target(&self, name: &str) -> Result<Option<ObjectId>, StoreError> {
+        match self.created.get(name) {
+            Some(id) => Ok(Some(*id)),
+            None => self.store.ref_target(name),
+        }
+    }
+}
+
+/// `main` after the push: the commits it adds, and the ones before.
+struct PushedMain<'a> {
+    store: &'a Store,
+    before: Option<ObjectId>,
+    pushed: BTreeSet<ObjectId>,
+    tip: ObjectId,
+}
+
+impl MainLine for PushedMain<'_> {
+    fn contains(&self, commit: ObjectId) -> Result<bool, StoreError> {
+        if self.pushed.contains(&commit) {
+            return Ok(true);
+        }
+        match self.before {
+            Some(b) => self.store.is_ancestor(commit, b),
+            None => Ok(false),
+        }
+    }
+    fn tip(&self) -> ObjectId {
+        self.tip
+    }
+}
+
+/// What a push is judged against besides its objects.
+pub struct PushContext<'a> {
+    pub roots: &'a RootKeys,
+    pub clock: Clock,
+    pub pusher: Option<&'a str>,
+    /// main as the judge knows it before the push (the server's, or the
+    /// client's last fetch of it).
+    pub main_before: Option<ObjectId>,
+}
+
+/// Judge every update of a push; the first refusal refuses the push.
+pub fn judge_push(
+    store: &Store,
+    pc: &PushContext<'_>,
+    updates: &[Update],
+) -> Result<Vec<Accepted>, Refusal> {
+    // 1. Known namespaces only; 2. nothing is ever deleted.
+    for u in updates {
+        let r = &u.refname;
+        if r != MAIN_REF && !r.starts_with("refs/tags/") && !r.starts_with(SEQ_PREFIX) {
+            return Err(Refusal::new(
+                Rule::UnknownNamespace,
+                r,
+                "only refs/heads/main, refs/tags/* and refs/mvault/seq/* are kept in a vault",
+                "push main and mvault tags only",
+            ));
+        }
+        if u.is_deletion() {
+            return Err(Refusal::new(
+                Rule::Deletion,
+                r,
+                "refs are never deleted from a vault",
+                "the record is append-only; register a new version instead",
+            ));
+        }
+    }
+    let view = PushView::new(store, updates);
+    let mut accepted = Vec::new();
+    // 3. main first, so tags can point at the commits this push adds.
+    let (pushed, tip) = match updates.iter().find(|u| u.refname == MAIN_REF) {
+        Some(u) => {
+            let new = u.new_id().ok_or_else(|| Refusal::internal(MAIN_REF, "no new id"))?;
+            let chain = main_chain(store, u, new, pc.main_before)?;
+            let main = PushedMain {
+                store,
+                before: pc.main_before,
+                pushed: chain.iter().copied().collect(),
+                tip: new,
+            };
+            let ctx = context(pc, &main);
+            for (i, c) in chain.iter().enumerate() {
+                let v = judge_commit(&view, &ctx, MAIN_REF, *c)?;
+                // A policy change takes effect for the next push: it ends
+                // its own, so every commit of a push is judged by the
+                // policy in force before it (the parent's, for each).
+                if v.action == Action::Policy && pc.main_before.is_some() && i + 1 != chain.len() {
+                    return Err(Refusal::new(
+                        Rule::PolicyNotLast,
+                        MAIN_REF,
+                        format!("policy commit {c} is followed by {} more commit(s) in the same push", chain.len() - i - 1),
+                        "push the policy change on its own, then the rest",
+                    ));
+                }
+                accepted.push(v.accepted);
+            }
+            (main.pushed, new)
+        }
+        None => match pc.main_before {
+            Some(b) => (BTreeSet::new(), b),
+            None => {
+                let r = updates.first().map(|u| u.refname.as_str()).unwrap_or(MAIN_REF);
+                return Err(Refusal::new(
+                    Rule::NonFastForward,
+                    r,
+                    "the vault has no main branch yet",
+                    "push main first",
+                ));
+            }
+        },
+    };
+    let main = PushedMain {
+        store,
+        before: pc.main_before,
+        pushed,
+        tip,
+    };
+    let ctx = context(pc, &main);
+    // 4. Registrations and approvals; promotions wait for their counters.
+    let mut promotions = Vec::new();
+    let mut seqs: BTreeMap<String, ObjectId> = BTreeMap::new();
+    for u in updates.iter().filter(|u| u.refname != MAIN_REF) {
+        let r = &u.refname;
+        let new = u.new_id().ok_or_else(|| Refusal::internal(r, "no new id"))?;
+        if !u.is_creation() {
+            return Err(Refusal::new(
+                Rule::TagMoved,
+                r,
+                format!("{} already points at {}", escape(r), u.old),
+                "tags and promotion counters are immutable; register or promote anew",
+            ));
+        }
+        if r.starts_with(SEQ_PREFIX) {
+            seqs.insert(r.clone(), new);
+            continue;
+        }
+        let name = r.strip_prefix("refs/tags/").unwrap_or(r);
+        if name.starts_with(crate::model::approval::APPROVAL_PREFIX) {
+            accepted.push(judge_approval(&view, &ctx, r, name, new)?);
+        } else if let Some((model, _, n)) = parse_promotion_name(name) {
+            promotions.push((model, n, u, new));
+        } else {
+            accepted.push(judge_registration(&view, &ctx, r, name, new)?);
+        }
+    }
+    // 5. Promotions in counter order, so a rollback's two tags chain in one push.
+    promotions.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let pushed_refs: BTreeSet<String> = updates.iter().map(|u| u.refname.clone()).collect();
+    let mut histories: BTreeMap<ModelName, ModelStages> = BTreeMap::new();
+    for (model, n, u, new) in promotions {
+        let r = &u.refname;
+        // Every promotion claims its counter with a seq ref in the same
+        // push: git creates a ref once, so of two promotions racing for
+        // one counter exactly one lands.
+        let seq = seq_ref(&model, n);
+        if seqs.remove(&seq) != Some(new) {
+            return Err(Refusal::new(
+                Rule::CounterNotClaimed,
+                r,
+                format!("the push must also create {seq} pointing at the same tag"),
+                "promote with mvault, which pushes both atomically",
+            ));
+        }
+        if !histories.contains_key(&model) {
+            let h = read_stages_excluding(store, &model, &pushed_refs)
+                .map_err(|e| Refusal::internal(r, e))?;
+            histories.insert(model.clone(), h);
+        }
+        let history = histories.get_mut(&model).expect("inserted above");
+        let name = r.strip_prefix("refs/tags/").unwrap_or(r);
+        let p = judge_promotion(&view, &ctx, r, name, new, &model, history)?;
+        accepted.push(promotion_accepted(r, &p));
+        history.max_counter = history.max_counter.max(p.counter);
+        history.promotions.push(p);
+    }
+    if let Some((seq, _)) = seqs.into_iter().next() {
+        return Err(Refusal::new(
+            Rule::CounterNotClaimed,
+            &seq,
+            "a seq ref without its promotion tag",
+            "promote with mvault",
+        ));
+    }
+    Ok(accepted)
+}
+
+fn context<'a>(pc: &'a PushContext<'a>, main: &'a dyn MainLine) -> Context<'a> {
+    Context {
+        roots: pc.roots,
+        clock: pc.clock,
+        pusher: pc.pusher,
+        main,
+    }
+}
+
+fn promotion_accepted(r: &str, p: &Promotion) -> Accepted {
+    Accepted {
+        subject: r.to_owned(),
+        what: format!(
+            "{} {}@{} to {} by {}",
+            p.action.as_str(),
+            p.model,
+            p.version,
+            p.stage,
+            p.tagger
+        ),
+    }
+}
+
+/// The commits a main update adds, oldest first: fast-forward only,
+/// linear, as long as the push.
+fn main_chain(
+    store: &Store,
+    u: &Update,
+    new: ObjectId,
+    before: Option<ObjectId>,
+) -> Result<Vec<ObjectId>, Refusal> {
+    let r = &u.refname;
+    let old = u.old_id();
+    if old != before {
+        return Err(Refusal::new(
+            Rule::StaleUpdate,
+            r,
+            format!(
+                "main is at {}",
+                before.map(|b| b.to_string()).unwrap_or_else(|| "nothing".into())
+            ),
+            "fetch and push again",
+        ));
+    }
+    let mut chain = Vec::new();
+    let mut at = new;
+    loop {
+        if Some(at) == old {
+            break;
+        }
+        if !store.has_object(at) {
+            return Err(Refusal::new(
+                Rule::MissingObject,
+                r,
+                format!("commit {at} is not in the push"),
+                "push again",
+            ));
+        }
+        let parents = store.commit_parents(at).map_err(|e| Refusal::internal(r, e))?;
+        chain.push(at);
+        match parents.as_slice() {
+            [] if old.is_none() => break,
+            [] => {
+                return Err(Refusal::new(
+                    Rule::NonFastForward,
+                    r,
+                    format!(
+                        "{new} does not descend from main {}",
+                        old.map(|o| o.to_string()).unwrap_or_default()
+                    ),
+                    "fetch, rebuild on the server's main (mvault add does this) and push again",
+                ));
+            }
+            [p] => at = *p,
+            _ => {
+                return Err(Refusal::new(
+                    Rule::MergeCommit,
+                    r,
+                    format!("commit {at} has {} parents; main is linear", parents.len()),
+                    "rebase onto main instead of merging",
+                ))
+            }
+        }
+        if chain.len() > MAX_PUSH_COMMITS {
+            return Err(Refusal::new(
+                Rule::PushTooLarge,
+                r,
+                format!("more than {MAX_PUSH_COMMITS} new commits"),
+                "push in smaller steps",
+            ));
+        }
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// Run the hook: read git's lines, judge, log, answer. Returns the lines
+/// to print and whether the push is accepted.
+pub fn pre_receive(
+    git_dir: &Path,
+    input: &str,
+    env: impl Fn(&str) -> Option<String>,
+    now: OffsetDateTime,
+) -> (bool, Vec<String>) {
+    let updates = match parse_updates(input) {
+        Ok(u) => u,
+        Err(e) => return (false, vec![format!("mvault: refused: {e}")]),
+    };
+    let scratch = match tempfile::Builder::new().prefix("mvault-hook-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                false,
+                vec![format!(
+                    "mvault: refused: internal error: cannot create a scratch directory: {e}"
+                )],
+            )
+        }
+    };
+    let mut pusher = None;
+    let outcome = (|| -> Result<Vec<Accepted>, Refusal> {
+        let first = updates
+            .first()
+            .map(|u| u.refname.clone())
+            .unwrap_or_default();
+        let store = Store::open_quarantined(git_dir, scratch.path())
+            .map_err(|e| Refusal::internal(&first, e))?;
+        let cfg = ServerConfig::read(&store).map_err(|e| Refusal::internal(&first, e))?;
+        if cfg.root_keys.is_empty() {
+            return Err(Refusal::new(
+                Rule::HookNotConfigured,
+                &first,
+                "no root key is pinned (mvault.rootKey)",
+                "run mvault hook install REPO --root-key KEY.pub",
+            ));
+        }
+        let Some(p) = pusher_from_env(&env, &cfg) else {
+            return Err(Refusal::new(
+                Rule::UnknownPusher,
+                &first,
+                format!("none of {} is set, and no {LOCAL_USER_CONFIG} is configured", IDENTITY_VARS.join(", ")),
+                "the server must say who pushes (MVAULT_USER in authorized_keys, or the git server's own variable)",
+            ));
+        };
+        pusher = Some(p.clone());
+        let roots = cfg.roots();
+        let main_before = store
+            .main_tip()
+            .map_err(|e| Refusal::internal(&first, e))?;
+        let pc = PushContext {
+            roots: &roots,
+            clock: Clock::Server {
+                now: now.unix_timestamp(),
+                skew: cfg.skew,
+            },
+            pusher: Some(&p),
+            main_before,
+        };
+        judge_push(&store, &pc, &updates)
+    })();
+    let mut lines = Vec::new();
+    if let Err(e) = append_log(git_dir, pusher.as_deref(), &updates, &outcome, now) {
+        lines.push(format!(
+            "mvault: refused: internal error: cannot write the decision log: {e}"
+        ));
+        lines.push("hint: the hook fails closed; ask the server admin to check the repository's permissions".into());
+        return (false, lines);
+    }
+    match outcome {
+        Ok(acc) => {
+            for a in &acc {
+                lines.push(format!(
+                    "mvault: accepted {}: {}",
+                    escape(&a.subject),
+                    escape(&a.what)
+                ));
+            }
+            (true, lines)
+        }
+        Err(refusal) => {
+            lines.push(refusal.line());
+            lines.push(format!("hint: {}", refusal.hint));
+            (false, lines)
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The replay driver: `mvault audit verify`, and the chain checks every
+//! client command relies on. The whole record is judged again from the
+//! repository alone, by the same rules the hook applied: every commit of
+//! `main` by its parent's policy, every tag by the policy its rules name,
+//! every promotion chain link by link. It names the first thing that
+//! breaks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::audit::events::{AuditBreak, AuditReport};
+use crate::model::approval::APPROVAL_PREFIX;
+use crate::model::names::ModelName;
+use crate::model::promotion::parse_promotion_name;
+use crate::rules::commit::{judge_commit, recorded_roots, Action};
+use crate::rules::context::DEFAULT_SKEW_SECONDS;
+use crate::rules::promotion::judge_promotion;
+use crate::rules::stages::ModelStages;
+use crate::rules::tags::{judge_approval, judge_registration};
+use crate::rules::{source, Clock, Context, MainLine, Refusal, RootKeys};
+use crate::server::config::ServerConfig;
+use crate::server::log::{verify_log, LOG_FILE};
+use crate::store::objects::ObjectId;
+use crate::store::{Store, StoreError, MAIN_REF};
+use crate::vault::stages::read_promotion;
+
+/// main as a replay sees it: a known set of commits, or the ancestry of
+/// the tip.
+pub struct ReplayedMain<'a> {
+    store: &'a Store,
+    tip: ObjectId,
+    commits: Option<BTreeSet<ObjectId>>,
+}
+
+impl MainLine for ReplayedMain<'_> {
+    fn contains(&self, commit: ObjectId) -> Result<bool, StoreError> {
+        match &self.commits {
+            Some(set) => Ok(set.contains(&commit)),
+            None => self.store.is_ancestor(commit, self.tip),
+        }
+    }
+    fn tip(&self) -> ObjectId {
+        self.tip
+    }
+}
+
+fn brk(r: Refusal) -> AuditBreak {
+    AuditBreak {
+        object: r.subject,
+        rule: r.rule.name().to_owned(),
+        detail: r.detail,
+    }
+}
+
+fn unreadable(object: &str, e: impl std::fmt::Display) -> AuditBreak {
+    AuditBreak {
+        object: object.to_owned(),
+        rule: crate::rules::Rule::Internal.name().to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+/// The root keys a replay trusts: those the repository's own config pins
+/// (a server's, or a clone whose owner pinned them), else those the
+/// vault's first commit records.
+pub fn trusted_roots(store: &Store, first: ObjectId) -> Result<RootKeys, AuditBreak> {
+    let cfg = ServerConfig::read(store).map_err(|e| unreadable("config", e))?;
+    if !cfg.root_keys.is_empty() {
+        return Ok(cfg.roots());
+    }
+    let c = source::commit(store, first).map_err(|e| unreadable(&first.to_string(), e))?;
+    Ok(RootKeys::from_fingerprints(recorded_roots(&c)))
+}
+
+/// The commits of `main`, oldest first, following first parents.
+pub fn main_commits(store: &Store) -> Result<Vec<ObjectId>, StoreError> {
+    let mut out = Vec::new();
+    let mut at = store.main_tip()?;
+    while let Some(id) = at {
+        out.push(id);
+        at = store.commit_parents(id)?.first().copied();
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Replay the whole record; the first break, if any, is in the report.
+pub fn verify(store: &Store, now: i64) -> AuditReport {
+    let mut report = AuditReport {
+        ok: true,
+        commits: 0,
+        tags: 0,
+        signatures: 0,
+        versions_decrypted: 0,
+        first_break: None,
+    };
+    if let Err(b) = replay(store, now, &mut report) {
+        report.ok = false;
+        report.first_break = Some(b);
+    }
+    report
+}
+
+fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), AuditBreak> {
+    let commits = main_commits(store).map_err(|e| unreadable(MAIN_REF, e))?;
+    let (Some(first), Some(tip)) = (commits.first().copied(), commits.last().copied()) else {
+        return Err(unreadable(MAIN_REF, "main has no commits"));
+    };
+    let roots = trusted_roots(store, first)?;
+    let main = ReplayedMain {
+        store,
+        tip,
+        commits: Some(commits.iter().copied().collect()),
+    };
+    let ctx = Context {
+        roots: &roots,
+        clock: Clock::Replay {
+            now,
+            skew: DEFAULT_SKEW_SECONDS,
+        },
+        pusher: None,
+        main: &main,
+    };
+    for id in &commits {
+        let v = judge_commit(store, &ctx, &id.to_string(), *id).map_err(brk)?;
+        report.commits += 1;
+        report.signatures += 1;
+        if matches!(v.action, Action::Register { .. }) {
+            report.signatures += 1;
+        }
+    }
+    // Tags: registrations and approvals one by one, promotions per model.
+    let tags = store
+        .refs_with_prefix("refs/tags/")
+        .map_err(|e| unreadable("refs/tags", e))?;
+    let mut chains: BTreeMap<ModelName, Vec<(u64, String, ObjectId)>> = BTreeMap::new();
+    for (full, id) in &tags {
+        let name = full.trim_start_matches("refs/tags/");
+        report.tags += 1;
+        report.signatures += 1;
+        if name.starts_with(APPROVAL_PREFIX) {
+            judge_approval(store, &ctx, name, name, *id).map_err(brk)?;
+        } else if let Some((model, _, n)) = parse_promotion_name(name) {
+            chains.entry(model).or_default().push((n, name.to_owned(), *id));
+        } else {
+            judge_registration(store, &ctx, name, name, *id).map_err(brk)?;
+        }
+    }
+    for (model, mut links) in chains {
+        links.sort();
+        replay_chain(store, &ctx, &model, &links)?;
+    }
+    // The server's decision log, when this is the server's repository.
+    if store.git_dir().join(LOG_FILE).exists() {
+        verify_log(store.git_dir()).map_err(|e| AuditBreak {
+            object: LOG_FILE.into(),
+            rule: "server log chain broken".into(),
+            detail: e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Replay one model's promotions in counter order, each judged after the
+/// ones before it.
+fn replay_chain(
+    store: &Store,
+    ctx: &Context<'_>,
+    model: &ModelName,
+    links: &[(u64, String, ObjectId)],
+) -> Result<ModelStages, AuditBreak> {
+    let mut replayed = ModelStages::default();
+    for (_, name, id) in links {
+        let p = judge_promotion(store, ctx, name, name, *id, model, &replayed).map_err(brk)?;
+        replayed.max_counter = p.counter;
+        replayed.promotions.push(p);
+    }
+    Ok(replayed)
+}
+
+/// Check one model's promotion chain against main as this repository has
+/// it: what `REF#stage` relies on. Returns the replayed stages.
+pub fn verify_model_chain(store: &Store, model: &ModelName, now: i64) -> Result<ModelStages, AuditBreak> {
+    let tip = store
+        .main_tip()
+        .map_err(|e| unreadable(MAIN_REF, e))?
+        .ok_or_else(|| unreadable(MAIN_REF, "main has no commits"))?;
+    let first = store.root_commit(tip).map_err(|e| unreadable(MAIN_REF, e))?;
+    let roots = trusted_roots(store, first)?;
+    let main = ReplayedMain {
+        store,
+        tip,
+        commits: None,
+    };
+    let ctx = Context {
+        roots: &roots,
+        clock: Clock::Replay {
+            now,
+            skew: DEFAULT_SKEW_SECONDS,
+        },
+        pusher: None,
+        main: &main,
+    };
+    let prefix = format!("refs/tags/{model}#");
+    let mut links = Vec::new();
+    for (full, id) in store
+        .refs_with_prefix(&prefix)
+        .map_err(|e| unreadable(&prefix, e))?
+    {
+        let name = full.trim_start_matches("refs/tags/");
+        if let Some((m, _, n)) = parse_promotion_name(name) {
+            if &m == model {
+                // Read first, so a tag that does not parse is named as such.
+                read_promotion(store, name, id).map_err(|e| AuditBreak {
+                    object: name.to_owned(),
+                    rule: crate::rules::Rule::BadPromotion.name().to_owned(),
+                    detail: e.to_string(),
+                })?;
+                links.push((n, name.to_owned(), id));
+            }
+        }
+    }
+    links.sort();
+    replay_chain(store, &ctx, model, &links)
+}
