@@ -18,4 +18,5 @@ pub mod retrieve;
 pub mod stages;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod vault;
