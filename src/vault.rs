@@ -455,6 +455,7 @@ impl Vault {
     /// 2. the tag's target is on main's first-parent history;
     /// 3. the version directory there is the same tree entry as on the tip;
     /// 4. the target's parent does not have it (the target added it).
+    ///
     /// Without a tag, the commit is found by walking main back.
     pub fn registering_commit(
         &self,
@@ -465,40 +466,50 @@ impl Vault {
         let dir = names::version_dir(model, version);
         let tag = names::registration_tag(model, version);
         let tag_target = self.store.ref_target(&format!("refs/tags/{tag}"))?;
-        let distrust = |target: ObjectId, reason| VaultError::UntrustedTag {
-            tag: tag.clone(),
-            target: target.to_string(),
-            reason,
-        };
-        // 1.
         let on_tip = self
             .store
             .entry(self.store.commit_tree(history.tip)?, &dir)?;
-        let Some(on_tip) = on_tip else {
-            return Err(match tag_target {
-                Some(t) => distrust(t, TagDistrust::NoSuchVersionOnMain),
-                None => VaultError::NoSuchVersion {
-                    model: model.to_string(),
-                    version: version.to_string(),
-                },
-            });
+        match (tag_target, on_tip) {
+            (None, None) => Err(VaultError::NoSuchVersion {
+                model: model.to_string(),
+                version: version.to_string(),
+            }),
+            (None, Some(on_tip)) => self.adding_commit(&history, &dir, on_tip),
+            (Some(t), on_tip) => self.check_registration_tag(&history, &tag, t, &dir, on_tip),
+        }
+    }
+
+    /// Steps 1 to 4 of [`Vault::registering_commit`] for a tag the clone has.
+    fn check_registration_tag(
+        &self,
+        history: &MainHistory,
+        tag: &str,
+        tag_id: ObjectId,
+        dir: &str,
+        on_tip: Option<(ObjectId, gix::objs::tree::EntryKind)>,
+    ) -> Result<ObjectId, VaultError> {
+        let target = self.peel_to_commit(tag_id)?;
+        let distrust = |reason| VaultError::UntrustedTag {
+            tag: tag.to_owned(),
+            target: target.to_string(),
+            reason,
         };
-        let Some(tag_target) = tag_target else {
-            return self.adding_commit(&history, &dir, on_tip);
-        };
-        let target = self.peel_to_commit(tag_target)?;
         // 2.
         if !history.contains(target) {
-            return Err(distrust(target, TagDistrust::NotOnMain));
+            return Err(distrust(TagDistrust::NotOnMain));
         }
+        // 1.
+        let Some(on_tip) = on_tip else {
+            return Err(distrust(TagDistrust::NoSuchVersionOnMain));
+        };
         // 3.
-        if self.store.entry(self.store.commit_tree(target)?, &dir)? != Some(on_tip) {
-            return Err(distrust(target, TagDistrust::OtherVersionDir));
+        if self.store.entry(self.store.commit_tree(target)?, dir)? != Some(on_tip) {
+            return Err(distrust(TagDistrust::OtherVersionDir));
         }
         // 4.
         if let Some(parent) = self.store.commit_parents(target)?.first() {
-            if self.store.entry(self.store.commit_tree(*parent)?, &dir)? == Some(on_tip) {
-                return Err(distrust(target, TagDistrust::NotTheAddingCommit));
+            if self.store.entry(self.store.commit_tree(*parent)?, dir)? == Some(on_tip) {
+                return Err(distrust(TagDistrust::NotTheAddingCommit));
             }
         }
         Ok(target)
