@@ -20,6 +20,26 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Serialised JSON with the hidden characters serde leaves raw (C1
+/// controls such as U+009B, an 8-bit CSI; bidirectional and zero-width
+/// characters) written as `\uXXXX` escapes: the same JSON value, safe to
+/// print. Such characters only occur inside JSON strings, where an escape
+/// means the character itself.
+pub fn json_hide_controls(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if is_hidden(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Whether `c` would act on the terminal or hide itself rather than show:
 /// C0 and C1 controls, DEL, and the Unicode format characters that
 /// reorder or hide text (zero-width, bidirectional controls, BOM, tags).
@@ -48,5 +68,13 @@ mod tests {
         assert_eq!(escape("\u{9b}2J"), "\\u{9b}2J");
         assert_eq!(escape("x\u{202e}y\u{200b}"), "x\\u{202e}y\\u{200b}");
         assert_eq!(escape("café ✓ nlp/bert@1.0.0"), "café ✓ nlp/bert@1.0.0");
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_raw_controls() {
+        let v = serde_json::json!({"r": "a\u{9b}2J\u{202e}x\u{e0041}é"});
+        let safe = json_hide_controls(&serde_json::to_string(&v).unwrap());
+        assert!(!safe.chars().any(is_hidden), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), v);
     }
 }
