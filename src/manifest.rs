@@ -217,16 +217,21 @@ fn check_component(comp: &str) -> Result<(), &'static str> {
     if comp.ends_with('.') || comp.ends_with(' ') {
         return Err("a component ends with a dot or a space (NTFS drops them, so .git. is .git)");
     }
-    // 4.
-    let visible: String = comp.chars().filter(|c| !is_hfs_ignorable(*c)).collect();
-    if visible.eq_ignore_ascii_case(".git") {
-        return Err("a '.git' component (in any letter case, or with HFS+ ignorable code points) would write into a git repository's metadata");
-    }
-    // 5.
-    if is_dotgit_short_name(&visible) {
-        return Err("an 8.3 short name of .git (GIT~1) would write into a git repository's metadata on NTFS");
+    // 4. and 5.
+    if is_dotgit_name(comp) {
+        return Err("a '.git' component (in any letter case, as an 8.3 short name like GIT~1, or with HFS+ ignorable code points) would write into a git repository's metadata");
     }
     Ok(())
+}
+
+/// Whether some file system would open `comp` as `.git`: HFS+ ignorable
+/// code points dropped, an NTFS stream suffix (`:…`) and trailing dots and
+/// spaces cut, then `.git` or its 8.3 short name `git~N`, in any case.
+pub fn is_dotgit_name(comp: &str) -> bool {
+    let visible: String = comp.chars().filter(|c| !is_hfs_ignorable(*c)).collect();
+    let base = visible.split(':').next().unwrap_or_default();
+    let base = base.trim_end_matches(['.', ' ']);
+    base.eq_ignore_ascii_case(".git") || is_dotgit_short_name(base)
 }
 
 /// `git~N` in any letter case: what NTFS may call `.git` in 8.3 form.
@@ -638,6 +643,9 @@ mod tests {
             ".\u{206a}GIT",
         ] {
             assert!(validate_path(bad).is_err(), "{bad:?}");
+        }
+        for dotgit in [".GIT", ".git.", ".git ::$DATA", "Git~1", ".gi\u{200d}t"] {
+            assert!(is_dotgit_name(dotgit), "{dotgit:?}");
         }
         for good in [
             ".gitmodules",
