@@ -4,6 +4,9 @@
 
 mod common;
 
+mod attack_escapes;
+mod attack_forged_server;
+mod attack_paths;
 mod audit_events;
 mod audit_report;
 mod audit_ssh;

@@ -21,6 +21,7 @@ use mvault::ops::register::{self, AddRequest};
 use mvault::ops::release;
 use mvault::audit::report;
 use mvault::ops::retrieve::{self, DirProblem};
+use mvault::model::text::escape;
 use mvault::vault::{self, ErrorKind, Vault, VaultError};
 
 /// Keep ML models as encrypted, signed blobs in a git repository.
@@ -457,9 +458,17 @@ pub fn run() -> i32 {
             if e.message.is_empty() {
                 return e.exit_code();
             }
-            let _ = writeln!(err, "mvault: {}", e.message);
+            // Messages quote paths, names and text from the repository and
+            // the server: escaped line by line, so none can forge a line or
+            // drive the terminal.
+            let mut lines = e.message.lines();
+            let first = lines.next().unwrap_or_default();
+            let _ = writeln!(err, "mvault: {}", escape(first));
+            for l in lines {
+                let _ = writeln!(err, "{}", escape(l));
+            }
             for h in &e.hints {
-                let _ = writeln!(err, "hint: {h}");
+                let _ = writeln!(err, "hint: {}", escape(h));
             }
             e.exit_code()
         }
@@ -557,7 +566,9 @@ fn json_line(out: &mut dyn Write, v: &impl serde::Serialize) -> CliResult {
     writeln!(
         out,
         "{}",
-        serde_json::to_string(v).map_err(|e| CliError::user(e.to_string()))?
+        mvault::model::text::json_hide_controls(
+            &serde_json::to_string(v).map_err(|e| CliError::user(e.to_string()))?
+        )
     )?;
     Ok(())
 }
@@ -715,11 +726,23 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                     } else {
                         for p in &problems {
                             match p {
-                                DirProblem::Missing { path } => writeln!(out, "missing     {path}")?,
-                                DirProblem::Changed { path, check, expected, found } => {
-                                    writeln!(out, "changed     {path} ({check}: expected {expected}, found {found})")?
+                                DirProblem::Missing { path } => {
+                                    writeln!(out, "missing     {}", escape(path))?
                                 }
-                                DirProblem::Unexpected { path } => writeln!(out, "unexpected  {path}")?,
+                                DirProblem::Changed {
+                                    path,
+                                    check,
+                                    expected,
+                                    found,
+                                } => writeln!(
+                                    out,
+                                    "changed     {} ({check}: expected {expected}, found {})",
+                                    escape(path),
+                                    escape(found)
+                                )?,
+                                DirProblem::Unexpected { path } => {
+                                    writeln!(out, "unexpected  {}", escape(path))?
+                                }
                             }
                         }
                         if problems.is_empty() {
@@ -767,7 +790,12 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                     writeln!(
                         out,
                         "{}@{}\t{} file(s)\t{} bytes\t{}\t{}",
-                        s.model, s.version, s.files, s.size, s.author, s.created
+                        s.model,
+                        s.version,
+                        s.files,
+                        s.size,
+                        escape(&s.author),
+                        escape(&s.created)
                     )?;
                 }
             }
@@ -777,6 +805,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
             let vault = open_vault(&dir)?;
             let (m, v) = mvault::ops::resolve::resolve(&vault, &r)?;
             let rec = vault.record(&m, &v)?;
+            vault.verify_manifest_signature(&rec)?;
             let s = Vault::summary(&rec);
             if json {
                 let files: Vec<_> = rec
@@ -804,27 +833,34 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                 writeln!(
                     out,
                     "author      {} ({})",
-                    s.author, rec.manifest.author_key
+                    escape(&s.author),
+                    escape(&rec.manifest.author_key)
                 )?;
-                writeln!(out, "created     {}", s.created)?;
+                writeln!(out, "created     {}", escape(&s.created))?;
                 if let Some(f) = &s.framework {
-                    writeln!(out, "framework   {f}")?;
+                    writeln!(out, "framework   {}", escape(f))?;
                 }
                 writeln!(out, "manifest    sha256 {}", s.manifest_sha256)?;
                 writeln!(out, "merkle root {}", s.merkle_root)?;
                 writeln!(out, "data key    {}", rec.manifest.data_key)?;
                 for (k, v) in &rec.manifest.metrics {
-                    writeln!(out, "metric      {k} = {v}")?;
+                    writeln!(out, "metric      {} = {v}", escape(k))?;
                 }
                 for (k, v) in &rec.manifest.metadata {
-                    writeln!(out, "meta        {k} = {v}")?;
+                    writeln!(out, "meta        {} = {}", escape(k), escape(v))?;
                 }
                 for (k, v) in &rec.manifest.provenance {
-                    writeln!(out, "provenance  {k} = {v}")?;
+                    writeln!(out, "provenance  {} = {}", escape(k), escape(v))?;
                 }
                 writeln!(out, "files       {} ({} bytes)", s.files, s.size)?;
                 for f in &rec.manifest.files {
-                    writeln!(out, "  {}  {:>12}  {}", f.sha256.to_hex(), f.size, f.path)?;
+                    writeln!(
+                        out,
+                        "  {}  {:>12}  {}",
+                        f.sha256.to_hex(),
+                        f.size,
+                        escape(&f.path)
+                    )?;
                 }
             }
         }
@@ -920,10 +956,10 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                     m.latest.clone().unwrap_or_else(|| "-".into())
                 )?;
                 for (stage, v) in &m.stages {
-                    writeln!(out, "  {stage:<12} {v}")?;
+                    writeln!(out, "  {stage:<12} {}", escape(v))?;
                 }
                 for (v, stage) in &m.versions {
-                    writeln!(out, "    {v:<16} {stage}")?;
+                    writeln!(out, "    {:<16} {stage}", escape(v))?;
                 }
             }
         }
@@ -975,8 +1011,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                         } else {
                             refs.join(" ")
                         };
-                        writeln!(
-                            out,
+                        let line = format!(
                             "{}  {:<7} {:<10} {}{}",
                             v["time"].as_str().unwrap_or(""),
                             v["decision"].as_str().or(v["event"].as_str()).unwrap_or(""),
@@ -986,7 +1021,8 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                                 .as_str()
                                 .map(|r| format!("  ({r})"))
                                 .unwrap_or_default()
-                        )?;
+                        );
+                        writeln!(out, "{}", escape(&line))?;
                     }
                 }
                 return Ok(());
@@ -1025,9 +1061,11 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                         .map(|s| format!(" → {s}"))
                         .unwrap_or_default();
                     let extra = [
-                        e.ticket.as_ref().map(|t| format!("ticket {t}")),
-                        e.reason.as_ref().map(|r| format!("reason {r:?}")),
-                        e.detail.clone(),
+                        e.ticket.as_ref().map(|t| format!("ticket {}", escape(t))),
+                        e.reason
+                            .as_ref()
+                            .map(|r| format!("reason \"{}\"", escape(r))),
+                        e.detail.as_deref().map(escape),
                     ]
                     .into_iter()
                     .flatten()
@@ -1035,10 +1073,12 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                     .join("; ");
                     writeln!(
                         out,
-                        "{}  {:<12} {:<10} {what}{stage}{}",
+                        "{}  {:<12} {:<10} {}{}{}",
                         e.time,
-                        e.action,
-                        e.actor,
+                        escape(&e.action),
+                        escape(&e.actor),
+                        escape(&what),
+                        escape(&stage),
                         if extra.is_empty() {
                             String::new()
                         } else {
@@ -1094,7 +1134,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                     json_line(out, n)?;
                 }
             } else {
-                write!(out, "{}", report::lineage_text(model.as_str(), &nodes))?;
+                write_escaped(out, &report::lineage_text(model.as_str(), &nodes))?;
             }
         }
         Command::Report {
@@ -1133,7 +1173,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
                     std::fs::write(&p, text)?;
                     writeln!(out, "wrote {}", p.display())?;
                 }
-                None => write!(out, "{text}")?,
+                None => write_escaped(out, &text)?,
             }
         }
         Command::Signers => {
@@ -1432,16 +1472,26 @@ fn print_check(out: &mut dyn Write, items: &[hook_install::CheckItem]) -> CliRes
     Ok(())
 }
 
+/// Write text built from repository content line by line, escaped (tabs,
+/// which reports use as separators, kept).
+fn write_escaped(out: &mut dyn Write, text: &str) -> CliResult {
+    for line in text.lines() {
+        let cells: Vec<String> = line.split('\t').map(escape).collect();
+        writeln!(out, "{}", cells.join("\t"))?;
+    }
+    Ok(())
+}
+
 fn render_tags(out: &mut dyn Write, o: &release::TagOutcome, json: bool, what: &str) -> CliResult {
     if json {
         return json_line(out, o);
     }
-    writeln!(out, "{what}")?;
+    writeln!(out, "{}", escape(what))?;
     for t in &o.tags {
-        writeln!(out, "tag {t}")?;
+        writeln!(out, "tag {}", escape(t))?;
     }
     for a in &o.approvals {
-        writeln!(out, "relies on {a}")?;
+        writeln!(out, "relies on {}", escape(a))?;
     }
     match &o.pushed {
         Some(r) => writeln!(out, "pushed to {r}")?,

@@ -22,7 +22,6 @@ use crate::model::policy::{Ability, Policy, StageRule};
 use crate::ops::register::signer_user;
 use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
 use crate::rules::stages::{next_stages, transition_allowed};
-use crate::vault::stages::{read_stages, ReadPromotionError};
 use crate::store::{Actor, RefUpdate, StoreError, MAIN_REF};
 use crate::ops::sync;
 use crate::vault::{Vault, VaultError};
@@ -46,62 +45,31 @@ pub struct TagOutcome {
     pub version: String,
 }
 
-/// Bring the clone up to date with its remote: tags, and `main` when it
-/// fast-forwards. Promotions number themselves from what they see.
+/// Bring the clone up to date with its remote: new tags, and `main` when it
+/// fast-forwards; a tag or a main the server changed is refused (see
+/// [`sync::fetch_checked`]). Promotions number themselves from what they see.
 pub fn refresh_from_remote(vault: &Vault) -> Result<(), VaultError> {
-    let Some(remote) = sync::remote(vault) else {
-        return Ok(());
-    };
-    let tracking = format!("refs/remotes/{remote}/main");
-    vault.store.git(&[
-        "fetch",
-        "-q",
-        "--no-tags",
-        &remote,
-        &format!("+{MAIN_REF}:{tracking}"),
-        "+refs/tags/*:refs/tags/*",
-    ])?;
-    let (Some(theirs), Some(ours)) = (vault.store.ref_target(&tracking)?, vault.store.main_tip()?)
-    else {
-        return Ok(());
-    };
-    if theirs != ours
-        && vault
-            .store
-            .git(&[
-                "merge-base",
-                "--is-ancestor",
-                &ours.to_string(),
-                &theirs.to_string(),
-            ])
-            .is_ok()
-    {
-        vault.store.update_refs(&[RefUpdate {
-            name: MAIN_REF.into(),
-            expected: Some(ours),
-            new: Some(theirs),
-            reason: "fast-forward to the server's main".into(),
-        }])?;
-        sync::refresh_worktree(vault, ours, theirs);
+    match sync::remote(vault) {
+        Some(remote) => sync::fetch_checked(vault, &remote),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// The commit that added a version: its registration tag's target.
+/// The commit that added a version: its registration tag's target, believed
+/// only when it chains through main ([`Vault::registering_commit`]).
 fn registering_commit(
     vault: &Vault,
     model: &ModelName,
     version: &Version,
 ) -> Result<ObjectId, VaultError> {
     let tag = format!("refs/tags/{}", names::registration_tag(model, version));
-    let id = vault
-        .store
-        .ref_target(&tag)?
-        .ok_or_else(|| VaultError::NoSuchVersion {
+    if vault.store.ref_target(&tag)?.is_none() {
+        return Err(VaultError::NoSuchVersion {
             model: model.to_string(),
             version: version.to_string(),
-        })?;
-    vault.peel_to_commit(id)
+        });
+    }
+    vault.registering_commit(model, version)
 }
 
 /// Create tags locally, push them atomically, undo them if the push fails.
@@ -352,7 +320,7 @@ pub fn promote(
     } = subject(vault, r, who, push)?;
     let rule = rule_for(&policy, &model, to);
     policy.check_role(&user, &model, rule.promote_role, Ability::Promote, now)?;
-    let stages = read_stages(&vault.store, &model).map_err(promotion_err)?;
+    let stages = vault.believed_stages(&model)?;
     let from = stages.stage_of(&version.to_string()).stage;
     if !transition_allowed(from, to) {
         return Err(VaultError::Input {
@@ -451,16 +419,6 @@ pub fn promote(
     })
 }
 
-fn promotion_err(e: ReadPromotionError) -> VaultError {
-    match e {
-        ReadPromotionError::Store(s) => VaultError::Store(s),
-        ReadPromotionError::Invalid(crate::model::promotion::PromotionError::Malformed {
-            name,
-            reason,
-        }) => VaultError::Input { path: name, reason },
-    }
-}
-
 /// `mvault rollback MODEL --to VERSION --reason R`: the version goes back to
 /// production, the current production version to deprecated.
 pub fn rollback(
@@ -481,7 +439,7 @@ pub fn rollback(
     let user = signer_user(&policy, who)?;
     let rule = rule_for(&policy, model, Stage::Production);
     policy.check_role(&user, model, rule.promote_role, Ability::Promote, now)?;
-    let stages = read_stages(&vault.store, model).map_err(promotion_err)?;
+    let stages = vault.believed_stages(model)?;
     let vs = stages.stage_of(&version.to_string());
     if !vs.ever_production {
         return Err(VaultError::Input {
@@ -585,7 +543,7 @@ pub fn status(vault: &Vault, only: Option<&ModelName>) -> Result<Vec<ModelStatus
         if only.is_some_and(|m| *m != model) {
             continue;
         }
-        let stages = read_stages(&vault.store, &model).map_err(promotion_err)?;
+        let stages = vault.believed_stages(&model)?;
         out.push(ModelStatus {
             model: model.to_string(),
             latest: versions.last().map(|v| v.to_string()),

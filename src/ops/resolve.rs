@@ -22,7 +22,8 @@ pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), Va
         }
         VersionRef::Stage(m, stage) => {
             // The stage is what the promotion tags say: believe them only
-            // when their chain verifies.
+            // when each points into main and their chain verifies.
+            vault.believed_stages(m)?;
             let stages = replay::verify_model_chain(&vault.store, m, now().unix_timestamp())
                 .map_err(|b| VaultError::Signer {
                     what: format!("{m}#{stage}"),

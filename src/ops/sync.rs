@@ -18,6 +18,9 @@ use crate::ops::register::{commit_version, PreparedVersion};
 use crate::store::{RefUpdate, StoreError, MAIN_REF};
 use crate::vault::{Vault, VaultError};
 
+/// Where the server's tags land before they are compared with the clone's.
+pub const REMOTE_TAGS: &str = "refs/mvault/remote-tags/";
+
 /// How many times `add` rebuilds on a moved tip before giving up.
 pub const MAX_REBUILDS: u32 = 5;
 
@@ -226,16 +229,7 @@ fn rebuild(
             remote: remote.to_owned(),
             detail: "cannot rebuild the first commit".into(),
         })?;
-    if vault
-        .store
-        .git(&[
-            "merge-base",
-            "--is-ancestor",
-            &base.to_string(),
-            &theirs.to_string(),
-        ])
-        .is_err()
-    {
+    if !vault.store.is_ancestor(base, theirs)? {
         return Err(VaultError::Push {
             remote: remote.to_owned(),
             detail: "local main has commits the server does not have; push or drop them first"
@@ -381,4 +375,137 @@ pub(crate) fn push_refs_atomic(
             detail: why,
         }),
     }
+}
+
+/// Deletes the scratch copies of the server's tags when dropped.
+struct RemoteTags<'a> {
+    vault: &'a Vault,
+}
+
+impl RemoteTags<'_> {
+    fn list(&self) -> Result<Vec<(String, ObjectId)>, VaultError> {
+        Ok(self.vault.store.refs_with_prefix(REMOTE_TAGS)?)
+    }
+
+    fn clear(&self) -> Result<(), VaultError> {
+        let edits: Vec<RefUpdate> = self
+            .list()?
+            .into_iter()
+            .map(|(name, id)| RefUpdate {
+                name,
+                expected: Some(id),
+                new: None,
+                reason: "drop the server's tags after comparing".into(),
+            })
+            .collect();
+        if !edits.is_empty() {
+            self.vault.store.update_refs(&edits)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RemoteTags<'_> {
+    fn drop(&mut self) {
+        let _ = self.clear();
+    }
+}
+
+/// Bring the clone up to date with `remote` without believing it more than
+/// the clone already does:
+/// 1. tags are fetched without `+` into [`REMOTE_TAGS`], never over the
+///    clone's own: a tag the server offers that differs from the local one
+///    is refused, naming both ids (a server re-pointing a published tag);
+/// 2. `main` moves only by fast-forward; a server main that does not descend
+///    from the local one is refused (a server rewriting history);
+/// 3. new tags and the fast-forward land in one ref transaction, or nothing
+///    changes.
+pub fn fetch_checked(vault: &Vault, remote: &str) -> Result<(), VaultError> {
+    let scratch = RemoteTags { vault };
+    scratch.clear()?;
+    let tracking = format!("refs/remotes/{remote}/main");
+    vault.store.git(&[
+        "fetch",
+        "-q",
+        "--no-tags",
+        remote,
+        &format!("+{MAIN_REF}:{tracking}"),
+        &format!("refs/tags/*:{REMOTE_TAGS}*"),
+    ])?;
+    // 1.
+    let mut edits = new_tags(vault, &scratch.list()?)?;
+    // 2.
+    let (Some(theirs), Some(ours)) = (vault.store.ref_target(&tracking)?, vault.store.main_tip()?)
+    else {
+        return apply(vault, &edits);
+    };
+    let forward = fast_forward(vault, remote, ours, theirs)?;
+    if forward {
+        edits.push(RefUpdate {
+            name: MAIN_REF.into(),
+            expected: Some(ours),
+            new: Some(theirs),
+            reason: "fast-forward to the server's main".into(),
+        });
+    }
+    // 3.
+    apply(vault, &edits)?;
+    if forward {
+        refresh_worktree(vault, ours, theirs);
+    }
+    Ok(())
+}
+
+/// The server's tags the clone lacks, as creations; a differing one is refused.
+fn new_tags(vault: &Vault, fetched: &[(String, ObjectId)]) -> Result<Vec<RefUpdate>, VaultError> {
+    let mut out = Vec::new();
+    for (scratch_name, remote_id) in fetched {
+        let short = scratch_name.trim_start_matches(REMOTE_TAGS);
+        let local_name = format!("refs/tags/{short}");
+        match vault.store.ref_target(&local_name)? {
+            Some(local) if local == *remote_id => {}
+            Some(local) => {
+                return Err(VaultError::TagReplaced {
+                    tag: short.to_owned(),
+                    local: local.to_string(),
+                    remote: remote_id.to_string(),
+                })
+            }
+            None => out.push(RefUpdate {
+                name: local_name,
+                expected: None,
+                new: Some(*remote_id),
+                reason: "tag fetched from the server".into(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the local main should move to `theirs`; refused when the two
+/// histories diverged. A local main ahead of the server's stays.
+fn fast_forward(
+    vault: &Vault,
+    remote: &str,
+    ours: ObjectId,
+    theirs: ObjectId,
+) -> Result<bool, VaultError> {
+    if theirs == ours || vault.store.is_ancestor(theirs, ours)? {
+        return Ok(false);
+    }
+    if vault.store.is_ancestor(ours, theirs)? {
+        return Ok(true);
+    }
+    Err(VaultError::MainRewritten {
+        remote: remote.to_owned(),
+        ours: ours.to_string(),
+        theirs: theirs.to_string(),
+    })
+}
+
+fn apply(vault: &Vault, edits: &[RefUpdate]) -> Result<(), VaultError> {
+    if !edits.is_empty() {
+        vault.store.update_refs(edits)?;
+    }
+    Ok(())
 }

@@ -6,8 +6,9 @@
 //! [`crate::ops::admin`] (init and policy changes); reads that decrypt live in
 //! [`crate::ops::retrieve`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use gix::ObjectId;
 use serde::Serialize;
@@ -30,6 +31,47 @@ pub enum ErrorKind {
     Integrity,
     /// A bug or an environment failure.
     Internal,
+}
+
+/// Why a tag is not believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagDistrust {
+    /// Its target is not on main's first-parent history.
+    NotOnMain,
+    /// The version directory at its target is not the one on main's tip.
+    OtherVersionDir,
+    /// Its target is on main but is not the commit that added the version.
+    NotTheAddingCommit,
+    /// It names a version that main does not have.
+    NoSuchVersionOnMain,
+}
+
+impl std::fmt::Display for TagDistrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TagDistrust::NotOnMain => "its target is not on main's first-parent history (a commit only the server vouches for)",
+            TagDistrust::OtherVersionDir => "the version directory at its target is not the one on main",
+            TagDistrust::NotTheAddingCommit => "its target is not the commit on main that added the version",
+            TagDistrust::NoSuchVersionOnMain => "main has no such version",
+        })
+    }
+}
+
+/// Main's first-parent history: the only commits a client believes.
+#[derive(Debug, Clone)]
+pub struct MainHistory {
+    /// The tip the history was read from.
+    pub tip: ObjectId,
+    /// Newest first.
+    pub commits: Vec<ObjectId>,
+    set: HashSet<ObjectId>,
+}
+
+impl MainHistory {
+    /// Whether `commit` is on main's first-parent history.
+    pub fn contains(&self, commit: ObjectId) -> bool {
+        self.set.contains(&commit)
+    }
 }
 
 /// Any failure of a vault operation.
@@ -105,6 +147,30 @@ pub enum VaultError {
         version: String,
         count: usize,
     },
+    /// A tag is not believed: it does not chain back through `main`.
+    #[error("tag {tag} (target {target}) is not believed: {reason}")]
+    UntrustedTag {
+        tag: String,
+        target: String,
+        reason: TagDistrust,
+    },
+    /// The server offered a tag that differs from the clone's own.
+    #[error("the server's tag {tag} is {remote}, the local one is {local}: a published tag never changes, so the local one was kept and nothing was updated")]
+    TagReplaced {
+        tag: String,
+        local: String,
+        remote: String,
+    },
+    /// The server's `main` does not fast-forward from the local one.
+    #[error("the main of {remote} ({theirs}) does not descend from the local main ({ours}): the server rewrote history; nothing was updated")]
+    MainRewritten {
+        remote: String,
+        ours: String,
+        theirs: String,
+    },
+    /// A path a pull would write is not safe to write.
+    #[error("{path}: {reason}")]
+    UnsafeOutput { path: String, reason: String },
     /// I/O on a local path.
     #[error("{path}: {source}")]
     Io {
@@ -133,6 +199,10 @@ impl VaultError {
             | Mismatch { .. }
             | Decrypt { .. }
             | DirMismatch { .. }
+            | UntrustedTag { .. }
+            | TagReplaced { .. }
+            | MainRewritten { .. }
+            | UnsafeOutput { .. }
             | Policy { .. } => ErrorKind::Integrity,
             Store(_) => ErrorKind::Internal,
         }
@@ -150,6 +220,8 @@ impl VaultError {
             NoReadAccess { .. } => Some("ask an ml_admin to grant you a role on the model (mvault policy grant NAME --role viewer --models GLOB); the grant re-wraps the model's key to you".into()),
             VersionExists { .. } => Some("pick a new version number; to compare, run mvault show".into()),
             NotAVault => Some("create one with mvault init DIR --admin-key KEY.pub, or run inside a clone of one (-C DIR)".into()),
+            UntrustedTag { .. } | TagReplaced { .. } | MainRewritten { .. } => Some("the server may be serving forged history: compare with a clone you trust (git ls-remote, mvault audit verify) and tell the server's admin".into()),
+            UnsafeOutput { .. } => Some("pull into a plain directory outside any git repository's metadata; nothing was written".into()),
             Mismatch { .. } | Decrypt { .. } | Signature { .. } => Some("the repository content was altered or corrupted; nothing was written. Run mvault verify on a fresh clone and report it".into()),
             _ => None,
         }
@@ -211,6 +283,8 @@ pub struct VersionSummary {
 /// An opened vault.
 pub struct Vault {
     pub store: Store,
+    /// Main's history, read once per tip.
+    history: Mutex<Option<Arc<MainHistory>>>,
 }
 
 impl Vault {
@@ -218,7 +292,27 @@ impl Vault {
     pub fn open(path: &Path) -> Result<Self, VaultError> {
         Ok(Vault {
             store: Store::open(path)?,
+            history: Mutex::new(None),
         })
+    }
+
+    /// Main's first-parent history at its current tip.
+    pub fn main_history(&self) -> Result<Arc<MainHistory>, VaultError> {
+        let (tip, _) = self.main()?;
+        let mut cache = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = cache.as_ref().filter(|h| h.tip == tip) {
+            return Ok(h.clone());
+        }
+        let mut commits = Vec::new();
+        let mut at = Some(tip);
+        while let Some(c) = at {
+            commits.push(c);
+            at = self.store.commit_parents(c)?.first().copied();
+        }
+        let set = commits.iter().copied().collect();
+        let h = Arc::new(MainHistory { tip, commits, set });
+        *cache = Some(h.clone());
+        Ok(h)
     }
 
     /// The tip and tree of `main`.
@@ -313,22 +407,128 @@ impl Vault {
         Ok(out)
     }
 
-    /// Read a version's record: from the commit its registration tag names
-    /// when the tag is present, else from `main`.
+    /// The commit on main that added `model@version`, checked against its
+    /// registration tag when the clone has one. Stops a server that hands
+    /// out a tag on a history it wrote (its own root policy and keys):
+    /// 1. the version is on main's tip;
+    /// 2. the tag's target is on main's first-parent history;
+    /// 3. the version directory there is the same tree entry as on the tip;
+    /// 4. the target's parent does not have it (the target added it).
+    ///
+    /// Without a tag, the commit is found by walking main back.
+    pub fn registering_commit(
+        &self,
+        model: &ModelName,
+        version: &Version,
+    ) -> Result<ObjectId, VaultError> {
+        let history = self.main_history()?;
+        let dir = names::version_dir(model, version);
+        let tag = names::registration_tag(model, version);
+        let tag_target = self.store.ref_target(&format!("refs/tags/{tag}"))?;
+        let on_tip = self
+            .store
+            .entry(self.store.commit_tree(history.tip)?, &dir)?;
+        match (tag_target, on_tip) {
+            (None, None) => Err(VaultError::NoSuchVersion {
+                model: model.to_string(),
+                version: version.to_string(),
+            }),
+            (None, Some(on_tip)) => self.adding_commit(&history, &dir, on_tip),
+            (Some(t), on_tip) => self.check_registration_tag(&history, &tag, t, &dir, on_tip),
+        }
+    }
+
+    /// Steps 1 to 4 of [`Vault::registering_commit`] for a tag the clone has.
+    fn check_registration_tag(
+        &self,
+        history: &MainHistory,
+        tag: &str,
+        tag_id: ObjectId,
+        dir: &str,
+        on_tip: Option<(ObjectId, crate::store::EntryKind)>,
+    ) -> Result<ObjectId, VaultError> {
+        let target = self.peel_to_commit(tag_id)?;
+        let distrust = |reason| VaultError::UntrustedTag {
+            tag: tag.to_owned(),
+            target: target.to_string(),
+            reason,
+        };
+        // 2.
+        if !history.contains(target) {
+            return Err(distrust(TagDistrust::NotOnMain));
+        }
+        // 1.
+        let Some(on_tip) = on_tip else {
+            return Err(distrust(TagDistrust::NoSuchVersionOnMain));
+        };
+        // 3.
+        if self.store.entry(self.store.commit_tree(target)?, dir)? != Some(on_tip) {
+            return Err(distrust(TagDistrust::OtherVersionDir));
+        }
+        // 4.
+        if let Some(parent) = self.store.commit_parents(target)?.first() {
+            if self.store.entry(self.store.commit_tree(*parent)?, dir)? == Some(on_tip) {
+                return Err(distrust(TagDistrust::NotTheAddingCommit));
+            }
+        }
+        Ok(target)
+    }
+
+    /// The oldest commit of the run, from the tip back, whose `dir` is the
+    /// tip's entry: the one that added it (a version is never modified).
+    fn adding_commit(
+        &self,
+        history: &MainHistory,
+        dir: &str,
+        on_tip: (ObjectId, crate::store::EntryKind),
+    ) -> Result<ObjectId, VaultError> {
+        let mut adding = history.tip;
+        for c in history.commits.iter().skip(1) {
+            if self.store.entry(self.store.commit_tree(*c)?, dir)? != Some(on_tip) {
+                break;
+            }
+            adding = *c;
+        }
+        Ok(adding)
+    }
+
+    /// The promotions of `model`, refused when one points off main's
+    /// first-parent history: a stage only the server vouches for.
+    pub fn believed_stages(
+        &self,
+        model: &ModelName,
+    ) -> Result<crate::rules::stages::ModelStages, VaultError> {
+        let history = self.main_history()?;
+        use crate::model::promotion::PromotionError;
+        use stages::ReadPromotionError;
+        let stages = stages::read_stages(&self.store, model).map_err(|e| match e {
+            ReadPromotionError::Store(s) => VaultError::Store(s),
+            ReadPromotionError::Invalid(PromotionError::Malformed { name, reason }) => {
+                VaultError::Input { path: name, reason }
+            }
+        })?;
+        for p in &stages.promotions {
+            let target = self.peel_to_commit(p.target)?;
+            if !history.contains(target) {
+                return Err(VaultError::UntrustedTag {
+                    tag: p.name.clone(),
+                    target: target.to_string(),
+                    reason: TagDistrust::NotOnMain,
+                });
+            }
+        }
+        Ok(stages)
+    }
+
+    /// Read a version's record from the commit on main that added it (see
+    /// [`Vault::registering_commit`]).
     pub fn record(
         &self,
         model: &ModelName,
         version: &Version,
     ) -> Result<VersionRecord, VaultError> {
-        let tag_ref = format!("refs/tags/{}", names::registration_tag(model, version));
-        let commit = match self.store.ref_target(&tag_ref)? {
-            Some(tag) => Some(self.peel_to_commit(tag)?),
-            None => None,
-        };
-        let tree = match commit {
-            Some(c) => self.store.commit_tree(c)?,
-            None => self.main()?.1,
-        };
+        let commit = self.registering_commit(model, version)?;
+        let tree = self.store.commit_tree(commit)?;
         let dir = names::version_dir(model, version);
         let not_found = || VaultError::NoSuchVersion {
             model: model.to_string(),
@@ -366,7 +566,7 @@ impl Vault {
         Ok(VersionRecord {
             model: model.clone(),
             version: version.clone(),
-            commit,
+            commit: Some(commit),
             tree,
             manifest_text,
             manifest_sig,
