@@ -72,22 +72,41 @@ pub enum ApprovalError {
     Invalid { name: String, reason: String },
 }
 
+/// Why a tag name is not of the approval form, quoted in refusals.
+fn not_an_approval_name() -> String {
+    format!("not {APPROVAL_PREFIX}<stage>/<user>/<model>/<version>")
+}
+
 /// Read approval tag `name` (object `id`) and check its signature.
 pub fn read_approval(store: &Store, name: &str, id: ObjectId) -> Result<Approval, ApprovalError> {
     let bad = |reason: String| ApprovalError::Invalid {
         name: name.to_owned(),
         reason,
     };
-    let (stage, user, model, version) = parse_approval_name(name).ok_or_else(|| {
-        bad(format!(
-            "not {APPROVAL_PREFIX}<stage>/<user>/<model>/<version>"
-        ))
-    })?;
+    // The name is checked before the store is asked for anything.
+    parse_approval_name(name).ok_or_else(|| bad(not_an_approval_name()))?;
     let (kind, data) = store.object(id)?;
     if kind != gix::object::Kind::Tag {
         return Err(bad("not an annotated tag".into()));
     }
-    let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1)
+    parse_approval_tag(name, id, &data)
+}
+
+/// Parse and signature-check the bytes of the tag object `id` named `name`
+/// as an approval. This is [`read_approval`] without the store, so it can be
+/// tested on any bytes.
+pub fn parse_approval_tag(
+    name: &str,
+    id: ObjectId,
+    data: &[u8],
+) -> Result<Approval, ApprovalError> {
+    let bad = |reason: String| ApprovalError::Invalid {
+        name: name.to_owned(),
+        reason,
+    };
+    let (stage, user, model, version) =
+        parse_approval_name(name).ok_or_else(|| bad(not_an_approval_name()))?;
+    let tag = gix::objs::TagRef::from_bytes(data, gix::hash::Kind::Sha1)
         .map_err(|e| bad(e.to_string()))?;
     if tag.name != name.as_bytes() {
         return Err(bad(format!(
@@ -95,7 +114,7 @@ pub fn read_approval(store: &Store, name: &str, id: ObjectId) -> Result<Approval
             String::from_utf8_lossy(tag.name)
         )));
     }
-    let (payload, sig) = split_tag_signature(&data).ok_or_else(|| bad("unsigned".into()))?;
+    let (payload, sig) = split_tag_signature(data).ok_or_else(|| bad("unsigned".into()))?;
     let key = crypto::verify_signature(sig, crypto::GIT_NAMESPACE, payload)
         .map_err(|e| bad(e.to_string()))?;
     let message = String::from_utf8_lossy(tag.message).into_owned();

@@ -10,6 +10,8 @@ pub mod crypto;
 pub mod hook;
 pub mod manifest;
 pub mod names;
+#[cfg(test)]
+mod parser_props;
 pub mod policy;
 pub mod register;
 pub mod release;

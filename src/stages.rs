@@ -136,6 +136,9 @@ pub enum PromotionError {
     Malformed { name: String, reason: String },
 }
 
+/// Why a tag name is not of the promotion form, quoted in refusals.
+const NOT_A_PROMOTION_NAME: &str = "not <model>#<stage>#<n>";
+
 /// Parse the promotion tag object `id` named `name`.
 pub fn read_promotion(
     store: &Store,
@@ -146,13 +149,30 @@ pub fn read_promotion(
         name: name.to_owned(),
         reason: reason.to_owned(),
     };
-    let (model, stage, counter) =
-        parse_promotion_name(name).ok_or_else(|| bad("not <model>#<stage>#<n>"))?;
+    // The name is checked before the store is asked for anything.
+    parse_promotion_name(name).ok_or_else(|| bad(NOT_A_PROMOTION_NAME))?;
     let (kind, data) = store.object(id)?;
     if kind != gix::object::Kind::Tag {
         return Err(bad("not an annotated tag"));
     }
-    let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1)
+    parse_promotion_tag(name, id, &data)
+}
+
+/// Parse the bytes of the tag object `id` named `name` as a promotion: the
+/// message must say what the name says. This is [`read_promotion`] without
+/// the store, so it can be tested on any bytes.
+pub fn parse_promotion_tag(
+    name: &str,
+    id: ObjectId,
+    data: &[u8],
+) -> Result<Promotion, PromotionError> {
+    let bad = |reason: &str| PromotionError::Malformed {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (model, stage, counter) =
+        parse_promotion_name(name).ok_or_else(|| bad(NOT_A_PROMOTION_NAME))?;
+    let tag = gix::objs::TagRef::from_bytes(data, gix::hash::Kind::Sha1)
         .map_err(|e| bad(&e.to_string()))?;
     let message = String::from_utf8_lossy(tag.message).into_owned();
     let t = trailers(&message);
