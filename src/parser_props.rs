@@ -1461,7 +1461,11 @@ fn garbage_signatures_never_verify() {
                     mutated(rng, &seeds, &[b"-----", b"=", b"\n"]),
                 )
             } else {
-                (1u8, mutated(rng, std::slice::from_ref(&msg), &[]), seeds[0].clone())
+                (
+                    1u8,
+                    mutated(rng, std::slice::from_ref(&msg), &[]),
+                    seeds[0].clone(),
+                )
             };
             let mut input = vec![flag];
             input.extend_from_slice(&(m.len() as u32).to_le_bytes());
@@ -1551,7 +1555,10 @@ fn edited_decision_logs_never_verify() {
         "decision_log",
         |rng| {
             let (l, h) = match rng.gen_range(0..5) {
-                0 => (log.clone(), mutated(rng, std::slice::from_ref(&head), &[b" ", b"0"])),
+                0 => (
+                    log.clone(),
+                    mutated(rng, std::slice::from_ref(&head), &[b" ", b"0"]),
+                ),
                 _ => (mutated(rng, std::slice::from_ref(&log), dict), head.clone()),
             };
             let mut input = (l.len() as u32).to_le_bytes().to_vec();
