@@ -14,3 +14,6 @@ pub mod rules;
 pub mod model;
 pub mod crypto;
 pub mod store;
+
+#[cfg(test)]
+mod parser_props;

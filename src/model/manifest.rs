@@ -272,11 +272,14 @@ pub fn check_path_set<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<()
             return Err(format!("{prev:?} and {p:?} {how}"));
         }
     }
-    let keys: Vec<(&String, &&str)> = folded.iter().collect();
-    for pair in keys.windows(2) {
-        let (a, b) = (pair[0].0, pair[1].0);
-        if b.starts_with(a.as_str()) && b.as_bytes().get(a.len()) == Some(&b'/') {
-            return Err(format!("{:?} is both a file and a directory", pair[0].1));
+    // Every directory a path runs through must not also be a file. Looking
+    // each one up, rather than comparing neighbours in sorted order, also
+    // catches `a` and `a/b` with `a.bin` sorted between them.
+    for f in folded.keys() {
+        for (slash, _) in f.match_indices('/') {
+            if let Some(file) = folded.get(&f[..slash]) {
+                return Err(format!("{file:?} is both a file and a directory"));
+            }
         }
     }
     Ok(())
@@ -484,6 +487,17 @@ impl Manifest {
             }
             files.push(entry);
         }
+        // The sizes must add up within TOML's integers (i64): a sum past
+        // u64 would wrap, and exabytes of files could claim a total of 0.
+        let total = files.iter().try_fold(0u64, |t, f| t.checked_add(f.size));
+        if total.is_none_or(|t| i64::try_from(t).is_err()) {
+            return Err(ManifestError::Field {
+                line: 0,
+                field: "total_size".into(),
+                rule: "the sum of the files' sizes, at most 2^63-1".into(),
+                found: raw.total_size.to_string(),
+            });
+        }
         if files.is_empty() {
             return Err(ManifestError::Field {
                 line: 0,
@@ -501,6 +515,18 @@ impl Manifest {
                 found: why,
             }
         })?;
+        // Canonical order: one set of files has one manifest.
+        if let Some(pair) = files
+            .windows(2)
+            .find(|w| w[0].path.as_bytes() >= w[1].path.as_bytes())
+        {
+            return Err(ManifestError::Field {
+                line: 0,
+                field: "files".into(),
+                rule: "sorted by path (byte order)".into(),
+                found: format!("{:?} before {:?}", pair[0].path, pair[1].path),
+            });
+        }
         let m = Manifest {
             model,
             version,
@@ -673,6 +699,66 @@ mod tests {
         assert!(check_path_set([nfc, nfd]).is_err());
         assert!(check_path_set(["CAF\u{c9}.bin", nfd]).is_err());
         check_path_set([nfc, "cafe.bin"]).unwrap();
+    }
+
+    #[test]
+    fn path_set_catches_a_file_that_is_a_directory_with_a_sibling_sorted_between() {
+        // '.' and '-' sort before '/', so `a` and `a/b` were not neighbours.
+        assert!(check_path_set(["a", "a-x", "a/b"]).is_err());
+        assert!(check_path_set(["model", "model.json", "model/weights.bin"]).is_err());
+        assert!(check_path_set(["x/a", "x/a.b", "x/a/c"]).is_err());
+        // Case folded, as on a case-insensitive file system.
+        assert!(check_path_set(["A", "a/b"]).is_err());
+        check_path_set(["a.b", "a-x", "ab/c"]).unwrap();
+    }
+
+    #[test]
+    fn file_sizes_that_overflow_the_total_are_refused() {
+        // Four files of 2^62 bytes sum to 2^64, which wrapped to a stated
+        // total_size of 0 and was accepted (and panicked in debug builds).
+        let mut m = sample();
+        m.files.truncate(1);
+        for (i, name) in ["x1", "x2", "x3"].iter().enumerate() {
+            m.files.push(FileEntry {
+                path: (*name).into(),
+                size: 1,
+                sha256: Sha256Digest::of(&[i as u8]),
+                blob_size: crate::crypto::ciphertext_size_bounds(1).0,
+            });
+        }
+        for f in &mut m.files {
+            f.size = 1;
+            f.blob_size = crate::crypto::ciphertext_size_bounds(1).0;
+        }
+        m.sort_files();
+        let big = 1u64 << 62;
+        let one = crate::crypto::ciphertext_size_bounds(1).0;
+        let text = m
+            .to_canonical()
+            .replace(
+                &format!("blob_size = {one}\n"),
+                &format!(
+                    "blob_size = {}\n",
+                    crate::crypto::ciphertext_size_bounds(big).0
+                ),
+            )
+            .replace("\nsize = 1\n", &format!("\nsize = {big}\n"))
+            .replace("total_size = 4\n", "total_size = 0\n");
+        let e = Manifest::parse(&text).unwrap_err();
+        assert!(
+            matches!(&e, ManifestError::Field { field, .. } if field == "total_size"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unsorted_files_are_refused() {
+        // formats.md: files sorted by path. Out of order, the same files
+        // had a second, different "canonical" manifest.
+        let mut m = sample();
+        m.files.reverse();
+        let e = Manifest::parse(&m.to_canonical()).unwrap_err();
+        assert!(e.to_string().contains("sorted by path"), "{e}");
     }
 
     #[test]

@@ -298,6 +298,16 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Parse the date form `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Option<Date> {
+    // `[year]` alone also takes a sign ("+2030-01-01", "-0001-01-01"), and
+    // a negative year makes a malformed `valid-before` in allowed_signers.
+    let shaped = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shaped {
+        return None;
+    }
     Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
 }
 
@@ -840,6 +850,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn expiry_dates_with_a_sign_are_refused() {
+        assert_eq!(parse_date("+2030-01-01"), None);
+        assert_eq!(parse_date("-0001-01-01"), None);
+        assert_eq!(parse_date("2030-1-01"), None);
+        assert!(parse_date("2030-01-01").is_some());
+        let text =
+            format!("schema = 1\n[users.a]\nkeys = [\"{KEY_A}\"]\nexpires = \"+2030-01-01\"\n");
+        let e = Policy::parse(&text).unwrap_err().to_string();
+        assert!(e.contains("users.a.expires"), "{e}");
     }
 
     #[test]

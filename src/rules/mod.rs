@@ -20,8 +20,6 @@ pub mod stages;
 pub mod tags;
 pub mod tree;
 
-#[cfg(test)]
-mod fixtures;
 
 use serde::Serialize;
 
