@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use mvault::crypto::{Signer, SshIdentity};
-use mvault::names::{ModelName, Stage, Version, VersionRef};
-use mvault::register::AddRequest;
+use mvault::model::names::{ModelName, Stage, Version, VersionRef};
+use mvault::ops::register::AddRequest;
 use mvault::vault::Vault;
 
 fn main() {
@@ -78,7 +78,7 @@ fn run() -> Result<(), String> {
         start + time::Duration::seconds(clock)
     };
     let public = identity.public_key().clone();
-    mvault::admin::init(&dir, "admin", &public, &identity, tick()).map_err(|e| e.to_string())?;
+    mvault::ops::admin::init(&dir, "admin", &public, &identity, tick()).map_err(|e| e.to_string())?;
     let vault = Vault::open(&dir).map_err(|e| e.to_string())?;
 
     let scratch = tempfile::Builder::new()
@@ -93,7 +93,7 @@ fn run() -> Result<(), String> {
         let version = Version::parse(&format!("1.0.{}", i / models)).map_err(|e| e.to_string())?;
         let file = scratch.path().join("weights.bin");
         std::fs::write(&file, format!("tiny model {i}\n")).map_err(|e| e.to_string())?;
-        mvault::register::add(
+        mvault::ops::register::add(
             &vault,
             AddRequest {
                 path: file,
@@ -112,7 +112,7 @@ fn run() -> Result<(), String> {
         )
         .map_err(|e| format!("add {model}@{version}: {e}"))?;
         if promote_every > 0 && i % promote_every == 0 {
-            mvault::release::promote(
+            mvault::ops::release::promote(
                 &vault,
                 &VersionRef::Exact(model.clone(), version.clone()),
                 Stage::Staging,

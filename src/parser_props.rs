@@ -815,13 +815,36 @@ fn follows_path_rule(p: &str) -> bool {
         && p.len() <= manifest::MAX_PATH_LEN
         && !p.contains('\\')
         && !p.chars().any(char::is_control)
-        && p.split('/').all(|c| !matches!(c, "" | "." | ".."))
+        && p.split('/').all(|c| {
+            !matches!(c, "" | "." | "..")
+                && !c.contains(':')
+                && !c.ends_with('.')
+                && !c.ends_with(' ')
+                && !reads_as_dot_git(c)
+        })
+}
+
+/// Whether a file system could open component `c` as `.git`, restated:
+/// HFS+ drops the ignorable code points, NTFS has the short name GIT~N.
+fn reads_as_dot_git(c: &str) -> bool {
+    let ignorable = |ch: char| {
+        matches!(ch, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}')
+    };
+    let visible: String = c.chars().filter(|ch| !ignorable(*ch)).collect::<String>().to_ascii_lowercase();
+    visible == ".git"
+        || visible
+            .strip_prefix("git~")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The path-set rule, restated pairwise: no two paths equal with case
 /// folded, and no path (case folded) a directory of another.
 fn follows_path_set_rule(paths: &[String]) -> bool {
-    let folded: Vec<String> = paths.iter().map(|p| p.to_lowercase()).collect();
+    use unicode_normalization::UnicodeNormalization;
+    let folded: Vec<String> = paths
+        .iter()
+        .map(|p| p.nfc().collect::<String>().to_lowercase().nfc().collect())
+        .collect();
     folded.iter().enumerate().all(|(i, a)| {
         folded
             .iter()

@@ -97,6 +97,15 @@ impl History {
         self.v.run(self.mv_command(key, args))
     }
 
+    /// `mvault --key KEY -C DIR ARGS…` at the history's clock (after its
+    /// last command): an audit runs after what it audits, and a date ahead
+    /// of the auditor's clock is a break.
+    pub fn mvault(&self, dir: &std::path::Path, key: &Key, args: &[&str]) -> Run {
+        let mut cmd = self.v.mvault_command(dir, key, args);
+        cmd.env("MVAULT_NOW", minute(self.clock.get()).to_string());
+        self.v.run(cmd)
+    }
+
     /// A small sample model, distinct per seed.
     pub fn model(&self, seed: u64) -> PathBuf {
         let dir = self.v.path(&format!("model-{seed}"));

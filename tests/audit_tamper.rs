@@ -211,14 +211,10 @@ fn audit_tamper_promotion_tag_signed_by_a_key_not_authorised_at_its_time() {
         .stdout();
     assert!(status.contains("\"deprecated\""), "{status}");
 
-    // The attack: the same tag signed by bob, an approver, who may not promote.
+    // The attack: the same tag signed by bob, an approver, who may not
+    // promote. The audit names the rule the hook would have: "role".
     make(&h.bob);
-    let run = assert_break(
-        &h,
-        h.repo(),
-        name,
-        "tag signed by a key not authorised at its time",
-    );
+    let run = assert_break(&h, h.repo(), name, "role");
     run.mentions(&["bob", "ml_engineer"]);
 }
 

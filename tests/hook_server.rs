@@ -274,6 +274,10 @@ impl Server {
             Some(key) => {
                 args.push("-S");
                 args.extend_from_slice(message_args);
+                // A re-signed commit names its new signer as author too.
+                if message_args.contains(&"-C") {
+                    args.push("--reset-author");
+                }
                 self.git_signing(clone, key, &args).success();
             }
             None => {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use mvault::ops::admin::{self, PolicyChange};
 use mvault::audit::events;
 use mvault::crypto::{self, SshIdentity};
-use mvault::server::{config as server_config, install as hook_install, log as server_log};
+use mvault::server::{install as hook_install, log as server_log};
 use mvault::verify::{prepush, receive};
 use mvault::model::names::{ModelName, Stage, Version, VersionRef};
 use mvault::model::policy::{self, Role};

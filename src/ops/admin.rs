@@ -278,7 +278,7 @@ pub fn change_policy(
     }
     let actor = Actor {
         name: user,
-        time: now.unix_timestamp(),
+        time: crate::ops::register::not_before_parent(vault, tip, now)?.unix_timestamp(),
     };
     let commit = vault
         .store

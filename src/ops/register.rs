@@ -431,6 +431,53 @@ pub(crate) struct PreparedVersion {
     pub manifest_sha256: Sha256Digest,
     pub message: String,
     pub author: String,
+    /// The manifest, for a rebuild that must date it anew.
+    pub manifest: Manifest,
+}
+
+/// The time to put on something built on commit `parent`: now, or the
+/// parent's own date when this clock is behind it (a date is never before
+/// the parent's).
+pub(crate) fn not_before_parent(
+    vault: &Vault,
+    parent: ObjectId,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, VaultError> {
+    let (_, data) = vault.store.object(parent)?;
+    let dated = crate::store::objects::parse_commit(&data)?.committer.time;
+    Ok(if dated > now.unix_timestamp() {
+        OffsetDateTime::from_unix_timestamp(dated).unwrap_or(now)
+    } else {
+        now
+    })
+}
+
+/// Sign `manifest` and write it and its signature as blobs: the two
+/// upserts of its version directory, and its digest.
+pub(crate) fn write_manifest(
+    vault: &Vault,
+    manifest: &Manifest,
+    identity: &SshIdentity,
+) -> Result<(Vec<(String, ObjectId)>, Sha256Digest), VaultError> {
+    let text = manifest.to_canonical();
+    let sig = identity
+        .sign(crypto::MANIFEST_NAMESPACE, text.as_bytes())
+        .map_err(|source| VaultError::Signature {
+            what: "manifest".into(),
+            source,
+        })?;
+    let dir = names::version_dir(&manifest.model, &manifest.version);
+    let upserts = vec![
+        (
+            format!("{dir}/manifest.toml"),
+            vault.store.write_blob(text.as_bytes())?,
+        ),
+        (
+            format!("{dir}/manifest.sig"),
+            vault.store.write_blob(sig.as_bytes())?,
+        ),
+    ];
+    Ok((upserts, Sha256Digest::of(text.as_bytes())))
 }
 
 /// Register a version: the whole of `mvault add`.
@@ -541,13 +588,15 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         e.blob_size = fsize;
     }
 
+    // Dates are claims: never before the commit this one builds on.
+    let when = not_before_parent(vault, tip, req.now)?;
     let mut manifest = Manifest {
         model: req.model.clone(),
         version: req.version.clone(),
         parent: req.parent.clone(),
         author: user.clone(),
         author_key: crypto::fingerprint(req.identity.public_key()),
-        created: rfc3339(req.now),
+        created: rfc3339(when),
         framework: req.framework.clone(),
         data_key: key_recipient.clone(),
         metadata: req.metadata.clone(),
@@ -556,32 +605,14 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         files: stored.iter().map(|(e, _)| e.clone()).collect(),
     };
     manifest.sort_files();
-    let text = manifest.to_canonical();
-    let sig = req
-        .identity
-        .sign(crypto::MANIFEST_NAMESPACE, text.as_bytes())
-        .map_err(|source| VaultError::Signature {
-            what: "manifest".into(),
-            source,
-        })?;
+    let (mut upserts, manifest_sha256) = write_manifest(vault, &manifest, req.identity)?;
     let dir = names::version_dir(&req.model, &req.version);
-    let mut upserts = vec![
-        (
-            format!("{dir}/manifest.toml"),
-            vault.store.write_blob(text.as_bytes())?,
-        ),
-        (
-            format!("{dir}/manifest.sig"),
-            vault.store.write_blob(sig.as_bytes())?,
-        ),
-    ];
     let mut seen = BTreeSet::new();
     for (e, id) in &stored {
         if seen.insert(e.blob()) {
             upserts.push((format!("{dir}/{}", e.blob()), *id));
         }
     }
-    let manifest_sha256 = Sha256Digest::of(text.as_bytes());
     let mut message = format!("register {}@{}\n\n", req.model, req.version);
     if let Some(m) = &req.message {
         message.push_str(m.trim());
@@ -606,6 +637,7 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         manifest_sha256,
         message,
         author: user,
+        manifest: manifest.clone(),
     };
     let (commit, tag) = commit_version(vault, &prepared, tip, tree, req.identity, req.now)?;
 
@@ -661,7 +693,7 @@ pub(crate) fn commit_version(
     let new_tree = vault.store.edit_tree(Some(tip_tree), &upserts)?;
     let actor = Actor {
         name: p.author.clone(),
-        time: now.unix_timestamp(),
+        time: not_before_parent(vault, tip, now)?.unix_timestamp(),
     };
     let commit = vault
         .store

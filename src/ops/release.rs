@@ -22,7 +22,7 @@ use crate::model::policy::{Ability, Policy, StageRule};
 use crate::ops::register::signer_user;
 use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
 use crate::rules::stages::{next_stages, transition_allowed};
-use crate::store::{Actor, RefUpdate, StoreError, MAIN_REF};
+use crate::store::{Actor, RefUpdate, StoreError};
 use crate::ops::sync;
 use crate::vault::{Vault, VaultError};
 

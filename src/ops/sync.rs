@@ -259,7 +259,34 @@ fn rebuild(
         manifest_sha256: p.manifest_sha256,
         message: p.message.clone(),
         author: p.author.clone(),
+        manifest: p.manifest.clone(),
     };
+    // A manifest is never dated before the commit it is registered on: one
+    // made before the server's main moved is dated and signed anew.
+    let when = crate::ops::register::not_before_parent(vault, theirs, now)?;
+    let created = time::OffsetDateTime::parse(
+        &p.manifest.created,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map(|t| t.unix_timestamp())
+    .unwrap_or(i64::MIN);
+    let their_date = crate::store::objects::parse_commit(&vault.store.object(theirs)?.1)?
+        .committer
+        .time;
+    if created < their_date {
+        prepared.manifest.created = crate::vault::rfc3339(when);
+        let (manifest_upserts, digest) =
+            crate::ops::register::write_manifest(vault, &prepared.manifest, signer)?;
+        for (path, id) in manifest_upserts {
+            if let Some(u) = prepared.upserts.iter_mut().find(|(p, _)| *p == path) {
+                u.1 = id;
+            }
+        }
+        prepared.message = prepared
+            .message
+            .replace(&p.manifest_sha256.to_hex(), &digest.to_hex());
+        prepared.manifest_sha256 = digest;
+    }
     if let Some(sealed) = vault.store.read_path(their_tree, &p.model.keyring_path())? {
         let ring = KeyRing::open(&sealed, signer).map_err(|e| VaultError::NoReadAccess {
             model: p.model.to_string(),

@@ -289,6 +289,7 @@ impl Rule {
                 | MissingObject
                 | UnknownPusher
                 | PolicyNotLast
+                | DatedInFuture
                 | TagMoved
                 | StaleRecord
                 | CounterNotClaimed

@@ -167,7 +167,12 @@ pub fn judge_promotion(
                 Refusal::new(
                     Rule::Role,
                     subject,
-                    format!("{what} {}", escape(&d.to_string())),
+                    format!(
+                        "{what} {} does not hold {} on {model} ({})",
+                        escape(who),
+                        rule.promote_role,
+                        escape(&d.to_string())
+                    ),
                     format!(
                         "ask an ml_admin to grant {} on {model}, or have someone who holds it promote",
                         rule.promote_role

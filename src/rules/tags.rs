@@ -332,11 +332,11 @@ pub fn judge_approval(
     let checked = check_tag_object(src, subject, name, id)?;
     let bad = |e: String| Refusal::new(Rule::BadApproval, subject, e, "approve with mvault approve");
     let a = parse_approval(name, id, &checked.data).map_err(|e| bad(e.to_string()))?;
-    let (policy, record) =
-        record_policy(src, ctx, subject, a.record.as_deref(), Rule::BadApproval)?;
     let model = ModelName::parse(&a.model).map_err(|e| bad(e.to_string()))?;
     let version = Version::parse(&a.version).map_err(|e| bad(e.to_string()))?;
     let reg = registering_commit(src, ctx, subject, a.target, &model, &version)?;
+    let (policy, record) =
+        record_policy(src, ctx, subject, a.record.as_deref(), Rule::BadApproval)?;
     let signer = checked.signer(
         ctx,
         subject,
@@ -366,7 +366,12 @@ pub fn judge_approval(
                 Refusal::new(
                     Rule::Role,
                     subject,
-                    format!("{what} {}", escape(&d.to_string())),
+                    format!(
+                        "{what} {} does not hold {} on {model} ({})",
+                        escape(who),
+                        rule.approver_role,
+                        escape(&d.to_string())
+                    ),
                     format!("ask an ml_admin to grant {} on {model}", rule.approver_role),
                 )
             })?;

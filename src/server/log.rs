@@ -12,7 +12,7 @@ use crate::model::updates::Update;
 use std::collections::BTreeSet;
 
 use super::config::{pusher_from_env, ServerConfig};
-use crate::rules::{escape, Accepted, Refusal};
+use crate::rules::{Accepted, Refusal};
 use crate::store::Store;
 
 /// The decision log, in the server repository's directory.

@@ -68,7 +68,7 @@ pub struct TagObject {
     pub tagger: Option<Person>,
     /// The message without the signature, lossily decoded.
     pub message: String,
-    /// The bytes the signature covers and the armored signature.
+    /// The armored SSH signature and the bytes it signs, when signed.
     pub signature: Option<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -142,7 +142,7 @@ pub fn parse_tag(data: &[u8]) -> Result<TagObject, StoreError> {
         .tagger()
         .map_err(|e| bad("tagger", e))?
         .map(person);
-    let signature = split_tag_signature(data).map(|(p, s)| (p.to_vec(), s.to_vec()));
+    let signature = split_tag_signature(data).map(|(p, s)| (s.to_vec(), p.to_vec()));
     let message = match split_tag_signature(t.message) {
         Some((m, _)) => m.to_str_lossy().into_owned(),
         None => t.message.to_str_lossy().into_owned(),
@@ -309,8 +309,8 @@ mod tests {
         let t = parse_tag(&bytes).unwrap();
         assert_eq!(t.target, target);
         assert_eq!(t.name, b"a@v1.0.0");
-        assert_eq!(t.message, "msg\n");
-        let (payload, _) = t.signature.unwrap();
+        assert_eq!(t.message.trim_end(), "msg");
+        let (_, payload) = t.signature.unwrap();
         assert_eq!(payload.len(), payload_len);
     }
 

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::crypto::{self, KeyError, SignatureError};
 use crate::model::manifest::{Manifest, ManifestError};
-use crate::model::names::{self, ModelName, NameError, Version, VersionRef};
+use crate::model::names::{self, ModelName, NameError, Version};
 use crate::model::policy::{Denial, Policy, PolicyError, POLICY_PATH};
 use crate::store::{Store, StoreError};
 

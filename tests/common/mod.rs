@@ -319,15 +319,65 @@ impl TestEnv {
     }
 
     /// `git -C DIR ARGS…`, with the fixed clock for the commits the tests
-    /// make with stock git.
+    /// make with stock git: `NOW`, or the date of the commit a new one
+    /// builds on when that is later (the hook refuses a commit dated
+    /// before its parent; a test about dates sets its own).
     pub fn git_command(&self, dir: &Path, args: &[&str]) -> Command {
+        let when = self.honest_date(dir, args);
         let mut cmd = self.command("git");
-        cmd.env("GIT_AUTHOR_DATE", format!("{NOW} +0000"))
-            .env("GIT_COMMITTER_DATE", format!("{NOW} +0000"))
+        cmd.env("GIT_AUTHOR_DATE", format!("{when} +0000"))
+            .env("GIT_COMMITTER_DATE", format!("{when} +0000"))
             .arg("-C")
             .arg(dir)
             .args(args);
         cmd
+    }
+
+    /// The date a commit made by `git ARGS` in `dir` honestly carries.
+    fn honest_date(&self, dir: &Path, args: &[&str]) -> u64 {
+        let mut rest = args.iter().copied();
+        let sub = loop {
+            match rest.next() {
+                Some("-c") => {
+                    rest.next();
+                }
+                other => break other,
+            }
+        };
+        let parent = match sub {
+            Some("commit") => "HEAD".to_owned(),
+            Some("commit-tree") => {
+                let mut parent = None;
+                let mut it = args.iter();
+                while let Some(a) = it.next() {
+                    if *a == "-p" {
+                        parent = it.next().map(|p| p.to_string());
+                    }
+                }
+                match parent {
+                    Some(p) => p,
+                    None => return NOW,
+                }
+            }
+            // A tag: not before the commit it names (its last argument)
+            // nor main.
+            Some("tag") => {
+                let target = args.last().copied().unwrap_or("HEAD");
+                return NOW.max(self.commit_date(dir, target)).max(self.commit_date(dir, "main"));
+            }
+            _ => return NOW,
+        };
+        NOW.max(self.commit_date(dir, &parent))
+    }
+
+    /// The committer date of `rev` in `dir` (`NOW` when it names no commit).
+    fn commit_date(&self, dir: &Path, rev: &str) -> u64 {
+        let mut cmd = self.command("git");
+        cmd.arg("-C")
+            .arg(dir)
+            .args(["log", "-1", "--format=%ct", rev, "--"]);
+        let out = self.run(cmd);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(NOW)
     }
 
     pub fn git(&self, dir: &Path, args: &[&str]) -> Run {
@@ -342,11 +392,16 @@ impl TestEnv {
 
     /// `git -C DIR -c gpg.format=ssh -c user.signingkey=KEY ARGS…`: stock
     /// git signing (`commit -S`, `commit-tree -S`, `tag -s`) with `key`.
+    /// The commits and tags it makes claim the key's owner as author,
+    /// committer and tagger, as the hook requires of honest objects; a test
+    /// about misattribution sets other names on the command.
     pub fn git_signing_command(&self, dir: &Path, key: &Key, args: &[&str]) -> Command {
         let signing_key = format!("user.signingkey={}", key.private.display());
         let mut full = vec!["-c", "gpg.format=ssh", "-c", &signing_key];
         full.extend_from_slice(args);
-        self.git_command(dir, &full)
+        let mut cmd = self.git_command(dir, &full);
+        as_key_owner(&mut cmd, key);
+        cmd
     }
 
     /// Runs `git_signing_command`.
@@ -366,8 +421,33 @@ impl TestEnv {
         target: &str,
         message: &str,
     ) -> String {
-        self.git_signing(dir, key, &["tag", "-f", "-s", "-m", message, name, target])
-            .success();
+        // Approvals and promotions name the commit of main they are made
+        // against, as mvault writes them: `dir`'s main, unless given.
+        let mut message = message.to_owned();
+        let judged = ["approve", "promote", "rollback"]
+            .iter()
+            .any(|a| message.contains(&format!("Mvault-Action: {a}\n")));
+        if judged && !message.contains("Mvault-Record: ") {
+            let main = self.git_ok(dir, &["rev-parse", "main"]);
+            if !message.ends_with('\n') {
+                message.push('\n');
+            }
+            message.push_str(&format!("Mvault-Record: {main}\n"));
+        }
+        // Dated as mvault dates tags: not before the commit it points at
+        // nor the record it names.
+        let dated = |rev: &str| -> u64 {
+            self.git(dir, &["log", "-1", "--format=%ct", rev])
+                .stdout()
+                .trim()
+                .parse()
+                .unwrap_or(NOW)
+        };
+        let when = NOW.max(dated(target)).max(dated("main"));
+        let mut cmd =
+            self.git_signing_command(dir, key, &["tag", "-f", "-s", "-m", &message, name, target]);
+        cmd.env("GIT_COMMITTER_DATE", format!("{when} +0000"));
+        self.run(cmd).success();
         self.git_ok(dir, &["rev-parse", &format!("refs/tags/{name}")])
     }
 
