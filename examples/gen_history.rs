@@ -78,7 +78,8 @@ fn run() -> Result<(), String> {
         start + time::Duration::seconds(clock)
     };
     let public = identity.public_key().clone();
-    mvault::ops::admin::init(&dir, "admin", &public, &identity, tick()).map_err(|e| e.to_string())?;
+    mvault::ops::admin::init(&dir, "admin", &public, &identity, tick())
+        .map_err(|e| e.to_string())?;
     let vault = Vault::open(&dir).map_err(|e| e.to_string())?;
 
     let scratch = tempfile::Builder::new()

@@ -5,15 +5,15 @@
 //! only the ones below it in this list (docs/architecture.md draws them,
 //! and `tests/layers.rs` fails the build of the tests when one reaches up).
 
-pub mod ops;
-pub mod verify;
-pub mod server;
 pub mod audit;
-pub mod vault;
-pub mod rules;
-pub mod model;
 pub mod crypto;
+pub mod model;
+pub mod ops;
+pub mod rules;
+pub mod server;
 pub mod store;
+pub mod vault;
+pub mod verify;
 
 #[cfg(test)]
 mod parser_props;

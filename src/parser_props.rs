@@ -24,11 +24,17 @@ use rand::{Rng, SeedableRng};
 use ssh_key::{HashAlg, LineEnding, PrivateKey};
 
 use crate::crypto::{self, DataKey, KeyRing};
-use crate::model::approval::{approval_name, parse_approval as parse_approval_tag, parse_approval_name};
-use crate::model::manifest::{self, check_path_set, validate_path, FileEntry, Manifest, Sha256Digest};
+use crate::model::approval::{
+    approval_name, parse_approval as parse_approval_tag, parse_approval_name,
+};
+use crate::model::manifest::{
+    self, check_path_set, validate_path, FileEntry, Manifest, Sha256Digest,
+};
 use crate::model::names::{ModelName, Stage, Version, VersionRef};
 use crate::model::policy::{self, Policy, Role};
-use crate::model::promotion::{parse_promotion as parse_promotion_tag, parse_promotion_name, promotion_name};
+use crate::model::promotion::{
+    parse_promotion as parse_promotion_tag, parse_promotion_name, promotion_name,
+};
 use crate::model::trailers as stages;
 use crate::store::objects::split_tag_signature;
 
@@ -827,10 +833,12 @@ fn follows_path_rule(p: &str) -> bool {
 /// Whether a file system could open component `c` as `.git`, restated:
 /// HFS+ drops the ignorable code points, NTFS has the short name GIT~N.
 fn reads_as_dot_git(c: &str) -> bool {
-    let ignorable = |ch: char| {
-        matches!(ch, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}')
-    };
-    let visible: String = c.chars().filter(|ch| !ignorable(*ch)).collect::<String>().to_ascii_lowercase();
+    let ignorable = |ch: char| matches!(ch, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
+    let visible: String = c
+        .chars()
+        .filter(|ch| !ignorable(*ch))
+        .collect::<String>()
+        .to_ascii_lowercase();
     visible == ".git"
         || visible
             .strip_prefix("git~")

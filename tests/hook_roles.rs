@@ -21,7 +21,7 @@ fn key_literal(key: &Key) -> String {
 fn pusher_without_the_role_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    let run = s.refused_main(&clone, Some("bob"), "role");
+    let run = s.refused_main(&clone, Some("bob"), "pusher role");
     assert!(run.stderr().contains("pusher bob"), "{}", run.stderr());
 }
 

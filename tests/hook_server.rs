@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
+/// Numbers the hook-less copies the differential check makes.
+static FORCED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The user names and roles every server starts with.
 ///
 /// - admin: ml_admin on `**`, the pinned root key;
@@ -240,7 +243,99 @@ impl Server {
                 .is_some_and(|l| l.contains("\"decision\":\"refuse\"")),
             "the log does not record a refusal: {log:?}"
         );
+        self.same_rule_everywhere(dir, pusher, args, rule);
         run
+    }
+
+    /// The differential check behind every refusal: the pre-push check
+    /// names the same rule before anything is sent, and the same objects
+    /// forced into a copy of the server without the hook make
+    /// `mvault audit verify` name it too. Rules about facts only a push has
+    /// (who pushes, how refs move) are named by the hook alone.
+    #[track_caller]
+    pub fn same_rule_everywhere(
+        &self,
+        dir: &Path,
+        pusher: Option<&str>,
+        args: &[&str],
+        rule: &str,
+    ) {
+        let known = mvault::rules::Rule::ALL
+            .iter()
+            .find(|r| r.name() == rule)
+            .unwrap_or_else(|| panic!("{rule:?} is not a rule of mvault::rules::Rule"));
+        if known.push_only() {
+            return;
+        }
+        // 1. pre-push, from the pushing clone, against the server's refs.
+        let refs: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| !a.starts_with('-') && *a != "origin")
+            .collect();
+        let mut lines = String::new();
+        for spec in &refs {
+            // `SRC:DST` pushes SRC as DST.
+            let (src, dst) = spec.split_once(':').unwrap_or((spec, spec));
+            let full = if dst.starts_with("refs/") {
+                dst.to_owned()
+            } else {
+                format!("refs/heads/{dst}")
+            };
+            let local = self.git_ok(dir, &["rev-parse", src]);
+            let remote = self
+                .git(&self.bare, &["rev-parse", "--verify", "-q", &full])
+                .stdout()
+                .trim()
+                .to_owned();
+            let remote = if remote.is_empty() {
+                "0".repeat(40)
+            } else {
+                remote
+            };
+            lines.push_str(&format!("{full} {local} {full} {remote}\n"));
+        }
+        let mut cmd = self.mvault_command(dir, &self.admin, &["hook", "pre-push", "origin"]);
+        if let Some(p) = pusher {
+            cmd.env("MVAULT_USER", p);
+        }
+        let pre = self.run_with_input(cmd, lines.as_bytes());
+        assert!(
+            !pre.status.success() && pre.stderr().contains(&format!(": {rule}: ")),
+            "the pre-push check does not name {rule:?} for {args:?}:\n{}",
+            pre.output()
+        );
+        // 2. the same push into a hook-less copy, then audit verify there.
+        let n = FORCED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let copy = self.path(&format!("forced-{n}.git"));
+        let mut cp = self.command("cp");
+        cp.arg("-a").arg(&self.bare).arg(&copy);
+        self.run(cp).success();
+        std::fs::remove_file(copy.join("hooks/pre-receive")).expect("remove the copy's hook");
+        self.git_ok(&copy, &["config", "receive.fsckObjects", "false"]);
+        let copy_url = copy.to_str().expect("utf-8 path").to_owned();
+        let forced: Vec<&str> = args
+            .iter()
+            .map(|a| {
+                if *a == "origin" {
+                    copy_url.as_str()
+                } else {
+                    *a
+                }
+            })
+            .collect();
+        let mut push = vec!["push"];
+        push.extend_from_slice(&forced);
+        self.git(dir, &push).success();
+        let audit = self
+            .mvault(&copy, &self.admin, &["audit", "verify", "--json"])
+            .failure();
+        let report: serde_json::Value =
+            serde_json::from_slice(&audit.stdout).expect("audit verify --json prints JSON");
+        assert_eq!(
+            report["first_break"]["rule"], rule,
+            "audit verify names another rule than the hook for {args:?}: {report}"
+        );
     }
 
     /// `refused` for a stock `git push origin main` refused on

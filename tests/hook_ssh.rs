@@ -190,7 +190,7 @@ fn hook_ssh_viewer_pushing_a_developers_signed_commit_is_refused_by_role() {
     assert!(
         pushed
             .stderr()
-            .contains("mvault: refused refs/heads/main: role:"),
+            .contains("mvault: refused refs/heads/main: pusher role:"),
         "expected the hook's role refusal:\n{}",
         pushed.stderr()
     );

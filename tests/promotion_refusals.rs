@@ -373,7 +373,7 @@ fn pusher_without_the_role_is_refused() {
     let dir = r.dir(&r.carol);
     let p = r.next_promo(&dir, "1.0.0", "development", "staging");
     r.craft_promotion(&dir, &r.carol, &p);
-    let run = r.refused_promotion(&dir, "alice", &p, "role");
+    let run = r.refused_promotion(&dir, "alice", &p, "pusher role");
     assert!(run.stderr().contains("pusher alice"), "{}", run.stderr());
 }
 

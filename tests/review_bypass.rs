@@ -169,6 +169,16 @@ fn assert_refused(
         run.stderr()
     );
     assert_eq!(s.server_refs(), before, "a ref moved although refused");
+    // The rule the hook named, named again by pre-push and audit verify.
+    let stderr = run.stderr();
+    let rest = &stderr[stderr.find(&want).expect("checked above") + want.len()..];
+    let rule = rest
+        .trim_start()
+        .split(": ")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    s.same_rule_everywhere(dir, Some(pusher), args, &rule);
 }
 
 /// Candidate: a tree with two entries of the same name. The hook's tree

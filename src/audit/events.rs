@@ -130,7 +130,11 @@ pub fn main_commits(store: &Store) -> Result<Vec<(ObjectId, objects::CommitObjec
     Ok(out)
 }
 
-fn commit_events(id: ObjectId, c: &objects::CommitObject, out: &mut Vec<Event>) -> Result<(), VaultError> {
+fn commit_events(
+    id: ObjectId,
+    c: &objects::CommitObject,
+    out: &mut Vec<Event>,
+) -> Result<(), VaultError> {
     let time = c.author.time;
     let actor = c.author.name.clone();
     let key = c.signature.as_ref().and_then(|(sig, _)| embedded_key(sig));
@@ -187,8 +191,15 @@ fn tag_event(store: &Store, name: &str, id: ObjectId) -> Result<Option<Event>, V
     }
     let tag = objects::parse_tag(&data)?;
     let time = tag.tagger.as_ref().map(|p| p.time).unwrap_or(0);
-    let actor = tag.tagger.as_ref().map(|p| p.name.clone()).unwrap_or_default();
-    let key = tag.signature.as_ref().and_then(|(sig, _)| embedded_key(sig));
+    let actor = tag
+        .tagger
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let key = tag
+        .signature
+        .as_ref()
+        .and_then(|(sig, _)| embedded_key(sig));
     let t = trailers(&tag.message);
     let get = |k: &str| trailer(&t, k).map(str::to_owned);
     let src = name.to_owned();

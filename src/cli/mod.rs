@@ -10,19 +10,19 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use mvault::ops::admin::{self, PolicyChange};
 use mvault::audit::events;
+use mvault::audit::report;
 use mvault::crypto::{self, SshIdentity};
-use mvault::server::{install as hook_install, log as server_log};
-use mvault::verify::{prepush, receive};
 use mvault::model::names::{ModelName, Stage, Version, VersionRef};
 use mvault::model::policy::{self, Role};
+use mvault::model::text::escape;
+use mvault::ops::admin::{self, PolicyChange};
 use mvault::ops::register::{self, AddRequest};
 use mvault::ops::release;
-use mvault::audit::report;
 use mvault::ops::retrieve::{self, DirProblem};
-use mvault::model::text::escape;
+use mvault::server::{install as hook_install, log as server_log};
 use mvault::vault::{self, ErrorKind, Vault, VaultError};
+use mvault::verify::{prepush, receive};
 
 /// Keep ML models as encrypted, signed blobs in a git repository.
 #[derive(Parser, Debug)]
@@ -977,8 +977,8 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
             if server {
                 let store = mvault::store::Store::open(&dir)
                     .map_err(|e| CliError::from(VaultError::from(e)))?;
-                let text =
-                    std::fs::read_to_string(store.git_dir().join(server_log::LOG_FILE)).map_err(|e| {
+                let text = std::fs::read_to_string(store.git_dir().join(server_log::LOG_FILE))
+                    .map_err(|e| {
                         CliError::user(format!(
                             "no server log in {}: {e}",
                             store.git_dir().display()
@@ -1363,7 +1363,8 @@ fn hook_command(
             let git_dir = std::env::var_os("GIT_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| dir.to_owned());
-            let code = server_log::pack_objects(&git_dir, &command, |k| std::env::var(k).ok(), now)?;
+            let code =
+                server_log::pack_objects(&git_dir, &command, |k| std::env::var(k).ok(), now)?;
             if code != 0 {
                 return Err(CliError {
                     kind: ErrorKind::Internal,
@@ -1393,8 +1394,8 @@ fn hook_command(
                 );
             }
             let exe = std::env::current_exe()?;
-            let items =
-                hook_install::install(&repo, &keys, &exe, local_user.as_deref()).map_err(CliError::user)?;
+            let items = hook_install::install(&repo, &keys, &exe, local_user.as_deref())
+                .map_err(CliError::user)?;
             writeln!(
                 out,
                 "installed the mvault pre-receive hook in {}",

@@ -89,7 +89,10 @@ pub fn parse_approval(name: &str, id: ObjectId, data: &[u8]) -> Result<Approval,
             String::from_utf8_lossy(&tag.name)
         )));
     }
-    let (sig, payload) = tag.signature.as_ref().ok_or_else(|| bad("unsigned".into()))?;
+    let (sig, payload) = tag
+        .signature
+        .as_ref()
+        .ok_or_else(|| bad("unsigned".into()))?;
     let key = crypto::verify_signature(sig, crypto::GIT_NAMESPACE, payload)
         .map_err(|e| bad(e.to_string()))?;
     let t = trailers(&tag.message);

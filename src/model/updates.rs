@@ -13,7 +13,6 @@ pub struct Update {
     pub refname: String,
 }
 
-
 impl Update {
     /// The old value, `None` when the ref is created.
     pub fn old_id(&self) -> Option<ObjectId> {
@@ -48,9 +47,13 @@ pub fn parse_updates(input: &str) -> Result<Vec<Update>, String> {
                     new: new.to_owned(),
                     refname: refname.to_owned(),
                 }),
-            _ => return Err(format!("unreadable pre-receive line {:?}", crate::model::text::escape(line))),
+            _ => {
+                return Err(format!(
+                    "unreadable pre-receive line {:?}",
+                    crate::model::text::escape(line)
+                ))
+            }
         }
     }
     Ok(out)
 }
-

@@ -14,13 +14,13 @@ use serde::Serialize;
 use ssh_key::PublicKey;
 use time::OffsetDateTime;
 
-use crate::rules::context::ROOT_KEY_TRAILER;
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
 use crate::model::names::ModelName;
 use crate::model::policy::{Policy, POLICY_PATH};
 use crate::ops::register::signer_user;
-use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
 use crate::ops::sync;
+use crate::rules::context::ROOT_KEY_TRAILER;
+use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
 
 /// The attributes every vault commits: blobs are binary and never deltified.
@@ -312,6 +312,9 @@ pub fn check_policy_text(text: &str) -> Result<String, crate::model::policy::Pol
         p.users.len(),
         p.grants.len(),
         p.stages.len(),
-        p.users.keys().filter(|u| p.check_admin(u, crate::vault::now()).is_ok()).count()
+        p.users
+            .keys()
+            .filter(|u| p.check_admin(u, crate::vault::now()).is_ok())
+            .count()
     ))
 }

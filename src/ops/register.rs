@@ -23,8 +23,8 @@ use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
 use crate::model::manifest::{self, FileEntry, Manifest, Sha256Digest};
 use crate::model::names::{self, ModelName, Version};
 use crate::model::policy::{Ability, Policy};
-use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
 use crate::ops::sync::{self, PushOutcome};
+use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
 
 const CHUNK: usize = 1 << 20;

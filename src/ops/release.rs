@@ -12,18 +12,18 @@ use gix::ObjectId;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::model::approval::approval_name;
-use crate::rules::approvals::{count_approvals, Parties};
-use crate::vault::approvals;
 use crate::crypto::SshIdentity;
+use crate::model::approval::approval_name;
 use crate::model::manifest::Sha256Digest;
 use crate::model::names::{self, ModelName, Stage, Version, VersionRef};
 use crate::model::policy::{Ability, Policy, StageRule};
-use crate::ops::register::signer_user;
 use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
+use crate::ops::register::signer_user;
+use crate::ops::sync;
+use crate::rules::approvals::{count_approvals, Parties};
 use crate::rules::stages::{next_stages, transition_allowed};
 use crate::store::{Actor, RefUpdate, StoreError};
-use crate::ops::sync;
+use crate::vault::approvals;
 use crate::vault::{Vault, VaultError};
 
 /// The rule for promotions into `stage`, or the default: ml_engineer

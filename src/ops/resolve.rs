@@ -12,12 +12,12 @@ pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), Va
     match r {
         VersionRef::Exact(m, v) => Ok((m.clone(), v.clone())),
         VersionRef::Latest(m) => {
-            let v =
-                vault.versions_of(tree, m)?
-                    .pop()
-                    .ok_or_else(|| VaultError::NoSuchModel {
-                        model: m.to_string(),
-                    })?;
+            let v = vault
+                .versions_of(tree, m)?
+                .pop()
+                .ok_or_else(|| VaultError::NoSuchModel {
+                    model: m.to_string(),
+                })?;
             Ok((m.clone(), v))
         }
         VersionRef::Stage(m, stage) => {

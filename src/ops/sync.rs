@@ -247,7 +247,12 @@ fn rebuild(
         });
     }
     let policy = vault.policy_at(their_tree)?;
-    policy.check(&p.author, &p.model, crate::model::policy::Ability::Register, now)?;
+    policy.check(
+        &p.author,
+        &p.model,
+        crate::model::policy::Ability::Register,
+        now,
+    )?;
     // The blobs are encrypted to one data key: the server's ring must still
     // have it as its newest generation.
     let mut prepared = PreparedVersion {

@@ -95,4 +95,3 @@ pub fn count_approvals(
     }
     out
 }
-

@@ -200,7 +200,10 @@ pub fn judge_commit(
         return Err(Refusal::new(
             Rule::MergeCommit,
             subject,
-            format!("commit {id} has {} parents; main is linear", c.parents.len()),
+            format!(
+                "commit {id} has {} parents; main is linear",
+                c.parents.len()
+            ),
             "rebase onto main instead of merging",
         ));
     }
@@ -279,7 +282,12 @@ pub(crate) struct CommitUnderJudgement<'a> {
 impl CommitUnderJudgement<'_> {
     /// A refusal of this commit under `rule`, with the action's hint.
     pub fn refuse(&self, rule: Rule, detail: impl std::fmt::Display, hint: &str) -> Refusal {
-        Refusal::new(rule, self.subject, format!("commit {}: {detail}", self.id), hint)
+        Refusal::new(
+            rule,
+            self.subject,
+            format!("commit {}: {detail}", self.id),
+            hint,
+        )
     }
 
     /// The judgement time of this commit.
@@ -404,7 +412,7 @@ fn judge_policy(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict, Refusal> 
     if let Some(pusher) = j.ctx.pusher {
         j.policy.check_admin(pusher, at).map_err(|d| {
             Refusal::new(
-                Rule::Role,
+                Rule::PusherRole,
                 j.subject,
                 format!("pusher {}", escape(&d.to_string())),
                 "have an admin push the policy change",
@@ -434,8 +442,8 @@ fn judge_policy(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict, Refusal> 
             HINT,
         ));
     }
-    let new_policy = source::policy_at(j.src, j.id)
-        .map_err(|e| j.refuse(Rule::BadPolicy, e, HINT))?;
+    let new_policy =
+        source::policy_at(j.src, j.id).map_err(|e| j.refuse(Rule::BadPolicy, e, HINT))?;
     if !new_policy.has_active_admin(at) {
         return Err(j.refuse(
             Rule::NoAdminLeft,

@@ -20,7 +20,6 @@ pub mod stages;
 pub mod tags;
 pub mod tree;
 
-
 use serde::Serialize;
 
 pub use crate::model::text::escape;
@@ -58,6 +57,7 @@ pub enum Rule {
     BadPolicy,
     NoAdmin,
     Role,
+    PusherRole,
     BadTrailers,
     BadName,
     ExistingContentChanged,
@@ -137,6 +137,7 @@ impl Rule {
         Rule::BadPolicy,
         Rule::NoAdmin,
         Rule::Role,
+        Rule::PusherRole,
         Rule::BadTrailers,
         Rule::BadName,
         Rule::ExistingContentChanged,
@@ -224,6 +225,7 @@ impl Rule {
             BadPolicy => "bad policy",
             NoAdmin => "no admin",
             Role => "role",
+            PusherRole => "pusher role",
             BadTrailers => "bad trailers",
             BadName => "bad name",
             ExistingContentChanged => "existing content changed",
@@ -288,6 +290,7 @@ impl Rule {
                 | PushTooLarge
                 | MissingObject
                 | UnknownPusher
+                | PusherRole
                 | PolicyNotLast
                 | DatedInFuture
                 | TagMoved
@@ -394,5 +397,4 @@ mod tests {
             assert!(doc.contains(&row), "docs/hook.md lacks the row {row:?}");
         }
     }
-
 }

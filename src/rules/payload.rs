@@ -102,7 +102,11 @@ mod tests {
         for n in [0usize, 1, 65535, 65536, 65537, 200_000] {
             let blob = x25519_blob(&vec![7u8; n]);
             let head = &blob[..blob.len().min(HEAD_BYTES)];
-            assert_eq!(check_ciphertext(head, blob.len() as u64, n as u64), Ok(()), "n={n}");
+            assert_eq!(
+                check_ciphertext(head, blob.len() as u64, n as u64),
+                Ok(()),
+                "n={n}"
+            );
         }
     }
 
@@ -146,7 +150,10 @@ mod tests {
         let n = blob.len() as u64;
         for actual in [n - 1, n - 16, n + 1, n + 4096] {
             let r = check_ciphertext(&blob, actual, 1000);
-            assert!(matches!(r, Err(PayloadProblem::Size { .. })), "{actual}: {r:?}");
+            assert!(
+                matches!(r, Err(PayloadProblem::Size { .. })),
+                "{actual}: {r:?}"
+            );
         }
         // A claim of another plaintext size is the same mismatch.
         assert!(check_ciphertext(&blob, n, 999).is_err());

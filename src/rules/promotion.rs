@@ -39,7 +39,14 @@ pub fn judge_promotion(
     history: &ModelStages,
 ) -> Result<Promotion, Refusal> {
     let checked = check_tag_object(src, subject, name, id)?;
-    let bad = |e: String| Refusal::new(Rule::BadPromotion, subject, e, "promote with mvault promote");
+    let bad = |e: String| {
+        Refusal::new(
+            Rule::BadPromotion,
+            subject,
+            e,
+            "promote with mvault promote",
+        )
+    };
     let p = parse_promotion(name, id, &checked.data).map_err(|e| bad(e.to_string()))?;
     let version = Version::parse(&p.version).map_err(|e| bad(e.to_string()))?;
     // 19. The chain.
@@ -103,7 +110,9 @@ pub fn judge_promotion(
             subject,
             format!(
                 "the tag says {model}@{version} leaves {}, the tags say it is in {}",
-                p.from.map(|s| s.to_string()).unwrap_or_else(|| "none".into()),
+                p.from
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "none".into()),
                 vs.stage
             ),
             "fetch tags and promote again",
@@ -158,14 +167,14 @@ pub fn judge_promotion(
     };
     let rule = policy.rule_for(model, rule_stage);
     let at = ctx.clock.judgement_time(checked.time);
-    for (who, what) in std::iter::once((user.as_str(), "promoter"))
-        .chain(ctx.pusher.map(|p| (p, "pusher")))
+    for (who, what, rule_id) in std::iter::once((user.as_str(), "promoter", Rule::Role))
+        .chain(ctx.pusher.map(|p| (p, "pusher", Rule::PusherRole)))
     {
         policy
             .check_role(who, model, rule.promote_role, Ability::Promote, at)
             .map_err(|d| {
                 Refusal::new(
-                    Rule::Role,
+                    rule_id,
                     subject,
                     format!(
                         "{what} {} does not hold {} on {model} ({})",
@@ -208,15 +217,26 @@ pub fn judge_promotion(
                 return Err(Refusal::new(
                     Rule::UnknownApproval,
                     subject,
-                    format!("{} {aid} is not an approval tag in the vault", escape(aname)),
+                    format!(
+                        "{} {aid} is not an approval tag in the vault",
+                        escape(aname)
+                    ),
                     "push the approval first",
                 ));
             }
             let (_, data) = src.object(aid).map_err(|e| Refusal::internal(subject, e))?;
             let a = parse_approval(aname, aid, &data).map_err(|e| {
-                Refusal::new(Rule::BadApproval, subject, e.to_string(), "approve with mvault approve")
+                Refusal::new(
+                    Rule::BadApproval,
+                    subject,
+                    e.to_string(),
+                    "approve with mvault approve",
+                )
             })?;
-            if a.stage != p.stage || a.model != p.model || a.version != p.version || a.target != p.target
+            if a.stage != p.stage
+                || a.model != p.model
+                || a.version != p.version
+                || a.target != p.target
             {
                 return Err(Refusal::new(
                     Rule::ApprovalForOther,

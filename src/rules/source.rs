@@ -2,7 +2,9 @@
 //! the tree walks every rule needs, written once on top of it.
 
 use crate::model::policy::{Policy, POLICY_PATH};
-use crate::store::objects::{self, CommitObject, EntryKind, ObjectId, ObjectKind, TagObject, TreeItem};
+use crate::store::objects::{
+    self, CommitObject, EntryKind, ObjectId, ObjectKind, TagObject, TreeItem,
+};
 use crate::store::{Store, StoreError};
 
 /// The objects and refs of a repository, as a driver lets the rules see
@@ -56,7 +58,10 @@ pub fn commit(src: &dyn ObjectSource, id: ObjectId) -> Result<CommitObject, Stor
 }
 
 /// Tag `id`, parsed, with its kind: `Ok(None)` when `id` is not a tag.
-pub fn tag(src: &dyn ObjectSource, id: ObjectId) -> Result<Option<(TagObject, Vec<u8>)>, StoreError> {
+pub fn tag(
+    src: &dyn ObjectSource,
+    id: ObjectId,
+) -> Result<Option<(TagObject, Vec<u8>)>, StoreError> {
     let (kind, data) = src.object(id)?;
     if kind != ObjectKind::Tag {
         return Ok(None);
@@ -134,7 +139,10 @@ pub fn policy_at(src: &dyn ObjectSource, id: ObjectId) -> Result<Policy, PolicyA
 
 /// The policy file's blob id in commit `id`'s tree: two commits with the
 /// same id have the same policy.
-pub fn policy_blob_at(src: &dyn ObjectSource, id: ObjectId) -> Result<Option<ObjectId>, StoreError> {
+pub fn policy_blob_at(
+    src: &dyn ObjectSource,
+    id: ObjectId,
+) -> Result<Option<ObjectId>, StoreError> {
     let c = commit(src, id)?;
     Ok(entry(src, c.tree, POLICY_PATH)?.map(|(b, _)| b))
 }

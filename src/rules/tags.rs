@@ -181,7 +181,9 @@ pub fn registering_commit(
     }
     let at_target = source::entry(src, c.tree, &dir).map_err(internal)?;
     let parent = source::commit(src, c.parents[0]).map_err(internal)?;
-    let parent_has = source::entry(src, parent.tree, &dir).map_err(internal)?.is_some();
+    let parent_has = source::entry(src, parent.tree, &dir)
+        .map_err(internal)?
+        .is_some();
     let tip = source::commit(src, ctx.main.tip()).map_err(internal)?;
     let on_main = source::entry(src, tip.tree, &dir).map_err(internal)?;
     if at_target.is_none() || parent_has || at_target != on_main {
@@ -275,8 +277,14 @@ pub fn judge_registration(
             "push only tags mvault makes",
         ));
     };
-    let model = ModelName::parse(m)
-        .map_err(|e| Refusal::new(Rule::BadName, subject, e.to_string(), "use a valid model name"))?;
+    let model = ModelName::parse(m).map_err(|e| {
+        Refusal::new(
+            Rule::BadName,
+            subject,
+            e.to_string(),
+            "use a valid model name",
+        )
+    })?;
     let version = Version::parse(v)
         .map_err(|e| Refusal::new(Rule::BadName, subject, e.to_string(), "use strict SemVer"))?;
     let reg = registering_commit(src, ctx, subject, checked.tag.target, &model, &version)?;
@@ -290,19 +298,22 @@ pub fn judge_registration(
     )?;
     let user = signer.shown();
     let at = ctx.clock.judgement_time(checked.time);
-    for (who, what) in std::iter::once((user.as_str(), "tag signer"))
-        .chain(ctx.pusher.map(|p| (p, "pusher")))
+    for (who, what, rule_id) in std::iter::once((user.as_str(), "tag signer", Rule::Role))
+        .chain(ctx.pusher.map(|p| (p, "pusher", Rule::PusherRole)))
     {
-        policy.check(who, &model, Ability::Register, at).map_err(|d| {
-            Refusal::new(
-                Rule::Role,
-                subject,
-                format!("{what} {d}"),
-                format!("ask an ml_admin to grant {} on {model}", d.need),
-            )
-        })?;
+        policy
+            .check(who, &model, Ability::Register, at)
+            .map_err(|d| {
+                Refusal::new(
+                    rule_id,
+                    subject,
+                    format!("{what} {d}"),
+                    format!("ask an ml_admin to grant {} on {model}", d.need),
+                )
+            })?;
     }
-    let digest = trailer(&trailers(&checked.tag.message), "Mvault-Manifest-Sha256").map(str::to_owned);
+    let digest =
+        trailer(&trailers(&checked.tag.message), "Mvault-Manifest-Sha256").map(str::to_owned);
     if digest.as_deref() != Some(reg.manifest_sha256.as_str()) {
         return Err(Refusal::new(
             Rule::TagDigest,
@@ -330,7 +341,8 @@ pub fn judge_approval(
 ) -> Result<Accepted, Refusal> {
     debug_assert!(name.starts_with(APPROVAL_PREFIX));
     let checked = check_tag_object(src, subject, name, id)?;
-    let bad = |e: String| Refusal::new(Rule::BadApproval, subject, e, "approve with mvault approve");
+    let bad =
+        |e: String| Refusal::new(Rule::BadApproval, subject, e, "approve with mvault approve");
     let a = parse_approval(name, id, &checked.data).map_err(|e| bad(e.to_string()))?;
     let model = ModelName::parse(&a.model).map_err(|e| bad(e.to_string()))?;
     let version = Version::parse(&a.version).map_err(|e| bad(e.to_string()))?;
@@ -357,14 +369,14 @@ pub fn judge_approval(
     }
     let rule = policy.rule_for(&model, a.stage);
     let at = ctx.clock.judgement_time(checked.time);
-    for (who, what) in std::iter::once((user.as_str(), "approver"))
-        .chain(ctx.pusher.map(|p| (p, "pusher")))
+    for (who, what, rule_id) in std::iter::once((user.as_str(), "approver", Rule::Role))
+        .chain(ctx.pusher.map(|p| (p, "pusher", Rule::PusherRole)))
     {
         policy
             .check_role(who, &model, rule.approver_role, Ability::Approve, at)
             .map_err(|d| {
                 Refusal::new(
-                    Rule::Role,
+                    rule_id,
                     subject,
                     format!(
                         "{what} {} does not hold {} on {model} ({})",

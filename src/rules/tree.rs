@@ -120,7 +120,12 @@ pub fn diff_trees(
         None => Entries::new(),
         Some(t) => source::tree_items(src, t)?
             .into_iter()
-            .map(|i| (String::from_utf8_lossy(&i.name).into_owned(), (i.id, i.kind)))
+            .map(|i| {
+                (
+                    String::from_utf8_lossy(&i.name).into_owned(),
+                    (i.id, i.kind),
+                )
+            })
             .collect(),
     };
     let b = match new {

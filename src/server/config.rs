@@ -55,7 +55,9 @@ impl ServerConfig {
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (0..=86_400).contains(n))
-                .ok_or_else(|| format!("{CLOCK_SKEW_CONFIG}: {s:?} is not a number of seconds from 0 to 86400"))?,
+                .ok_or_else(|| {
+                    format!("{CLOCK_SKEW_CONFIG}: {s:?} is not a number of seconds from 0 to 86400")
+                })?,
         };
         Ok(ServerConfig {
             root_keys,
@@ -82,4 +84,3 @@ pub fn pusher_from_env(get: impl Fn(&str) -> Option<String>, cfg: &ServerConfig)
     }
     cfg.local_user.clone()
 }
-

@@ -188,4 +188,3 @@ pub fn install_pre_push(store: &Store, mvault_bin: &Path) -> std::io::Result<Pat
     set_executable(&path)?;
     Ok(path)
 }
-

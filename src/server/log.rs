@@ -236,4 +236,3 @@ pub fn verify_log(git_dir: &Path) -> Result<usize, String> {
     }
     Ok(n)
 }
-

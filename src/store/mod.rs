@@ -18,8 +18,8 @@ pub mod objects;
 mod pack;
 
 pub use objects::{EntryKind, ObjectId, ObjectKind};
-pub use pack::PACK_THRESHOLD;
 use pack::write_blob_pack;
+pub use pack::PACK_THRESHOLD;
 
 /// The branch that holds the record.
 pub const MAIN_REF: &str = "refs/heads/main";
@@ -680,12 +680,7 @@ impl Store {
         use gix::odb::pack;
         use gix::odb::store::structure::Record;
         use std::io::{Seek, SeekFrom};
-        let records = self
-            .repo
-            .objects
-            .store_ref()
-            .structure()
-            .map_err(git_err)?;
+        let records = self.repo.objects.store_ref().structure().map_err(git_err)?;
         for record in records {
             let Record::Index { path, .. } = record else {
                 continue;
@@ -837,7 +832,9 @@ pub enum BlobReader {
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let remaining = match self {
-            BlobReader::Inflate { remaining, .. } | BlobReader::Batch { remaining, .. } => *remaining,
+            BlobReader::Inflate { remaining, .. } | BlobReader::Batch { remaining, .. } => {
+                *remaining
+            }
         };
         if remaining == 0 || buf.is_empty() {
             return Ok(0);

@@ -136,12 +136,9 @@ pub fn split_tag_signature(data: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Parse an annotated tag object's bytes.
 pub fn parse_tag(data: &[u8]) -> Result<TagObject, StoreError> {
-    let t = gix::objs::TagRef::from_bytes(data, gix::hash::Kind::Sha1)
-        .map_err(|e| bad("tag", e))?;
-    let tagger = t
-        .tagger()
-        .map_err(|e| bad("tagger", e))?
-        .map(person);
+    let t =
+        gix::objs::TagRef::from_bytes(data, gix::hash::Kind::Sha1).map_err(|e| bad("tag", e))?;
+    let tagger = t.tagger().map_err(|e| bad("tagger", e))?.map(person);
     let signature = split_tag_signature(data).map(|(p, s)| (s.to_vec(), p.to_vec()));
     let message = match split_tag_signature(t.message) {
         Some((m, _)) => m.to_str_lossy().into_owned(),
@@ -215,7 +212,9 @@ pub fn encode_commit_payload(
         extra_headers: Vec::new(),
     };
     let mut out = Vec::new();
-    commit.write_to(&mut out).expect("writing to a Vec succeeds");
+    commit
+        .write_to(&mut out)
+        .expect("writing to a Vec succeeds");
     out
 }
 
@@ -235,13 +234,12 @@ pub fn encode_signed_commit(
         committer: signature_of(committer),
         encoding: None,
         message: message.into(),
-        extra_headers: vec![(
-            "gpgsig".into(),
-            signature.trim_end_matches('\n').into(),
-        )],
+        extra_headers: vec![("gpgsig".into(), signature.trim_end_matches('\n').into())],
     };
     let mut out = Vec::new();
-    commit.write_to(&mut out).expect("writing to a Vec succeeds");
+    commit
+        .write_to(&mut out)
+        .expect("writing to a Vec succeeds");
     out
 }
 
@@ -296,7 +294,13 @@ mod tests {
         assert!(sig.starts_with(b"-----BEGIN SSH SIGNATURE-----"));
         assert_eq!(
             payload,
-            encode_commit_payload(tree, &[], &who("alice", 10), &who("alice", 11), "m\n\nMvault-Action: init\n")
+            encode_commit_payload(
+                tree,
+                &[],
+                &who("alice", 10),
+                &who("alice", 11),
+                "m\n\nMvault-Action: init\n"
+            )
         );
     }
 
@@ -305,7 +309,9 @@ mod tests {
         let target = object_id(ObjectKind::Commit, b"x");
         let mut bytes = encode_tag_payload(target, "a@v1.0.0", &who("bob", 5), "msg");
         let payload_len = bytes.len();
-        bytes.extend_from_slice(b"-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n");
+        bytes.extend_from_slice(
+            b"-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n",
+        );
         let t = parse_tag(&bytes).unwrap();
         assert_eq!(t.target, target);
         assert_eq!(t.name, b"a@v1.0.0");
@@ -318,8 +324,16 @@ mod tests {
     fn trees_keep_duplicate_entries() {
         let blob = object_id(ObjectKind::Blob, b"x");
         let items = vec![
-            TreeItem { name: b"a".to_vec(), id: blob, kind: EntryKind::Blob },
-            TreeItem { name: b"a".to_vec(), id: blob, kind: EntryKind::Blob },
+            TreeItem {
+                name: b"a".to_vec(),
+                id: blob,
+                kind: EntryKind::Blob,
+            },
+            TreeItem {
+                name: b"a".to_vec(),
+                id: blob,
+                kind: EntryKind::Blob,
+            },
         ];
         assert_eq!(parse_tree(&encode_tree(&items)).unwrap(), items);
     }

@@ -1,11 +1,17 @@
 //! The approval tags of a repository, read through the store.
 
-use crate::model::approval::{parse_approval, parse_approval_name, Approval, ApprovalError, APPROVAL_PREFIX};
+use crate::model::approval::{
+    parse_approval, parse_approval_name, Approval, ApprovalError, APPROVAL_PREFIX,
+};
 use crate::model::names::{ModelName, Stage, Version};
 use crate::store::{ObjectId, Store, StoreError};
 
 /// Read approval tag `name` (object `id`) from the store and check it.
-pub fn read_approval(store: &Store, name: &str, id: ObjectId) -> Result<Approval, ReadApprovalError> {
+pub fn read_approval(
+    store: &Store,
+    name: &str,
+    id: ObjectId,
+) -> Result<Approval, ReadApprovalError> {
     let (_, data) = store.object(id)?;
     Ok(parse_approval(name, id, &data)?)
 }
@@ -39,4 +45,3 @@ pub fn approvals_for(
     }
     Ok(out)
 }
-

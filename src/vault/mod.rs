@@ -637,7 +637,12 @@ impl Vault {
         )
         .unwrap_or_else(|_| now());
         policy
-            .check(&user.name, &rec.model, crate::model::policy::Ability::Register, at)
+            .check(
+                &user.name,
+                &rec.model,
+                crate::model::policy::Ability::Register,
+                at,
+            )
             .map_err(|d| VaultError::Signer {
                 what,
                 signer: user.name.clone(),

@@ -17,7 +17,11 @@ pub enum ReadPromotionError {
 }
 
 /// Read promotion tag `name` (object `id`) from the store.
-pub fn read_promotion(store: &Store, name: &str, id: crate::store::ObjectId) -> Result<Promotion, ReadPromotionError> {
+pub fn read_promotion(
+    store: &Store,
+    name: &str,
+    id: crate::store::ObjectId,
+) -> Result<Promotion, ReadPromotionError> {
     let (_, data) = store.object(id)?;
     Ok(parse_promotion(name, id, &data)?)
 }
@@ -29,33 +33,33 @@ pub fn read_stages(store: &Store, model: &ModelName) -> Result<ModelStages, Read
 
 /// Like [`read_stages`], ignoring the refs named in `exclude`.
 pub fn read_stages_excluding(
-        store: &Store,
-        model: &ModelName,
-        exclude: &BTreeSet<String>,
-    ) -> Result<ModelStages, ReadPromotionError> {
-        let prefix = format!("refs/tags/{model}#");
-        let mut promotions = Vec::new();
-        let mut max_counter = 0;
-        for (name, id) in store.refs_with_prefix(&prefix)? {
-            if exclude.contains(&name) {
-                continue;
-            }
-            let short = name.trim_start_matches("refs/tags/");
-            let Some((m, _, n)) = parse_promotion_name(short) else {
-                continue;
-            };
-            if &m != model {
-                continue;
-            }
-            max_counter = max_counter.max(n);
-            promotions.push(read_promotion(store, short, id)?);
+    store: &Store,
+    model: &ModelName,
+    exclude: &BTreeSet<String>,
+) -> Result<ModelStages, ReadPromotionError> {
+    let prefix = format!("refs/tags/{model}#");
+    let mut promotions = Vec::new();
+    let mut max_counter = 0;
+    for (name, id) in store.refs_with_prefix(&prefix)? {
+        if exclude.contains(&name) {
+            continue;
         }
-        promotions.sort_by_key(|p| p.counter);
-        Ok(ModelStages {
-            promotions,
-            max_counter,
-        })
+        let short = name.trim_start_matches("refs/tags/");
+        let Some((m, _, n)) = parse_promotion_name(short) else {
+            continue;
+        };
+        if &m != model {
+            continue;
+        }
+        max_counter = max_counter.max(n);
+        promotions.push(read_promotion(store, short, id)?);
     }
+    promotions.sort_by_key(|p| p.counter);
+    Ok(ModelStages {
+        promotions,
+        max_counter,
+    })
+}
 
 /// The version that `nlp/bert#production` names.
 pub fn resolve_stage(
@@ -66,4 +70,3 @@ pub fn resolve_stage(
     let stages = read_stages(store, model)?;
     Ok(stages.serving(stage).and_then(|v| Version::parse(v).ok()))
 }
-

@@ -62,7 +62,9 @@ pub fn pre_push(
         Some(Err(e)) => {
             return (
                 false,
-                vec![format!("mvault: pre-push: cannot read the vault's root keys: {e}")],
+                vec![format!(
+                    "mvault: pre-push: cannot read the vault's root keys: {e}"
+                )],
             )
         }
         None => RootKeys::default(),

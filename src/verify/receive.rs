@@ -22,7 +22,9 @@ use crate::rules::commit::{judge_commit, Action};
 use crate::rules::promotion::judge_promotion;
 use crate::rules::stages::ModelStages;
 use crate::rules::tags::{judge_approval, judge_registration};
-use crate::rules::{escape, Accepted, Clock, Context, MainLine, ObjectSource, Refusal, RootKeys, Rule};
+use crate::rules::{
+    escape, Accepted, Clock, Context, MainLine, ObjectSource, Refusal, RootKeys, Rule,
+};
 use crate::server::config::{pusher_from_env, ServerConfig, IDENTITY_VARS, LOCAL_USER_CONFIG};
 use crate::server::log::append_log;
 use crate::store::objects::{ObjectId, ObjectKind};
@@ -136,7 +138,9 @@ pub fn judge_push(
     // 3. main first, so tags can point at the commits this push adds.
     let (pushed, tip) = match updates.iter().find(|u| u.refname == MAIN_REF) {
         Some(u) => {
-            let new = u.new_id().ok_or_else(|| Refusal::internal(MAIN_REF, "no new id"))?;
+            let new = u
+                .new_id()
+                .ok_or_else(|| Refusal::internal(MAIN_REF, "no new id"))?;
             let chain = main_chain(store, u, new, pc.main_before)?;
             let main = PushedMain {
                 store,
@@ -154,7 +158,10 @@ pub fn judge_push(
                     return Err(Refusal::new(
                         Rule::PolicyNotLast,
                         MAIN_REF,
-                        format!("policy commit {c} is followed by {} more commit(s) in the same push", chain.len() - i - 1),
+                        format!(
+                            "policy commit {c} is followed by {} more commit(s) in the same push",
+                            chain.len() - i - 1
+                        ),
                         "push the policy change on its own, then the rest",
                     ));
                 }
@@ -165,7 +172,10 @@ pub fn judge_push(
         None => match pc.main_before {
             Some(b) => (BTreeSet::new(), b),
             None => {
-                let r = updates.first().map(|u| u.refname.as_str()).unwrap_or(MAIN_REF);
+                let r = updates
+                    .first()
+                    .map(|u| u.refname.as_str())
+                    .unwrap_or(MAIN_REF);
                 return Err(Refusal::new(
                     Rule::NonFastForward,
                     r,
@@ -187,7 +197,9 @@ pub fn judge_push(
     let mut seqs: BTreeMap<String, ObjectId> = BTreeMap::new();
     for u in updates.iter().filter(|u| u.refname != MAIN_REF) {
         let r = &u.refname;
-        let new = u.new_id().ok_or_else(|| Refusal::internal(r, "no new id"))?;
+        let new = u
+            .new_id()
+            .ok_or_else(|| Refusal::internal(r, "no new id"))?;
         if !u.is_creation() {
             return Err(Refusal::new(
                 Rule::TagMoved,
@@ -289,7 +301,9 @@ fn main_chain(
             r,
             format!(
                 "main is at {}",
-                before.map(|b| b.to_string()).unwrap_or_else(|| "nothing".into())
+                before
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "nothing".into())
             ),
             "fetch and push again",
         ));
@@ -308,7 +322,9 @@ fn main_chain(
                 "push again",
             ));
         }
-        let parents = store.commit_parents(at).map_err(|e| Refusal::internal(r, e))?;
+        let parents = store
+            .commit_parents(at)
+            .map_err(|e| Refusal::internal(r, e))?;
         chain.push(at);
         match parents.as_slice() {
             [] if old.is_none() => break,
@@ -396,9 +412,7 @@ pub fn pre_receive(
         };
         pusher = Some(p.clone());
         let roots = cfg.roots();
-        let main_before = store
-            .main_tip()
-            .map_err(|e| Refusal::internal(&first, e))?;
+        let main_before = store.main_tip().map_err(|e| Refusal::internal(&first, e))?;
         let pc = PushContext {
             roots: &roots,
             clock: Clock::Server {

@@ -140,7 +140,10 @@ fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), Audit
         if name.starts_with(APPROVAL_PREFIX) {
             judge_approval(store, &ctx, name, name, *id).map_err(brk)?;
         } else if let Some((model, _, n)) = parse_promotion_name(name) {
-            chains.entry(model).or_default().push((n, name.to_owned(), *id));
+            chains
+                .entry(model)
+                .or_default()
+                .push((n, name.to_owned(), *id));
         } else {
             judge_registration(store, &ctx, name, name, *id).map_err(brk)?;
         }
@@ -179,12 +182,18 @@ fn replay_chain(
 
 /// Check one model's promotion chain against main as this repository has
 /// it: what `REF#stage` relies on. Returns the replayed stages.
-pub fn verify_model_chain(store: &Store, model: &ModelName, now: i64) -> Result<ModelStages, AuditBreak> {
+pub fn verify_model_chain(
+    store: &Store,
+    model: &ModelName,
+    now: i64,
+) -> Result<ModelStages, AuditBreak> {
     let tip = store
         .main_tip()
         .map_err(|e| unreadable(MAIN_REF, e))?
         .ok_or_else(|| unreadable(MAIN_REF, "main has no commits"))?;
-    let first = store.root_commit(tip).map_err(|e| unreadable(MAIN_REF, e))?;
+    let first = store
+        .root_commit(tip)
+        .map_err(|e| unreadable(MAIN_REF, e))?;
     let roots = trusted_roots(store, first)?;
     let main = ReplayedMain {
         store,

@@ -47,12 +47,12 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
             "root keys change the policy; versions are registered by users".into(),
         ));
     };
-    let role = |who: &str, what: &str| {
+    let role = |who: &str, what: &str, rule: Rule| {
         j.policy
             .check(who, &model, Ability::Register, at)
             .map_err(|d| {
                 Refusal::new(
-                    Rule::Role,
+                    rule,
                     j.subject,
                     format!("{what} {d}"),
                     format!(
@@ -62,9 +62,9 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
                 )
             })
     };
-    role(user, "signer")?;
+    role(user, "signer", Rule::Role)?;
     if let Some(pusher) = j.ctx.pusher {
-        role(pusher, "pusher")?;
+        role(pusher, "pusher", Rule::PusherRole)?;
     }
     // 8. One new version directory and the model's new key ring, nothing else.
     let dir = names::version_dir(&model, &version);
@@ -172,12 +172,15 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
             ));
         }
     }
-    let created = time::OffsetDateTime::parse(
-        &m.created,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map_err(|e| bad(Rule::BadManifest, format!("created {:?}: {e}", escape(&m.created))))?
-    .unix_timestamp();
+    let created =
+        time::OffsetDateTime::parse(&m.created, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| {
+                bad(
+                    Rule::BadManifest,
+                    format!("created {:?}: {e}", escape(&m.created)),
+                )
+            })?
+            .unix_timestamp();
     if created < j.parent.committer.time {
         return Err(bad(
             Rule::ManifestDatedBeforeParent,
@@ -200,7 +203,12 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
     }
     let (_, sig) = j.src.object(sig_entry.0).map_err(internal)?;
     let mkey = crypto::verify_signature(&sig, crypto::MANIFEST_NAMESPACE, text.as_bytes())
-        .map_err(|e| bad(Rule::BadManifestSignature, format!("{dir}/manifest.sig: {e}")))?;
+        .map_err(|e| {
+            bad(
+                Rule::BadManifestSignature,
+                format!("{dir}/manifest.sig: {e}"),
+            )
+        })?;
     if mkey.key_data() != j.signer.key.key_data() {
         return Err(bad(
             Rule::BadManifestSignature,
