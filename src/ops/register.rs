@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
-use gix::ObjectId;
+use crate::store::ObjectId;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 

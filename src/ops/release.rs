@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use gix::ObjectId;
+use crate::store::ObjectId;
 use serde::Serialize;
 use time::OffsetDateTime;
 

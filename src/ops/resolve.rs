@@ -3,11 +3,14 @@
 //! model's promotion chain replays).
 
 use crate::model::names::{ModelName, Version, VersionRef};
+use crate::audit::events::AuditBreak;
 use crate::vault::{now, Vault, VaultError};
 use crate::verify::replay;
 
 /// Resolve what the user named to one version.
 pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), VaultError> {
+    // Nothing is believed that does not chain back to the root keys.
+    replay::verify_main(&vault.store, now().unix_timestamp()).map_err(broken)?;
     let (_, tree) = vault.main()?;
     match r {
         VersionRef::Exact(m, v) => Ok((m.clone(), v.clone())),
@@ -39,5 +42,13 @@ pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), Va
                 })?;
             Ok((m.clone(), v))
         }
+    }
+}
+
+fn broken(b: AuditBreak) -> VaultError {
+    VaultError::RecordBroken {
+        object: b.object,
+        rule: b.rule,
+        detail: b.detail,
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 
-use gix::ObjectId;
+use crate::store::ObjectId;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

@@ -8,7 +8,7 @@
 //! refuses is reported with the hook's own line and the local refs are put
 //! back, so the clone does not claim what the server refused.
 
-use gix::ObjectId;
+use crate::store::ObjectId;
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use gix::ObjectId;
+use crate::store::ObjectId;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -115,6 +115,13 @@ pub enum VaultError {
         what: String,
         source: SignatureError,
     },
+    /// The record does not replay: a rule of the hook breaks at `object`.
+    #[error("the record is broken at {object}: {rule}: {detail}")]
+    RecordBroken {
+        object: String,
+        rule: String,
+        detail: String,
+    },
     /// A signature verifies but its key had no right to make it.
     #[error("{what}: signed by {signer}, who {reason}")]
     Signer {
@@ -196,6 +203,7 @@ impl VaultError {
             Manifest { .. }
             | Signature { .. }
             | Signer { .. }
+            | RecordBroken { .. }
             | Mismatch { .. }
             | Decrypt { .. }
             | DirMismatch { .. }
@@ -222,6 +230,7 @@ impl VaultError {
             NotAVault => Some("create one with mvault init DIR --admin-key KEY.pub, or run inside a clone of one (-C DIR)".into()),
             UntrustedTag { .. } | TagReplaced { .. } | MainRewritten { .. } => Some("the server may be serving forged history: compare with a clone you trust (git ls-remote, mvault audit verify) and tell the server's admin".into()),
             UnsafeOutput { .. } => Some("pull into a plain directory outside any git repository's metadata; nothing was written".into()),
+            RecordBroken { .. } => Some("nothing was written; run mvault audit verify on a fresh clone and compare with the server's record".into()),
             Mismatch { .. } | Decrypt { .. } | Signature { .. } => Some("the repository content was altered or corrupted; nothing was written. Run mvault verify on a fresh clone and report it".into()),
             _ => None,
         }
@@ -579,11 +588,9 @@ impl Vault {
         for _ in 0..8 {
             let (kind, data) = self.store.object(id)?;
             match kind {
-                gix::object::Kind::Commit => return Ok(id),
-                gix::object::Kind::Tag => {
-                    let tag = gix::objs::TagRef::from_bytes(&data, gix::hash::Kind::Sha1)
-                        .map_err(|e| StoreError::Git(e.to_string()))?;
-                    id = tag.target();
+                crate::store::ObjectKind::Commit => return Ok(id),
+                crate::store::ObjectKind::Tag => {
+                    id = crate::store::objects::parse_tag(&data)?.target;
                 }
                 _ => break,
             }
@@ -691,14 +698,13 @@ impl Vault {
     pub fn verify_commit_signature(&self, commit: ObjectId) -> Result<String, VaultError> {
         let what = format!("commit {commit}");
         let (_, data) = self.store.object(commit)?;
-        let (sig, signed) = gix::objs::CommitRefIter::signature(&data, gix::hash::Kind::Sha1)
-            .map_err(|e| StoreError::Git(e.to_string()))?
+        let (sig, payload) = crate::store::objects::parse_commit(&data)?
+            .signature
             .ok_or_else(|| VaultError::Signature {
                 what: what.clone(),
                 source: SignatureError::Malformed("the commit is not signed".into()),
             })?;
-        let payload: gix::bstr::BString = signed.into();
-        let key = crypto::verify_signature(sig.as_ref(), crypto::GIT_NAMESPACE, &payload).map_err(
+        let key = crypto::verify_signature(&sig, crypto::GIT_NAMESPACE, &payload).map_err(
             |source| VaultError::Signature {
                 what: what.clone(),
                 source,

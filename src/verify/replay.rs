@@ -83,6 +83,68 @@ pub fn main_commits(store: &Store) -> Result<Vec<ObjectId>, StoreError> {
     Ok(out)
 }
 
+/// The local ref that remembers how far this clone has replayed `main`.
+pub const VERIFIED_REF: &str = "refs/mvault/verified-main";
+
+/// Replay the commits of `main` this clone has not replayed yet, from the
+/// root keys on, and remember the tip: what every client command believes
+/// chains back to the vault's root keys through signed history, at a cost
+/// that follows what is new. A `main` that does not descend from the one
+/// replayed before is replayed whole.
+pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
+    let tip = store
+        .main_tip()
+        .map_err(|e| unreadable(MAIN_REF, e))?
+        .ok_or_else(|| unreadable(MAIN_REF, "main has no commits"))?;
+    let done = store
+        .ref_target(VERIFIED_REF)
+        .map_err(|e| unreadable(VERIFIED_REF, e))?;
+    if done == Some(tip) {
+        return Ok(tip);
+    }
+    let mut new = Vec::new();
+    let mut at = Some(tip);
+    while let Some(id) = at {
+        if Some(id) == done {
+            break;
+        }
+        new.push(id);
+        at = store
+            .commit_parents(id)
+            .map_err(|e| unreadable(&id.to_string(), e))?
+            .first()
+            .copied();
+    }
+    new.reverse();
+    let first = store.root_commit(tip).map_err(|e| unreadable(MAIN_REF, e))?;
+    let roots = trusted_roots(store, first)?;
+    let main = ReplayedMain {
+        store,
+        tip,
+        commits: None,
+    };
+    let ctx = Context {
+        roots: &roots,
+        clock: Clock::Replay {
+            now,
+            skew: DEFAULT_SKEW_SECONDS,
+        },
+        pusher: None,
+        main: &main,
+    };
+    for id in &new {
+        judge_commit(store, &ctx, &id.to_string(), *id).map_err(brk)?;
+    }
+    // Only a clone remembers; a failure to remember costs a replay later.
+    let _ = store.update_refs(&[crate::store::RefUpdate {
+        name: VERIFIED_REF.into(),
+        expected: done,
+        new: Some(tip),
+        reason: "mvault: main replayed from the root keys".into(),
+    }]);
+    Ok(tip)
+}
+
 /// Replay the whole record; the first break, if any, is in the report.
 pub fn verify(store: &Store, now: i64) -> AuditReport {
     let mut report = AuditReport {

@@ -220,9 +220,9 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
     }
     // 10. Blobs: exactly the ones the manifest names, each ciphertext of
     // exactly the right size (object headers and age headers only).
-    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut expected: BTreeMap<String, (u64, u64, &str)> = BTreeMap::new();
     for f in &m.files {
-        expected.insert(f.blob(), (f.blob_size, f.size));
+        expected.insert(f.blob(), (f.blob_size, f.size, f.path.as_str()));
     }
     for name in files.keys() {
         if name != "manifest.toml" && name != "manifest.sig" && !expected.contains_key(name) {
@@ -232,23 +232,24 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
             ));
         }
     }
-    for (blob, (size, plaintext)) in &expected {
+    for (blob, (size, plaintext, path)) in &expected {
+        let path = escape(path);
         let Some((id, _)) = files.get(blob) else {
             return Err(bad(
                 Rule::MissingBlob,
-                format!("{dir}/{blob} is named by the manifest but not in the tree"),
+                format!("{dir}/{blob} ({path}) is named by the manifest but not in the tree"),
             ));
         };
         let actual = j.src.object_size(*id).map_err(internal)?;
         if actual != *size {
             return Err(bad(
                 Rule::BlobSize,
-                format!("{dir}/{blob}: manifest says {size} bytes, blob has {actual}"),
+                format!("{dir}/{blob} ({path}): manifest says {size} bytes, blob has {actual}"),
             ));
         }
         let head = j.src.blob_prefix(*id, HEAD_BYTES).map_err(internal)?;
         payload::check_ciphertext(&head, actual, *plaintext)
-            .map_err(|p| bad(Rule::NotCiphertext, format!("{dir}/{blob} {p}")))?;
+            .map_err(|p| bad(Rule::NotCiphertext, format!("{dir}/{blob} ({path}) {p}")))?;
     }
     // 11. Key ring: created with the version, wrapped to exactly the
     // policy's readers; otherwise it must already exist.
