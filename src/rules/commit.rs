@@ -92,7 +92,7 @@ pub fn verify_git_signature(
 }
 
 /// 2. The user of `key` in `policy`, unexpired at the judgement time of an
-/// object dated `dated`; a root key outside the policy is accepted as such.
+///    object dated `dated`; a root key outside the policy is accepted as such.
 pub fn signer_in_policy(
     ctx: &Context<'_>,
     subject: &str,
@@ -131,7 +131,7 @@ pub fn signer_in_policy(
 }
 
 /// 3. `person` (an author, committer or tagger) names the signer:
-/// `NAME <NAME@mvault>`, NAME the signer's policy name.
+///    `NAME <NAME@mvault>`, NAME the signer's policy name.
 pub fn check_identity(
     subject: &str,
     role: &str,
@@ -156,7 +156,7 @@ pub fn check_identity(
 }
 
 /// 4. Dates: not before `not_before` (the parent's, for a commit), not
-/// ahead of the judge's clock.
+///    ahead of the judge's clock.
 fn check_dates(
     ctx: &Context<'_>,
     subject: &str,

@@ -91,12 +91,15 @@ pub enum Clock {
 
 impl Clock {
     /// The time at which keys and roles are judged for an object dated `dated`.
+    /// A date no calendar time can hold (past year 9999, say) is judged at
+    /// the latest time there is, when every expiring key has expired: never
+    /// at 1970, when every key was still valid (fail closed).
     pub fn judgement_time(&self, dated: i64) -> OffsetDateTime {
         let t = match *self {
             Clock::Server { now, .. } => now,
             Clock::Replay { .. } => dated,
         };
-        OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
     }
 
     /// The latest date an object may carry.

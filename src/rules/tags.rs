@@ -144,9 +144,9 @@ pub struct RegisteredVersion {
 }
 
 /// 18. `target` is the commit on main that added `model@version`: a
-/// register commit for exactly that version, whose parent lacks it, on
-/// main, with the same version directory as main's tip. Its manifest must
-/// parse: an unreadable manifest is a refusal, never an empty author.
+///     register commit for exactly that version, whose parent lacks it, on
+///     main, with the same version directory as main's tip. Its manifest must
+///     parse: an unreadable manifest is a refusal, never an empty author.
 pub fn registering_commit(
     src: &dyn ObjectSource,
     ctx: &Context<'_>,

@@ -116,7 +116,7 @@ pub enum VaultError {
         source: SignatureError,
     },
     /// The record does not replay: a rule of the hook breaks at `object`.
-    #[error("the record is broken at {object}: {rule}: {detail}")]
+    #[error("integrity check failed: the record is broken at {object}: {rule}: {detail}")]
     RecordBroken {
         object: String,
         rule: String,
