@@ -29,6 +29,7 @@ mod hook_refs;
 mod hook_roles;
 mod hook_server;
 mod hook_ssh;
+mod hook_time;
 mod promotion_concurrent;
 mod promotion_flow;
 mod promotion_refusals;
