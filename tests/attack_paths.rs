@@ -121,8 +121,7 @@ fn forged_clone(
         vault.git_show_bytes(&clone, &format!("main:{VERSION_DIR}/manifest.toml")),
     )
     .unwrap();
-    let mut manifest =
-        mvault::model::manifest::Manifest::parse(&text).expect("the real manifest parses");
+    let mut manifest = mvault::model::manifest::Manifest::parse(&text).expect("the real manifest parses");
     edit(&mut manifest);
     manifest.sort_files();
     let forged = manifest.to_canonical();

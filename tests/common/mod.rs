@@ -363,9 +363,7 @@ impl TestEnv {
             // nor main.
             Some("tag") => {
                 let target = args.last().copied().unwrap_or("HEAD");
-                return NOW
-                    .max(self.commit_date(dir, target))
-                    .max(self.commit_date(dir, "main"));
+                return NOW.max(self.commit_date(dir, target)).max(self.commit_date(dir, "main"));
             }
             _ => return NOW,
         };
@@ -379,10 +377,7 @@ impl TestEnv {
             .arg(dir)
             .args(["log", "-1", "--format=%ct", rev, "--"]);
         let out = self.run(cmd);
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(NOW)
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(NOW)
     }
 
     pub fn git(&self, dir: &Path, args: &[&str]) -> Run {
