@@ -24,6 +24,7 @@ mod forged;
 mod hook_accept;
 mod hook_commits;
 mod hook_failsafe;
+mod hook_identity;
 mod hook_payload;
 mod hook_refs;
 mod hook_roles;
