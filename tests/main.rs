@@ -25,6 +25,7 @@ mod hook_accept;
 mod hook_commits;
 mod hook_failsafe;
 mod hook_identity;
+mod hook_paths;
 mod hook_payload;
 mod hook_refs;
 mod hook_roles;
