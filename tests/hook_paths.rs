@@ -196,8 +196,8 @@ fn manifest_paths_equal_under_normalisation_are_refused_as_a_bad_manifest() {
         &clone,
         &s.alice,
         |text| {
-            let mut m = mvault::model::manifest::Manifest::parse(&text)
-                .expect("the real manifest parses");
+            let mut m =
+                mvault::model::manifest::Manifest::parse(&text).expect("the real manifest parses");
             m.files[0].path = "caf\u{e9}.json".into();
             m.files[1].path = "cafe\u{301}.json".into();
             m.sort_files();
