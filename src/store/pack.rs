@@ -2,7 +2,7 @@
 //! reads it through bounded pack windows instead of mapping a loose file
 //! whole.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
 use gix::ObjectId;
