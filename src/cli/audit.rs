@@ -1,0 +1,282 @@
+//! The read-only views of the record: `log`, `audit verify`, `lineage`
+//! and `report`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use mvault::audit::{events, report};
+use mvault::model::names::ModelName;
+use mvault::model::policy;
+use mvault::model::text::escape;
+use mvault::server::log as server_log;
+use mvault::vault::{ErrorKind, VaultError};
+
+use super::{json_line, load_identity, open_vault, CliError, CliResult, Command};
+
+#[derive(Subcommand, Debug)]
+pub(super) enum AuditCommand {
+    /// Replay the whole history: every signature against the policy in force
+    /// at its point, every manifest against its tree, every promotion chain
+    /// link and approval, every key ring against its readers. Names the
+    /// first break.
+    Verify {
+        /// Also decrypt every version your key can read and check every digest.
+        #[arg(long)]
+        decrypt: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Run one of the audit commands; [`super::dispatch`] sends only those here.
+pub(super) fn run(
+    cmd: Command,
+    key_path: &Option<PathBuf>,
+    dir: &Path,
+    now: time::OffsetDateTime,
+    out: &mut dyn Write,
+) -> CliResult {
+    match cmd {
+        Command::Log {
+            model,
+            version,
+            actor,
+            action,
+            since,
+            until,
+            limit,
+            json,
+            server,
+        } => {
+            if server {
+                let store = mvault::store::Store::open(dir)
+                    .map_err(|e| CliError::from(VaultError::from(e)))?;
+                let text = std::fs::read_to_string(store.git_dir().join(server_log::LOG_FILE))
+                    .map_err(|e| {
+                        CliError::user(format!(
+                            "no server log in {}: {e}",
+                            store.git_dir().display()
+                        ))
+                        .hint("run this on the server's bare repository")
+                    })?;
+                for line in text.lines() {
+                    if json {
+                        writeln!(out, "{line}")?;
+                    } else {
+                        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                        let refs: Vec<String> = v["updates"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|u| u["refname"].as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        let refs = if refs.is_empty() {
+                            v["refs"]
+                                .as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|r| r.as_str().map(str::to_owned))
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                })
+                                .unwrap_or_default()
+                        } else {
+                            refs.join(" ")
+                        };
+                        let line = format!(
+                            "{}  {:<7} {:<10} {}{}",
+                            v["time"].as_str().unwrap_or(""),
+                            v["decision"].as_str().or(v["event"].as_str()).unwrap_or(""),
+                            v["pusher"].as_str().or(v["user"].as_str()).unwrap_or("-"),
+                            refs,
+                            v["refusal"]["rule"]
+                                .as_str()
+                                .map(|r| format!("  ({r})"))
+                                .unwrap_or_default()
+                        );
+                        writeln!(out, "{}", escape(&line))?;
+                    }
+                }
+                return Ok(());
+            }
+            let vault = open_vault(dir)?;
+            let filter = events::Filter {
+                model: match model {
+                    Some(g) => Some(
+                        globset::GlobBuilder::new(&g)
+                            .literal_separator(true)
+                            .build()
+                            .map_err(|e| CliError::user(format!("--model {g:?}: {e}")))?
+                            .compile_matcher(),
+                    ),
+                    None => None,
+                },
+                version,
+                actor,
+                actions: action,
+                since: since.as_deref().map(parse_time).transpose()?,
+                until: until.as_deref().map(parse_time).transpose()?,
+                limit,
+            };
+            for e in events::events(&vault, &filter)? {
+                if json {
+                    json_line(out, &e)?;
+                } else {
+                    let what = match (&e.model, &e.version) {
+                        (Some(m), Some(v)) => format!("{m}@{v}"),
+                        (Some(m), None) => m.clone(),
+                        _ => String::new(),
+                    };
+                    let stage = e
+                        .stage
+                        .as_ref()
+                        .map(|s| format!(" → {s}"))
+                        .unwrap_or_default();
+                    let extra = [
+                        e.ticket.as_ref().map(|t| format!("ticket {}", escape(t))),
+                        e.reason
+                            .as_ref()
+                            .map(|r| format!("reason \"{}\"", escape(r))),
+                        e.detail.as_deref().map(escape),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                    writeln!(
+                        out,
+                        "{}  {:<12} {:<10} {}{}{}",
+                        e.time,
+                        escape(&e.action),
+                        escape(&e.actor),
+                        escape(&what),
+                        escape(&stage),
+                        if extra.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({extra})")
+                        }
+                    )?;
+                }
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { decrypt, json },
+        } => {
+            let vault = open_vault(dir)?;
+            let identity = if decrypt {
+                Some(load_identity(key_path, dir)?)
+            } else {
+                None
+            };
+            let r = mvault::ops::audit::verify(&vault, identity.as_ref())?;
+            if json {
+                json_line(out, &r)?;
+            } else if r.ok {
+                writeln!(
+                    out,
+                    "record intact: {} commits, {} tags, {} signatures checked{}",
+                    r.commits,
+                    r.tags,
+                    r.signatures,
+                    if decrypt {
+                        format!(
+                            ", {} versions decrypted and every digest checked",
+                            r.versions_decrypted
+                        )
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+            if let Some(b) = r.first_break {
+                return Err(CliError {
+                    kind: ErrorKind::Integrity,
+                    message: format!("record broken at {}: {}: {}", b.object, b.rule, b.detail),
+                    hints: vec!["everything before this point verified; investigate this object (git show) and compare with the server".into()],
+                });
+            }
+        }
+        Command::Lineage { model, json } => {
+            let model = ModelName::parse(&model)?;
+            let vault = open_vault(dir)?;
+            let nodes = report::lineage(&vault, &model)?;
+            if json {
+                for n in &nodes {
+                    json_line(out, n)?;
+                }
+            } else {
+                write_escaped(out, &report::lineage_text(model.as_str(), &nodes))?;
+            }
+        }
+        Command::Report {
+            model,
+            since,
+            until,
+            format,
+            output,
+        } => {
+            let model = ModelName::parse(&model)?;
+            let vault = open_vault(dir)?;
+            let r = report::build(
+                &vault,
+                &model,
+                since.as_deref().map(parse_time).transpose()?,
+                until.as_deref().map(parse_time).transpose()?,
+                now,
+                mvault::ops::audit::verify(&vault, None)?,
+            )?;
+            let text = match format.as_str() {
+                "json" => {
+                    serde_json::to_string_pretty(&r).map_err(|e| CliError::user(e.to_string()))?
+                        + "\n"
+                }
+                "md" | "markdown" => report::markdown(&r),
+                "html" => report::html(&r),
+                other => {
+                    return Err(CliError::user(format!(
+                        "--format {other:?}: expected json, md or html"
+                    )))
+                }
+            };
+            match output {
+                Some(p) => {
+                    let p = if p.is_relative() { dir.join(p) } else { p };
+                    std::fs::write(&p, text)?;
+                    writeln!(out, "wrote {}", p.display())?;
+                }
+                None => write_escaped(out, &text)?,
+            }
+        }
+        other => unreachable!("not an audit command: {other:?}"),
+    }
+    Ok(())
+}
+
+/// Write text built from repository content line by line, escaped (tabs,
+/// which reports use as separators, kept).
+fn write_escaped(out: &mut dyn Write, text: &str) -> CliResult {
+    for line in text.lines() {
+        let cells: Vec<String> = line.split('\t').map(escape).collect();
+        writeln!(out, "{}", cells.join("\t"))?;
+    }
+    Ok(())
+}
+
+/// RFC 3339, YYYY-MM-DD (00:00 UTC) or unix seconds.
+fn parse_time(s: &str) -> Result<i64, CliError> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    if let Some(d) = policy::parse_date(s) {
+        return Ok(d.midnight().assume_utc().unix_timestamp());
+    }
+    Err(CliError::user(format!("{s:?} is not a time: use RFC 3339 (2026-11-22T10:00:00Z), a date (2026-11-22) or unix seconds")))
+}

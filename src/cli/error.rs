@@ -1,0 +1,66 @@
+//! The command line's one error type: a kind (user, policy, integrity,
+//! internal) that chooses the exit code, a message and hints.
+
+use mvault::vault::{ErrorKind, VaultError};
+
+/// A failure as the user sees it.
+pub struct CliError {
+    pub(super) kind: ErrorKind,
+    pub(super) message: String,
+    pub(super) hints: Vec<String>,
+}
+
+impl CliError {
+    pub(super) fn user(message: impl Into<String>) -> Self {
+        CliError {
+            kind: ErrorKind::User,
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+    /// An error whose lines were already printed.
+    pub(super) fn quiet(mut self) -> Self {
+        self.message.clear();
+        self
+    }
+    pub(super) fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hints.push(h.into());
+        self
+    }
+    pub(super) fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::User => 2,
+            ErrorKind::Policy => 3,
+            ErrorKind::Integrity => 4,
+            ErrorKind::Internal => 1,
+        }
+    }
+}
+
+impl From<VaultError> for CliError {
+    fn from(e: VaultError) -> Self {
+        CliError {
+            kind: e.kind(),
+            message: e.to_string(),
+            hints: e.hint().into_iter().collect(),
+        }
+    }
+}
+
+impl From<mvault::model::names::NameError> for CliError {
+    fn from(e: mvault::model::names::NameError) -> Self {
+        CliError::user(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError {
+            kind: ErrorKind::Internal,
+            message: e.to_string(),
+            hints: Vec::new(),
+        }
+    }
+}
+
+pub(super) type CliResult = Result<(), CliError>;

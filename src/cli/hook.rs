@@ -1,0 +1,263 @@
+//! `mvault hook`: the server side (install, check, pre-receive, fetch log,
+//! decision log) and the client's pre-push check.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use mvault::crypto;
+use mvault::ops::register;
+use mvault::server::{install as hook_install, log as server_log};
+use mvault::vault::{ErrorKind, VaultError};
+use mvault::verify::{prepush, receive};
+
+use super::{load_identity, open_vault, CliError, CliResult};
+
+#[derive(Subcommand, Debug)]
+pub(super) enum HookCommand {
+    /// Install the pre-receive hook into a bare server repository, pin the
+    /// root admin keys in its config and set the git options it relies on.
+    Install {
+        /// The bare repository.
+        repo: PathBuf,
+        /// A root admin's SSH public key (repeatable).
+        #[arg(long = "root-key", value_name = "KEY.pub", required = true)]
+        root_keys: Vec<PathBuf>,
+        /// A user trusted for pushes that carry no server identity (local pushes).
+        #[arg(long)]
+        local_user: Option<String>,
+        /// Also log fetches: set uploadpack.packObjectsHook in this git
+        /// config file (git reads that key only from the server user's
+        /// global or system config; use the file GIT_CONFIG_GLOBAL names).
+        #[arg(long, value_name = "FILE")]
+        log_fetches: Option<PathBuf>,
+    },
+    /// Report whether a server repository is installed correctly.
+    Check {
+        /// The bare repository.
+        repo: PathBuf,
+    },
+    /// Run as git's pre-receive hook (reads git's lines on stdin).
+    PreReceive,
+    /// Client side: run the server's rules before a push (git's pre-push hook).
+    PrePush {
+        /// The remote's name, as git passes it.
+        remote: Option<String>,
+        /// The remote's URL, as git passes it.
+        url: Option<String>,
+    },
+    /// Install the client-side pre-push check into this clone.
+    InstallPrePush,
+    /// Run in place of git pack-objects (uploadpack.packObjectsHook): log
+    /// who fetched which refs, then pack.
+    #[command(trailing_var_arg = true)]
+    PackObjects {
+        /// The pack-objects command line git passes.
+        #[arg(allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// The hook's hash-chained decision log.
+    Log {
+        #[command(subcommand)]
+        command: HookLogCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum HookLogCommand {
+    /// Check that no line of the decision log was edited, removed or inserted.
+    Verify {
+        /// The bare repository (default: the current one).
+        repo: Option<PathBuf>,
+    },
+}
+
+/// Run one `mvault hook` subcommand.
+pub(super) fn run(
+    cmd: HookCommand,
+    dir: &Path,
+    now: time::OffsetDateTime,
+    out: &mut dyn Write,
+) -> CliResult {
+    match cmd {
+        HookCommand::PreReceive => {
+            let git_dir = std::env::var_os("GIT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dir.to_owned());
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
+            // Fail closed: a panic anywhere refuses the push.
+            let result = std::panic::catch_unwind(|| {
+                receive::pre_receive(&git_dir, &input, |k| std::env::var(k).ok(), now)
+            });
+            let (ok, lines) = result.unwrap_or_else(|_| (false, vec!["mvault: refused: internal error: the hook crashed".to_owned(), "hint: the hook fails closed; ask the server admin to check mvault hook check".to_owned()]));
+            let mut err = std::io::stderr().lock();
+            for l in &lines {
+                writeln!(err, "{l}")?;
+            }
+            if !ok {
+                return Err(CliError {
+                    kind: ErrorKind::Policy,
+                    message: "push refused".into(),
+                    hints: Vec::new(),
+                }
+                .quiet());
+            }
+        }
+        HookCommand::PrePush { remote, url: _ } => {
+            let store =
+                mvault::store::Store::open(dir).map_err(|e| CliError::from(VaultError::from(e)))?;
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
+            // Who pushes, when it can be known here: the server decides anyway.
+            let pusher = std::env::var("MVAULT_USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .or_else(|| {
+                    let vault = open_vault(dir).ok()?;
+                    let identity = load_identity(&None, dir).ok()?;
+                    register::signer_user(&vault.policy().ok()?, &identity).ok()
+                });
+            let (ok, lines) = prepush::pre_push(
+                &store,
+                remote.as_deref().unwrap_or("origin"),
+                &input,
+                pusher,
+                now,
+            );
+            let mut err = std::io::stderr().lock();
+            for l in &lines {
+                writeln!(err, "{l}")?;
+            }
+            if !ok {
+                return Err(CliError {
+                    kind: ErrorKind::Policy,
+                    message: String::new(),
+                    hints: Vec::new(),
+                });
+            }
+        }
+        HookCommand::InstallPrePush => {
+            let store =
+                mvault::store::Store::open(dir).map_err(|e| CliError::from(VaultError::from(e)))?;
+            let path = hook_install::install_pre_push(&store, &std::env::current_exe()?)?;
+            writeln!(
+                out,
+                "installed {}: pushes are checked against the vault's rules first",
+                path.display()
+            )?;
+        }
+        HookCommand::PackObjects { command } => {
+            let git_dir = std::env::var_os("GIT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dir.to_owned());
+            let code =
+                server_log::pack_objects(&git_dir, &command, |k| std::env::var(k).ok(), now)?;
+            if code != 0 {
+                return Err(CliError {
+                    kind: ErrorKind::Internal,
+                    message: String::new(),
+                    hints: Vec::new(),
+                });
+            }
+        }
+        HookCommand::Install {
+            repo,
+            root_keys,
+            local_user,
+            log_fetches,
+        } => {
+            let repo = if repo.is_relative() {
+                dir.join(repo)
+            } else {
+                repo
+            };
+            let mut keys = Vec::new();
+            for k in &root_keys {
+                let text = std::fs::read_to_string(k)
+                    .map_err(|e| CliError::user(format!("cannot read {}: {e}", k.display())))?;
+                keys.push(
+                    crypto::parse_public_key(&text)
+                        .map_err(|e| CliError::from(VaultError::from(e)))?,
+                );
+            }
+            let exe = std::env::current_exe()?;
+            let items = hook_install::install(&repo, &keys, &exe, local_user.as_deref())
+                .map_err(CliError::user)?;
+            writeln!(
+                out,
+                "installed the mvault pre-receive hook in {}",
+                repo.display()
+            )?;
+            if let Some(cfg) = log_fetches {
+                let cfg = if cfg.is_relative() {
+                    dir.join(cfg)
+                } else {
+                    cfg
+                };
+                let value = format!("{} hook pack-objects", exe.display());
+                let status = std::process::Command::new("git")
+                    .args(["config", "--file"])
+                    .arg(&cfg)
+                    .args(["uploadpack.packObjectsHook", &value])
+                    .status()?;
+                if !status.success() {
+                    return Err(CliError::user(format!("cannot write {}", cfg.display())));
+                }
+                writeln!(
+                    out,
+                    "fetches are logged: uploadpack.packObjectsHook set in {}",
+                    cfg.display()
+                )?;
+            }
+            print_check(out, &items)?;
+        }
+        HookCommand::Check { repo } => {
+            let repo = if repo.is_relative() {
+                dir.join(repo)
+            } else {
+                repo
+            };
+            let items = hook_install::check(&repo);
+            print_check(out, &items)?;
+            if items.iter().any(|i| !i.ok) {
+                return Err(CliError::user(format!(
+                    "{} is not installed correctly",
+                    repo.display()
+                ))
+                .hint(format!(
+                    "run mvault hook install {} --root-key KEY.pub",
+                    repo.display()
+                )));
+            }
+        }
+        HookCommand::Log {
+            command: HookLogCommand::Verify { repo },
+        } => {
+            let repo = repo
+                .map(|r| if r.is_relative() { dir.join(r) } else { r })
+                .unwrap_or_else(|| dir.to_owned());
+            let store = mvault::store::Store::open(&repo)
+                .map_err(|e| CliError::from(VaultError::from(e)))?;
+            match server_log::verify_log(store.git_dir()) {
+                Ok(n) => writeln!(out, "{}: {n} entries (decisions and fetches), chain intact", server_log::LOG_FILE)?,
+                Err(e) => {
+                    return Err(CliError {
+                        kind: ErrorKind::Integrity,
+                        message: e,
+                        hints: vec!["the server's decision log was altered; compare with a backup and investigate".into()],
+                    })
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_check(out: &mut dyn Write, items: &[hook_install::CheckItem]) -> CliResult {
+    for i in items {
+        writeln!(out, "{} {}", if i.ok { "ok  " } else { "FAIL" }, i.what)?;
+    }
+    Ok(())
+}

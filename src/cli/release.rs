@@ -1,0 +1,141 @@
+//! The release commands: `approve`, `promote`, `rollback` and `status`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mvault::model::names::{ModelName, Stage, Version, VersionRef};
+use mvault::model::text::escape;
+use mvault::ops::release;
+
+use super::{json_line, load_identity, open_vault, CliResult, Command};
+
+/// Run one of the release commands; [`super::dispatch`] sends only those here.
+pub(super) fn run(
+    cmd: Command,
+    key_path: &Option<PathBuf>,
+    dir: &Path,
+    now: time::OffsetDateTime,
+    out: &mut dyn Write,
+) -> CliResult {
+    match cmd {
+        Command::Approve {
+            reference,
+            stage,
+            comment,
+            no_push,
+            json,
+        } => {
+            let r = VersionRef::parse(&reference)?;
+            let stage = Stage::parse(&stage)?;
+            let vault = open_vault(dir)?;
+            let identity = load_identity(key_path, dir)?;
+            let o = release::approve(
+                &vault,
+                &r,
+                stage,
+                comment.as_deref(),
+                &identity,
+                now,
+                !no_push,
+            )?;
+            render_tags(
+                out,
+                &o,
+                json,
+                &format!("approved {}@{} for {}", o.model, o.version, o.to),
+            )?;
+        }
+        Command::Promote {
+            reference,
+            to,
+            ticket,
+            reason,
+            no_push,
+            json,
+        } => {
+            let r = VersionRef::parse(&reference)?;
+            let to = Stage::parse(&to)?;
+            let vault = open_vault(dir)?;
+            let identity = load_identity(key_path, dir)?;
+            let o = release::promote(
+                &vault,
+                &r,
+                to,
+                ticket.as_deref(),
+                reason.as_deref(),
+                &identity,
+                now,
+                !no_push,
+            )?;
+            let what = format!(
+                "promoted {}@{} from {} to {}",
+                o.model,
+                o.version,
+                o.from.clone().unwrap_or_default(),
+                o.to
+            );
+            render_tags(out, &o, json, &what)?;
+        }
+        Command::Rollback {
+            model,
+            to,
+            reason,
+            no_push,
+            json,
+        } => {
+            let model = ModelName::parse(&model)?;
+            let version = Version::parse(&to)?;
+            let vault = open_vault(dir)?;
+            let identity = load_identity(key_path, dir)?;
+            let o = release::rollback(&vault, &model, &version, &reason, &identity, now, !no_push)?;
+            render_tags(
+                out,
+                &o,
+                json,
+                &format!("rolled {} production back to {}", o.model, o.version),
+            )?;
+        }
+        Command::Status { model, json } => {
+            let model = model.as_deref().map(ModelName::parse).transpose()?;
+            let vault = open_vault(dir)?;
+            for m in release::status(&vault, model.as_ref())? {
+                if json {
+                    json_line(out, &m)?;
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "{}  latest {}",
+                    m.model,
+                    m.latest.clone().unwrap_or_else(|| "-".into())
+                )?;
+                for (stage, v) in &m.stages {
+                    writeln!(out, "  {stage:<12} {}", escape(v))?;
+                }
+                for (v, stage) in &m.versions {
+                    writeln!(out, "    {:<16} {stage}", escape(v))?;
+                }
+            }
+        }
+        other => unreachable!("not a release command: {other:?}"),
+    }
+    Ok(())
+}
+
+fn render_tags(out: &mut dyn Write, o: &release::TagOutcome, json: bool, what: &str) -> CliResult {
+    if json {
+        return json_line(out, o);
+    }
+    writeln!(out, "{}", escape(what))?;
+    for t in &o.tags {
+        writeln!(out, "tag {}", escape(t))?;
+    }
+    for a in &o.approvals {
+        writeln!(out, "relies on {}", escape(a))?;
+    }
+    match &o.pushed {
+        Some(r) => writeln!(out, "pushed to {r}")?,
+        None => writeln!(out, "not pushed (no remote, or --no-push)")?,
+    }
+    Ok(())
+}

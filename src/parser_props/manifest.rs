@@ -1,0 +1,333 @@
+//! Manifests and the paths they name.
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::{mutate_once, mutated, random_string, run, seeded, text};
+use crate::crypto::{self, DataKey};
+use crate::model::manifest::{
+    self, check_path_set, validate_path, FileEntry, Manifest, Sha256Digest,
+};
+use crate::model::names::{ModelName, Version};
+
+const PATH_ALPHABET: &[&str] = &[
+    "a",
+    "b",
+    "Z",
+    "0",
+    ".",
+    "-",
+    "_",
+    " ",
+    "/",
+    "..",
+    "\u{e9}",
+    "\u{1f980}",
+    "\"",
+    "'",
+    "=",
+    "[",
+    "#",
+    "\u{212a}",
+    "\u{202e}",
+];
+
+/// A path that [`validate_path`] should accept, or close to one.
+fn random_path(rng: &mut StdRng) -> String {
+    let parts = rng.gen_range(1..4);
+    (0..parts)
+        .map(|_| {
+            let mut c = random_string(rng, PATH_ALPHABET, 8);
+            if c.is_empty() {
+                c.push('x');
+            }
+            c
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A manifest built in code from random valid parts.
+fn random_manifest(rng: &mut StdRng, recipients: &[String]) -> Manifest {
+    let mut files: Vec<FileEntry> = Vec::new();
+    for _ in 0..rng.gen_range(1..5) {
+        let path = random_path(rng);
+        let size = match rng.gen_range(0..4) {
+            0 => 0,
+            1 => rng.gen_range(1..100),
+            2 => rng.gen_range(65_530..65_540),
+            _ => rng.gen_range(0..1u64 << 40),
+        };
+        let (lo, hi) = crypto::ciphertext_size_bounds(size);
+        files.push(FileEntry {
+            path,
+            size,
+            sha256: Sha256Digest(rng.gen()),
+            blob_size: rng.gen_range(lo..=hi),
+        });
+    }
+    let mut kept: Vec<FileEntry> = Vec::new();
+    for f in files {
+        let paths = kept.iter().map(|k| k.path.as_str());
+        if validate_path(&f.path).is_ok()
+            && check_path_set(paths.chain(std::iter::once(f.path.as_str()))).is_ok()
+        {
+            kept.push(f);
+        }
+    }
+    let mut files = kept;
+    if files.is_empty() {
+        files.push(FileEntry {
+            path: "model.bin".into(),
+            size: 1,
+            sha256: Sha256Digest(rng.gen()),
+            blob_size: crypto::ciphertext_size_bounds(1).0,
+        });
+    }
+    let words = ["team", "a b", "\"q\"", "\u{e9}", "x.y", "", "\n", "[t]"];
+    let pick = |rng: &mut StdRng| words[rng.gen_range(0..words.len())].to_owned();
+    let mut m = Manifest {
+        model: ModelName::parse(["nlp/bert", "a", "a/b/c/d", "x9._-y"][rng.gen_range(0..4)])
+            .expect("valid"),
+        version: Version::parse(["1.2.0", "0.0.1-rc.1+b.5", "10.20.30"][rng.gen_range(0..3)])
+            .expect("valid"),
+        parent: rng
+            .gen_bool(0.5)
+            .then(|| Version::parse("1.1.0").expect("valid")),
+        author: ["alice", "b\u{e9}b", "\"x\""][rng.gen_range(0..3)].to_owned(),
+        author_key: "SHA256:abc".into(),
+        created: ["2026-11-22T10:00:00Z", "1970-01-01T00:00:00Z"][rng.gen_range(0..2)].into(),
+        framework: rng.gen_bool(0.5).then(|| pick(rng)),
+        data_key: recipients[rng.gen_range(0..recipients.len())].clone(),
+        metadata: (0..rng.gen_range(0..3))
+            .map(|_| (pick(rng), pick(rng)))
+            .collect(),
+        metrics: (0..rng.gen_range(0..3))
+            .map(|_| {
+                let v = [0.91, -0.0, 1e300, f64::MIN_POSITIVE, 3.0][rng.gen_range(0..5)];
+                (pick(rng), v)
+            })
+            .collect(),
+        provenance: (0..rng.gen_range(0..3))
+            .map(|_| (pick(rng), pick(rng)))
+            .collect(),
+        files,
+    };
+    m.sort_files();
+    m
+}
+
+/// Canonical text with every file's size set to `size`, its blob size made
+/// plausible for it, and `total_size` the sum as it wraps in u64: files
+/// whose sizes no TOML integer (i64) can sum.
+fn with_huge_sizes(m: &Manifest, size: u64) -> String {
+    let mut small = m.clone();
+    for f in &mut small.files {
+        f.size = 1;
+        f.blob_size = crypto::ciphertext_size_bounds(1).0;
+    }
+    let n = small.files.len() as u64;
+    let one = crypto::ciphertext_size_bounds(1).0;
+    small
+        .to_canonical()
+        .replace(
+            &format!("blob_size = {one}\n"),
+            &format!("blob_size = {}\n", crypto::ciphertext_size_bounds(size).0),
+        )
+        .replace("\nsize = 1\n", &format!("\nsize = {size}\n"))
+        .replace(
+            &format!("total_size = {n}\n"),
+            &format!(
+                "total_size = {}\n",
+                size.wrapping_mul(n) & (i64::MAX as u64)
+            ),
+        )
+}
+
+#[test]
+fn manifests_that_parse_are_canonical() {
+    let mut setup = seeded("manifest-corpus");
+    let recipients: Vec<String> = (0..4)
+        .map(|_| DataKey::generate("t").recipient().to_string())
+        .collect();
+    let corpus: Vec<Manifest> = (0..24)
+        .map(|_| random_manifest(&mut setup, &recipients))
+        .collect();
+    let seeds: Vec<Vec<u8>> = corpus
+        .iter()
+        .map(|m| m.to_canonical().into_bytes())
+        .collect();
+    let dict: &[&[u8]] = &[
+        b"schema = 1\n",
+        b"[[files]]\n",
+        b"[metadata]\n",
+        b"[metrics]\n",
+        b"[provenance]\n",
+        b"size = ",
+        b"blob_size = ",
+        b"total_size = ",
+        b"file_count = ",
+        b"path = \"../x\"\n",
+        b"path = \"A\"\n",
+        b"merkle_root = ",
+        b"blobs/",
+        b"parent = \"1.0.0\"\n",
+        b"x = 1\n",
+    ];
+    run(
+        "manifest",
+        |rng| match rng.gen_range(0..12) {
+            // Writer and parser agree on anything the writer can write.
+            0 => random_manifest(rng, &recipients)
+                .to_canonical()
+                .into_bytes(),
+            // The same files out of order: a second "canonical" form.
+            2 => {
+                let mut m = random_manifest(rng, &recipients);
+                m.files.reverse();
+                m.to_canonical().into_bytes()
+            }
+            // Sizes that overflow the total when re-serialised.
+            1 => {
+                let m = &corpus[rng.gen_range(0..corpus.len())];
+                let size = [
+                    1u64 << 62,
+                    1 << 61,
+                    i64::MAX as u64 / 2,
+                    (i64::MAX as u64) - 70_000,
+                ][rng.gen_range(0..4)];
+                with_huge_sizes(m, size).into_bytes()
+            }
+            _ => mutated(rng, &seeds, dict),
+        },
+        |input| {
+            let Ok(s) = std::str::from_utf8(input) else {
+                return;
+            };
+            let Ok(m) = Manifest::parse(s) else {
+                if let Some(i) = seeds.iter().position(|x| x == input) {
+                    panic!("seed manifest {i} refused: {:?}", Manifest::parse(s).err());
+                }
+                return;
+            };
+            // 1. Canonical: the parsed value re-serialises to the same bytes.
+            assert_eq!(m.to_canonical(), s);
+            // 2. What the type promises: valid, sorted, unique, non-empty files.
+            assert!(!m.files.is_empty());
+            for f in &m.files {
+                assert!(validate_path(&f.path).is_ok(), "{:?}", f.path);
+                assert!(crypto::plausible_ciphertext_size(f.size, f.blob_size));
+            }
+            check_path_set(m.files.iter().map(|f| f.path.as_str())).expect("path set");
+            let sum = m.files.iter().try_fold(0u64, |t, f| t.checked_add(f.size));
+            assert_eq!(sum, Some(m.total_size()), "total_size wrapped");
+            assert!(m.files.windows(2).all(|w| w[0].path < w[1].path));
+            // 3. It parses again to itself.
+            let again = Manifest::parse(&m.to_canonical()).expect("re-parse");
+            assert_eq!(again.digest(), m.digest());
+        },
+    );
+}
+
+/// [`manifest::PATH_RULE`], restated.
+fn follows_path_rule(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= manifest::MAX_PATH_LEN
+        && !p.contains('\\')
+        && !p.chars().any(char::is_control)
+        && p.split('/').all(|c| {
+            !matches!(c, "" | "." | "..")
+                && !c.contains(':')
+                && !c.ends_with('.')
+                && !c.ends_with(' ')
+                && !reads_as_dot_git(c)
+        })
+}
+
+/// Whether a file system could open component `c` as `.git`, restated:
+/// HFS+ drops the ignorable code points, NTFS has the short name GIT~N.
+fn reads_as_dot_git(c: &str) -> bool {
+    let ignorable = |ch: char| matches!(ch, '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}');
+    let visible: String = c
+        .chars()
+        .filter(|ch| !ignorable(*ch))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    visible == ".git"
+        || visible
+            .strip_prefix("git~")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The path-set rule, restated pairwise: no two paths equal with case
+/// folded, and no path (case folded) a directory of another.
+fn follows_path_set_rule(paths: &[String]) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: Vec<String> = paths
+        .iter()
+        .map(|p| p.nfc().collect::<String>().to_lowercase().nfc().collect())
+        .collect();
+    folded.iter().enumerate().all(|(i, a)| {
+        folded
+            .iter()
+            .enumerate()
+            .all(|(j, b)| i == j || (a != b && !b.starts_with(&format!("{a}/"))))
+    })
+}
+
+#[test]
+fn paths_and_path_sets_follow_their_rules() {
+    run(
+        "paths",
+        |rng| {
+            // One to six paths built from a few shared parts, so that case
+            // twins and file/directory clashes are common; NUL-separated.
+            let parts = [
+                "a", "A", "a.b", "a-x", "b", "\u{e9}", "\u{c9}", "..", ".", "",
+            ];
+            let set: Vec<String> = (0..rng.gen_range(1..7))
+                .map(|_| {
+                    let mut p = if rng.gen_bool(0.3) {
+                        random_path(rng)
+                    } else {
+                        (0..rng.gen_range(1..4))
+                            .map(|_| parts[rng.gen_range(0..parts.len())])
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    };
+                    if rng.gen_bool(0.1) {
+                        let mut b = p.into_bytes();
+                        mutate_once(rng, &mut b, &[], &[b"/", b"\\", b"..", b"\x07"]);
+                        p = String::from_utf8_lossy(&b).replace('\0', "");
+                    }
+                    if rng.gen_bool(0.01) {
+                        p.push_str(&"x".repeat(manifest::MAX_PATH_LEN));
+                    }
+                    p
+                })
+                .collect();
+            set.join("\0").into_bytes()
+        },
+        |input| {
+            let s = text(input);
+            let paths: Vec<String> = s.split('\0').map(str::to_owned).collect();
+            for p in &paths {
+                assert_eq!(
+                    validate_path(p).is_ok(),
+                    follows_path_rule(p),
+                    "validate_path({p:?})"
+                );
+            }
+            let valid: Vec<String> = paths
+                .iter()
+                .filter(|p| validate_path(p).is_ok())
+                .cloned()
+                .collect();
+            assert_eq!(
+                check_path_set(valid.iter().map(String::as_str)).is_ok(),
+                follows_path_set_rule(&valid),
+                "check_path_set({valid:?})"
+            );
+        },
+    );
+}
