@@ -206,7 +206,10 @@ fn hook_ssh_viewer_pushing_a_developers_signed_commit_is_refused_by_role() {
     let decision = w.last_decision();
     assert_eq!(decision["pusher"], "bob", "decision: {decision}");
     assert_eq!(decision["decision"], "refuse", "decision: {decision}");
-    assert_eq!(decision["refusal"]["rule"], "pusher role", "decision: {decision}");
+    assert_eq!(
+        decision["refusal"]["rule"], "pusher role",
+        "decision: {decision}"
+    );
     w.sshd.assert_accepted_a_key();
 }
 

@@ -2,8 +2,8 @@
 //! `nlp/bert#production` (what the stage serves, believed only when the
 //! model's promotion chain replays).
 
-use crate::model::names::{ModelName, Version, VersionRef};
 use crate::audit::events::AuditBreak;
+use crate::model::names::{ModelName, Version, VersionRef};
 use crate::vault::{now, Vault, VaultError};
 use crate::verify::replay;
 

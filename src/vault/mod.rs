@@ -704,12 +704,13 @@ impl Vault {
                 what: what.clone(),
                 source: SignatureError::Malformed("the commit is not signed".into()),
             })?;
-        let key = crypto::verify_signature(&sig, crypto::GIT_NAMESPACE, &payload).map_err(
-            |source| VaultError::Signature {
-                what: what.clone(),
-                source,
-            },
-        )?;
+        let key =
+            crypto::verify_signature(&sig, crypto::GIT_NAMESPACE, &payload).map_err(|source| {
+                VaultError::Signature {
+                    what: what.clone(),
+                    source,
+                }
+            })?;
         let parents = self.store.commit_parents(commit)?;
         let policy_tree = match parents.first() {
             Some(p) => self.store.commit_tree(*p)?,

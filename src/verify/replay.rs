@@ -116,7 +116,9 @@ pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
             .copied();
     }
     new.reverse();
-    let first = store.root_commit(tip).map_err(|e| unreadable(MAIN_REF, e))?;
+    let first = store
+        .root_commit(tip)
+        .map_err(|e| unreadable(MAIN_REF, e))?;
     let roots = trusted_roots(store, first)?;
     let main = ReplayedMain {
         store,
