@@ -198,6 +198,7 @@ pub(super) fn run(
                     kind: ErrorKind::Integrity,
                     message: format!("record broken at {}: {}: {}", b.object, b.rule, b.detail),
                     hints: vec!["everything before this point verified; investigate this object (git show) and compare with the server".into()],
+                    broken_pipe: false,
                 });
             }
         }

@@ -8,6 +8,8 @@ pub struct CliError {
     pub(super) kind: ErrorKind,
     pub(super) message: String,
     pub(super) hints: Vec<String>,
+    /// Output went to a reader that left (`mvault log | head`): not a failure.
+    pub(super) broken_pipe: bool,
 }
 
 impl CliError {
@@ -16,6 +18,7 @@ impl CliError {
             kind: ErrorKind::User,
             message: message.into(),
             hints: Vec::new(),
+            broken_pipe: false,
         }
     }
     /// An error whose lines were already printed.
@@ -43,6 +46,7 @@ impl From<VaultError> for CliError {
             kind: e.kind(),
             message: e.to_string(),
             hints: e.hint().into_iter().collect(),
+            broken_pipe: false,
         }
     }
 }
@@ -59,6 +63,7 @@ impl From<std::io::Error> for CliError {
             kind: ErrorKind::Internal,
             message: e.to_string(),
             hints: Vec::new(),
+            broken_pipe: e.kind() == std::io::ErrorKind::BrokenPipe,
         }
     }
 }

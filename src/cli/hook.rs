@@ -101,6 +101,7 @@ pub(super) fn run(
                     kind: ErrorKind::Policy,
                     message: "push refused".into(),
                     hints: Vec::new(),
+                    broken_pipe: false,
                 }
                 .quiet());
             }
@@ -135,6 +136,7 @@ pub(super) fn run(
                     kind: ErrorKind::Policy,
                     message: String::new(),
                     hints: Vec::new(),
+                    broken_pipe: false,
                 });
             }
         }
@@ -159,6 +161,7 @@ pub(super) fn run(
                     kind: ErrorKind::Internal,
                     message: String::new(),
                     hints: Vec::new(),
+                    broken_pipe: false,
                 });
             }
         }
@@ -247,6 +250,7 @@ pub(super) fn run(
                         kind: ErrorKind::Integrity,
                         message: e,
                         hints: vec!["the server's decision log was altered; compare with a backup and investigate".into()],
+                        broken_pipe: false,
                     })
                 }
             }

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 use mvault::crypto::SshIdentity;
 use mvault::model::text::escape;
-use mvault::vault::{ErrorKind, Vault, VaultError};
+use mvault::vault::{Vault, VaultError};
 
 use audit::AuditCommand;
 use error::{CliError, CliResult};
@@ -267,7 +267,7 @@ pub fn run() -> i32 {
     match dispatch(cli, &mut out) {
         Ok(()) => 0,
         Err(e) => {
-            if e.kind == ErrorKind::Internal && e.message.contains("Broken pipe") {
+            if e.broken_pipe {
                 return 0;
             }
             let _ = out.flush();

@@ -95,6 +95,7 @@ pub(super) fn run(
                     kind: ErrorKind::Integrity,
                     message: format!("{}: {e}", file.display()),
                     hints: Vec::new(),
+                    broken_pipe: false,
                 }),
             };
         }

@@ -109,9 +109,9 @@ fn publish(
                     .collect::<Vec<_>>(),
             );
             Err(match e {
-                VaultError::Push { remote, detail } if detail.contains("already exists") || detail.contains("atomic transaction failed") || detail.contains("failed to update ref") || detail.contains("failed to lock") || detail.contains("stale info") => VaultError::Push {
+                VaultError::PushRace { remote } => VaultError::Push {
                     remote,
-                    detail: format!("another promotion of {model} was pushed first and took this counter; nothing was published. Run the same command again: it fetches the new tags and numbers the next one\n{detail}"),
+                    detail: format!("another promotion of {model} was pushed first and took this counter; nothing was published. Run the same command again: it fetches the new tags and numbers the next one"),
                 },
                 other => other,
             })

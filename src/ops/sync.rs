@@ -85,7 +85,16 @@ fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult,
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if stdout.contains("(fetch first)") || stdout.contains("(non-fast-forward)") {
+    // git's porcelain verdicts: the ref moved or exists on the server.
+    if [
+        "(fetch first)",
+        "(non-fast-forward)",
+        "(already exists)",
+        "(stale info)",
+    ]
+    .iter()
+    .any(|v| stdout.contains(v))
+    {
         return Ok(PushResult::NonFastForward);
     }
     // Two pushes that pass their hooks at once: git's locked ref update
@@ -94,7 +103,8 @@ fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult,
     if !hook_refused
         && (stdout.contains("(atomic transaction failed)")
             || stdout.contains("(failed to update ref)")
-            || stderr.contains("cannot lock ref"))
+            || stderr.contains("cannot lock ref")
+            || stderr.contains("failed to lock"))
     {
         return Ok(PushResult::NonFastForward);
     }
@@ -398,10 +408,7 @@ pub(crate) fn push_refs_atomic(
     };
     match push_refs(vault, &remote, refs)? {
         PushResult::Ok => Ok(Some(remote)),
-        PushResult::NonFastForward => Err(VaultError::Push {
-            remote,
-            detail: "already exists on the server (another push came first)".into(),
-        }),
+        PushResult::NonFastForward => Err(VaultError::PushRace { remote }),
         PushResult::Refused(why) => Err(VaultError::Push {
             remote,
             detail: why,

@@ -484,7 +484,7 @@ impl World {
         files.insert(
             ".gitattributes".into(),
             (
-                src.blob(crate::ops::admin::GITATTRIBUTES.as_bytes()),
+                src.blob(b"models/**/blobs/* binary -delta\n.mvault/keys/** binary -delta\n"),
                 EntryKind::Blob,
             ),
         );

@@ -143,6 +143,10 @@ pub enum VaultError {
     /// Decryption failed.
     #[error("{path}: decryption failed: {reason}")]
     Decrypt { path: String, reason: String },
+    /// A push lost a race: the server's ref moved or exists (another push
+    /// came first); nothing was published.
+    #[error("push to {remote} failed: another push came first")]
+    PushRace { remote: String },
     /// A push was refused or failed.
     #[error("push to {remote} failed: {detail}")]
     Push { remote: String, detail: String },
@@ -199,7 +203,9 @@ impl VaultError {
             | Input { .. }
             | Key(_)
             | Io { .. } => ErrorKind::User,
-            Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } => ErrorKind::Policy,
+            Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } | PushRace { .. } => {
+                ErrorKind::Policy
+            }
             Manifest { .. }
             | Signature { .. }
             | Signer { .. }
