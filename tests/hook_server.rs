@@ -191,14 +191,77 @@ impl Server {
     }
 
     /// Stock `git push ARGS…` from `dir`, as `pusher` (None: no identity).
+    ///
+    /// Differential check on acceptance: when the hook accepts, the
+    /// pre-push check (run first, on the same refs) accepted too, and
+    /// `audit verify` on the server says the record is intact.
     pub fn push(&self, dir: &Path, pusher: Option<&str>, args: &[&str]) -> Run {
+        let pre = self.pre_push(dir, pusher, args);
         let mut full = vec!["push"];
         full.extend_from_slice(args);
         let mut cmd = self.git_command(dir, &full);
         if let Some(p) = pusher {
             cmd.env("MVAULT_USER", p);
         }
-        self.run(cmd)
+        let run = self.run(cmd);
+        if run.status.success() {
+            assert!(
+                pre.status.success(),
+                "the hook accepted {args:?} but the pre-push check refused it:\n{}",
+                pre.output()
+            );
+            self.mvault(&self.bare, &self.admin, &["audit", "verify"])
+                .success()
+                .mentions(&["record intact"]);
+        }
+        run
+    }
+
+    /// The client's pre-push check (`mvault hook pre-push`) on what `git
+    /// push ARGS` would send from `dir`, against the server's refs.
+    pub fn pre_push(&self, dir: &Path, pusher: Option<&str>, args: &[&str]) -> Run {
+        let refs: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| !a.starts_with('-') && *a != "origin")
+            .collect();
+        let mut lines = String::new();
+        for spec in &refs {
+            // `SRC:DST` pushes SRC as DST.
+            let (src, dst) = spec.split_once(':').unwrap_or((spec, spec));
+            let full = if dst.starts_with("refs/") {
+                dst.to_owned()
+            } else {
+                format!("refs/heads/{dst}")
+            };
+            // A deletion (`:DST`) or a name git cannot resolve sends zeros.
+            let local = self
+                .git(dir, &["rev-parse", "--verify", "-q", src])
+                .stdout()
+                .trim()
+                .to_owned();
+            let local = if src.is_empty() || local.is_empty() {
+                "0".repeat(40)
+            } else {
+                local
+            };
+            let remote = self
+                .git(&self.bare, &["rev-parse", "--verify", "-q", &full])
+                .stdout()
+                .trim()
+                .to_owned();
+            let remote = if remote.is_empty() {
+                "0".repeat(40)
+            } else {
+                remote
+            };
+            lines.push_str(&format!("{full} {local} {full} {remote}\n"));
+        }
+        let mut cmd = self.mvault_command(dir, &self.admin, &["hook", "pre-push", "origin"]);
+        if let Some(p) = pusher {
+            cmd.env("MVAULT_USER", p);
+        }
+        self.run_with_input(cmd, lines.as_bytes())
     }
 
     /// Every ref of the server and what it points at.
@@ -268,38 +331,7 @@ impl Server {
             return;
         }
         // 1. pre-push, from the pushing clone, against the server's refs.
-        let refs: Vec<&str> = args
-            .iter()
-            .copied()
-            .filter(|a| !a.starts_with('-') && *a != "origin")
-            .collect();
-        let mut lines = String::new();
-        for spec in &refs {
-            // `SRC:DST` pushes SRC as DST.
-            let (src, dst) = spec.split_once(':').unwrap_or((spec, spec));
-            let full = if dst.starts_with("refs/") {
-                dst.to_owned()
-            } else {
-                format!("refs/heads/{dst}")
-            };
-            let local = self.git_ok(dir, &["rev-parse", src]);
-            let remote = self
-                .git(&self.bare, &["rev-parse", "--verify", "-q", &full])
-                .stdout()
-                .trim()
-                .to_owned();
-            let remote = if remote.is_empty() {
-                "0".repeat(40)
-            } else {
-                remote
-            };
-            lines.push_str(&format!("{full} {local} {full} {remote}\n"));
-        }
-        let mut cmd = self.mvault_command(dir, &self.admin, &["hook", "pre-push", "origin"]);
-        if let Some(p) = pusher {
-            cmd.env("MVAULT_USER", p);
-        }
-        let pre = self.run_with_input(cmd, lines.as_bytes());
+        let pre = self.pre_push(dir, pusher, args);
         assert!(
             !pre.status.success() && pre.stderr().contains(&format!(": {rule}: ")),
             "the pre-push check does not name {rule:?} for {args:?}:\n{}",

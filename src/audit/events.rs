@@ -135,7 +135,7 @@ fn commit_events(
     c: &objects::CommitObject,
     out: &mut Vec<Event>,
 ) -> Result<(), VaultError> {
-    let time = c.author.time;
+    let time = c.committer.time;
     let actor = c.author.name.clone();
     let key = c.signature.as_ref().and_then(|(sig, _)| embedded_key(sig));
     let t = trailers(&c.message);

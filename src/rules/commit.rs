@@ -165,13 +165,15 @@ fn check_dates(
     not_before: Option<i64>,
 ) -> Result<(), Refusal> {
     if let Some(parent) = not_before {
-        if c.committer.time < parent {
+        // Both dates: reports and `log` show the author's.
+        let earliest = c.committer.time.min(c.author.time);
+        if earliest < parent {
             return Err(Refusal::new(
                 Rule::DatedBeforeParent,
                 subject,
                 format!(
                     "{what} is dated {}, before its parent ({})",
-                    rfc3339(c.committer.time),
+                    rfc3339(earliest),
                     rfc3339(parent)
                 ),
                 "fix the clock and make the commit again (mvault add rebuilds on main)",

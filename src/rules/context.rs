@@ -71,6 +71,17 @@ impl RootKeys {
         self.fingerprints.iter().map(String::as_str)
     }
 
+    /// The keys in both sets.
+    pub fn intersect(&self, other: &RootKeys) -> RootKeys {
+        RootKeys {
+            fingerprints: self
+                .fingerprints
+                .intersection(&other.fingerprints)
+                .cloned()
+                .collect(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.fingerprints.is_empty()
     }
@@ -150,6 +161,31 @@ pub trait MainLine {
     fn contains(&self, commit: ObjectId) -> Result<bool, StoreError>;
     /// main's tip.
     fn tip(&self) -> ObjectId;
+    /// The date of the first policy commit on main after `commit`, if any.
+    fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError>;
+}
+
+/// [`MainLine::policy_change_after`] by walking main's first parents back
+/// from `tip` to `commit`: a cost that follows how far behind `commit` is.
+pub fn walk_policy_change_after(
+    src: &dyn ObjectSource,
+    tip: ObjectId,
+    commit: ObjectId,
+) -> Result<Option<i64>, StoreError> {
+    let mut first = None;
+    let mut at = tip;
+    while at != commit {
+        let c = source::commit(src, at)?;
+        let t = crate::model::trailers::trailers(&c.message);
+        if crate::model::trailers::trailer(&t, "Mvault-Action") == Some("policy") {
+            first = Some(c.committer.time);
+        }
+        match c.parents.first() {
+            Some(p) => at = *p,
+            None => break,
+        }
+    }
+    Ok(first)
 }
 
 /// Everything a judgement depends on besides the objects.

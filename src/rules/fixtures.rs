@@ -131,6 +131,9 @@ impl ObjectSource for MemorySource {
 pub struct MemoryMain {
     pub commits: BTreeSet<ObjectId>,
     pub tip: ObjectId,
+    /// main in order, and the dates of its policy commits by position.
+    pub order: Vec<ObjectId>,
+    pub policy_dates: Vec<(usize, i64)>,
 }
 
 impl MainLine for MemoryMain {
@@ -139,6 +142,16 @@ impl MainLine for MemoryMain {
     }
     fn tip(&self) -> ObjectId {
         self.tip
+    }
+    fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError> {
+        let Some(at) = self.order.iter().position(|c| *c == commit) else {
+            return Ok(None);
+        };
+        Ok(self
+            .policy_dates
+            .iter()
+            .find(|(i, _)| *i > at)
+            .map(|(_, d)| *d))
     }
 }
 
@@ -508,6 +521,8 @@ impl World {
             main: MemoryMain {
                 commits: BTreeSet::from([init]),
                 tip: init,
+                order: vec![init],
+                policy_dates: Vec::new(),
             },
             src,
             roots,
@@ -628,6 +643,14 @@ impl World {
     pub fn advance_main(&mut self, commit: ObjectId) {
         self.main.commits.insert(commit);
         self.main.tip = commit;
+        self.main.order.push(commit);
+        let c = crate::rules::source::commit(&self.src, commit).expect("a commit of the world");
+        let t = crate::model::trailers::trailers(&c.message);
+        if crate::model::trailers::trailer(&t, "Mvault-Action") == Some("policy") {
+            self.main
+                .policy_dates
+                .push((self.main.order.len() - 1, c.committer.time));
+        }
     }
 
     /// A commit of `files` on `parent`, signed by `who`, with `who` as

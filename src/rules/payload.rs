@@ -29,6 +29,9 @@ pub enum PayloadProblem {
     /// More than one grease stanza.
     #[error("has {0} grease stanzas; age writes one")]
     Grease(usize),
+    /// What follows the header does not look like ciphertext.
+    #[error("carries bytes after its age header that are not ciphertext ({0}): plaintext behind a header")]
+    NotRandom(String),
     /// The length does not match the plaintext size.
     #[error("is {actual} bytes; age ciphertext of {plaintext} plaintext bytes with this header is {expected}")]
     Size {
@@ -74,6 +77,53 @@ pub fn check_ciphertext(head: &[u8], blob_size: u64, plaintext: u64) -> Result<(
             expected,
             actual: blob_size,
         });
+    }
+    // 4. What follows the nonce, as far as the head goes, must look like
+    //    ciphertext: a real header in front of plaintext would pass 1-3.
+    let start = usize::try_from(header.payload_offset).unwrap_or(usize::MAX);
+    if let Some(body) = head.get(start..) {
+        looks_random(body).map_err(PayloadProblem::NotRandom)?;
+    }
+    Ok(())
+}
+
+/// Whether `bytes` could be ciphertext, by cheap statistics that honest
+/// ciphertext fails with negligible probability: a chi-square test of the
+/// byte counts from 512 bytes on (255 degrees of freedom: mean 255,
+/// standard deviation 22.6; refused above 450), and for shorter runs of 32
+/// bytes or more the share of printable ASCII (0.37 expected; refused above
+/// 0.8) and of zero bytes (refused above 0.25). Shorter runs are not judged.
+fn looks_random(bytes: &[u8]) -> Result<(), String> {
+    let n = bytes.len();
+    if n < 32 {
+        return Ok(());
+    }
+    if n >= 512 {
+        let mut counts = [0u64; 256];
+        for b in bytes {
+            counts[usize::from(*b)] += 1;
+        }
+        let e = n as f64 / 256.0;
+        let chi2: f64 = counts
+            .iter()
+            .map(|c| {
+                let d = *c as f64 - e;
+                d * d / e
+            })
+            .sum();
+        if chi2 > 450.0 {
+            return Err(format!(
+                "chi-square {chi2:.0} over {n} bytes, ciphertext stays near 255"
+            ));
+        }
+        return Ok(());
+    }
+    let printable = bytes.iter().filter(|b| (0x20..0x7f).contains(*b)).count();
+    let zeros = bytes.iter().filter(|b| **b == 0).count();
+    if printable * 5 > n * 4 || zeros * 4 > n {
+        return Err(format!(
+            "{printable} printable and {zeros} zero bytes of {n}"
+        ));
     }
     Ok(())
 }
@@ -157,6 +207,52 @@ mod tests {
         }
         // A claim of another plaintext size is the same mismatch.
         assert!(check_ciphertext(&blob, n, 999).is_err());
+    }
+
+    #[test]
+    fn plaintext_behind_a_real_age_header_is_refused() {
+        for n in [40usize, 300, 40_000] {
+            let real = x25519_blob(&vec![0u8; n]);
+            let header = crate::crypto::age_header(&real).unwrap();
+            let at = header.payload_offset as usize;
+            let mut forged = real[..at].to_vec();
+            let text = b"weights weights weights ".repeat(n / 24 + 2);
+            forged.extend_from_slice(&text[..real.len() - at]);
+            let r = check_ciphertext(
+                &forged[..forged.len().min(HEAD_BYTES)],
+                forged.len() as u64,
+                n as u64,
+            );
+            assert!(
+                matches!(r, Err(PayloadProblem::NotRandom(_))),
+                "n={n}: {r:?}"
+            );
+            // Zeros, as an unencrypted tensor of zeros would be.
+            let mut zeros = real[..at].to_vec();
+            zeros.resize(real.len(), 0);
+            let r = check_ciphertext(
+                &zeros[..zeros.len().min(HEAD_BYTES)],
+                zeros.len() as u64,
+                n as u64,
+            );
+            assert!(
+                matches!(r, Err(PayloadProblem::NotRandom(_))),
+                "n={n}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn real_ciphertext_looks_random_at_every_length() {
+        for n in 0..600usize {
+            let blob = x25519_blob(&vec![0u8; n]);
+            let head = &blob[..blob.len().min(HEAD_BYTES)];
+            assert_eq!(
+                check_ciphertext(head, blob.len() as u64, n as u64),
+                Ok(()),
+                "n={n}"
+            );
+        }
     }
 
     #[test]

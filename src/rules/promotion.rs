@@ -90,8 +90,14 @@ pub fn judge_promotion(
         ));
     }
     // 21. The policy of the record it names; the signer under it.
-    let (policy, record) =
-        record_policy(src, ctx, subject, p.record.as_deref(), Rule::BadPromotion)?;
+    let (policy, record) = record_policy(
+        src,
+        ctx,
+        subject,
+        p.record.as_deref(),
+        checked.time,
+        Rule::BadPromotion,
+    )?;
     let signer = checked.signer(
         ctx,
         subject,

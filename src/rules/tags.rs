@@ -219,6 +219,7 @@ pub fn record_policy(
     ctx: &Context<'_>,
     subject: &str,
     record: Option<&str>,
+    tag_time: i64,
     missing: Rule,
 ) -> Result<(Policy, CommitObject), Refusal> {
     let hint = "make it with mvault, which names the record it was made against";
@@ -238,6 +239,23 @@ pub fn record_policy(
             format!("Mvault-Record {id} is not a commit on main"),
             hint,
         ));
+    }
+    // A tag made after the policy moved on names a record it could not
+    // have been made against honestly (a revoked key naming an old
+    // record): replayable from the dates on main.
+    if let Some(changed) = ctx.main.policy_change_after(id).map_err(internal)? {
+        if tag_time >= changed {
+            return Err(Refusal::new(
+                Rule::RecordSuperseded,
+                subject,
+                format!(
+                    "it names {id}, but is dated {}, after the policy changed on main ({})",
+                    rfc3339(tag_time),
+                    rfc3339(changed)
+                ),
+                "fetch (git fetch) and make it again under the policy in force",
+            ));
+        }
     }
     if let Clock::Server { .. } = ctx.clock {
         let then = source::policy_blob_at(src, id).map_err(internal)?;
@@ -347,8 +365,14 @@ pub fn judge_approval(
     let model = ModelName::parse(&a.model).map_err(|e| bad(e.to_string()))?;
     let version = Version::parse(&a.version).map_err(|e| bad(e.to_string()))?;
     let reg = registering_commit(src, ctx, subject, a.target, &model, &version)?;
-    let (policy, record) =
-        record_policy(src, ctx, subject, a.record.as_deref(), Rule::BadApproval)?;
+    let (policy, record) = record_policy(
+        src,
+        ctx,
+        subject,
+        a.record.as_deref(),
+        checked.time,
+        Rule::BadApproval,
+    )?;
     let signer = checked.signer(
         ctx,
         subject,

@@ -95,6 +95,9 @@ impl MainLine for PushedMain<'_> {
     fn tip(&self) -> ObjectId {
         self.tip
     }
+    fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError> {
+        crate::rules::context::walk_policy_change_after(self.store, self.tip, commit)
+    }
 }
 
 /// What a push is judged against besides its objects.
@@ -148,7 +151,26 @@ pub fn judge_push(
                 pushed: chain.iter().copied().collect(),
                 tip: new,
             };
-            let ctx = context(pc, &main);
+            // After the first commit, a root key counts only if the vault
+            // records it too: the replay and every client trust the
+            // recorded keys, so a key only the server pins would sign
+            // policy that no client can follow. Read only when a root key
+            // could matter (a policy change), so the cost does not grow
+            // with history otherwise.
+            let roots = match pc.main_before {
+                Some(before) if has_policy_commit(store, &chain) => {
+                    let recorded = super::prepush::vault_roots(store, before)
+                        .map_err(|e| Refusal::internal(MAIN_REF, e))?;
+                    pc.roots.intersect(&recorded)
+                }
+                _ => pc.roots.clone(),
+            };
+            let ctx = Context {
+                roots: &roots,
+                clock: pc.clock,
+                pusher: pc.pusher,
+                main: &main,
+            };
             for (i, c) in chain.iter().enumerate() {
                 let v = judge_commit(&view, &ctx, MAIN_REF, *c)?;
                 // A policy change takes effect for the next push: it ends
@@ -269,6 +291,16 @@ fn context<'a>(pc: &'a PushContext<'a>, main: &'a dyn MainLine) -> Context<'a> {
         pusher: pc.pusher,
         main,
     }
+}
+
+/// Whether any commit of `chain` says it changes the policy.
+fn has_policy_commit(store: &Store, chain: &[ObjectId]) -> bool {
+    chain.iter().any(|c| {
+        crate::rules::source::commit(store, *c).is_ok_and(|c| {
+            let t = crate::model::trailers::trailers(&c.message);
+            crate::model::trailers::trailer(&t, "Mvault-Action") != Some("register")
+        })
+    })
 }
 
 fn promotion_accepted(r: &str, p: &Promotion) -> Accepted {

@@ -29,6 +29,9 @@ pub struct ReplayedMain<'a> {
     store: &'a Store,
     tip: ObjectId,
     commits: Option<BTreeSet<ObjectId>>,
+    /// For each commit of main, the date of the first policy commit after
+    /// it, when the whole of main was replayed.
+    policy_after: Option<BTreeMap<ObjectId, Option<i64>>>,
 }
 
 impl MainLine for ReplayedMain<'_> {
@@ -40,6 +43,12 @@ impl MainLine for ReplayedMain<'_> {
     }
     fn tip(&self) -> ObjectId {
         self.tip
+    }
+    fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError> {
+        match &self.policy_after {
+            Some(map) => Ok(map.get(&commit).copied().flatten()),
+            None => crate::rules::context::walk_policy_change_after(self.store, self.tip, commit),
+        }
     }
 }
 
@@ -102,6 +111,23 @@ pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
     if done == Some(tip) {
         return Ok(tip);
     }
+    // A main that does not descend from the one this clone replayed is a
+    // rewrite (a server forking history from before a revocation, say):
+    // refused, never replayed afresh.
+    if let Some(d) = done {
+        if !store
+            .is_ancestor(d, tip)
+            .map_err(|e| unreadable(VERIFIED_REF, e))?
+        {
+            return Err(AuditBreak {
+                object: MAIN_REF.into(),
+                rule: "main rewritten".into(),
+                detail: format!(
+                    "main is at {tip}, which does not descend from {d}, the main this clone verified before; the server's history was rewritten"
+                ),
+            });
+        }
+    }
     let mut new = Vec::new();
     let mut at = Some(tip);
     while let Some(id) = at {
@@ -124,6 +150,7 @@ pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
         store,
         tip,
         commits: None,
+        policy_after: None,
     };
     let ctx = Context {
         roots: &roots,
@@ -170,11 +197,48 @@ fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), Audit
         return Err(unreadable(MAIN_REF, "main has no commits"));
     };
     let roots = trusted_roots(store, first)?;
-    let main = ReplayedMain {
+    let mut main = ReplayedMain {
         store,
         tip,
         commits: Some(commits.iter().copied().collect()),
+        policy_after: None,
     };
+    let mut policy_dates = Vec::new();
+    {
+        let ctx = Context {
+            roots: &roots,
+            clock: Clock::Replay {
+                now,
+                skew: DEFAULT_SKEW_SECONDS,
+            },
+            pusher: None,
+            main: &main,
+        };
+        for id in &commits {
+            let v = judge_commit(store, &ctx, &id.to_string(), *id).map_err(brk)?;
+            report.commits += 1;
+            report.signatures += 1;
+            match v.action {
+                Action::Register { .. } => report.signatures += 1,
+                Action::Policy => {
+                    let c =
+                        source::commit(store, *id).map_err(|e| unreadable(&id.to_string(), e))?;
+                    policy_dates.push((*id, c.committer.time));
+                }
+                Action::Init => {}
+            }
+        }
+    }
+    // Each commit's next policy change, from the end of main back.
+    let mut after = BTreeMap::new();
+    let mut next = None;
+    for id in commits.iter().rev() {
+        after.insert(*id, next);
+        if let Some((_, d)) = policy_dates.iter().find(|(p, _)| p == id) {
+            next = Some(*d);
+        }
+    }
+    main.policy_after = Some(after);
     let ctx = Context {
         roots: &roots,
         clock: Clock::Replay {
@@ -184,14 +248,6 @@ fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), Audit
         pusher: None,
         main: &main,
     };
-    for id in &commits {
-        let v = judge_commit(store, &ctx, &id.to_string(), *id).map_err(brk)?;
-        report.commits += 1;
-        report.signatures += 1;
-        if matches!(v.action, Action::Register { .. }) {
-            report.signatures += 1;
-        }
-    }
     // Tags: registrations and approvals one by one, promotions per model.
     let tags = store
         .refs_with_prefix("refs/tags/")
@@ -263,6 +319,7 @@ pub fn verify_model_chain(
         store,
         tip,
         commits: None,
+        policy_after: None,
     };
     let ctx = Context {
         roots: &roots,

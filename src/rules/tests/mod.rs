@@ -61,6 +61,7 @@ const COVERED: &[Rule] = &[
     Rule::BadTagSignature,
     Rule::UnknownTagForm,
     Rule::TagDigest,
+    Rule::RecordSuperseded,
     Rule::StaleRecord,
     Rule::BadApproval,
     Rule::ApprovalSigner,

@@ -326,6 +326,7 @@ fn the_author_may_not_approve_their_own_version() {
 
 #[test]
 fn an_approval_made_before_a_policy_change_is_stale_at_push_time() {
+    // The approval is dated before the change (made, then pushed late).
     let mut w = World::new();
     let admin = w.admin.clone();
     // A later policy change (carol's grant dropped).
@@ -340,11 +341,44 @@ fn an_approval_made_before_a_policy_change_is_stale_at_push_time() {
         tip,
         &files,
         "policy\n\nMvault-Action: policy\n",
-        T0 + 350,
+        T0 + 5_000,
     );
     w.advance_main(pc);
     let (n, id) = w.approval.clone();
     refused(approval(&w, &n, id), Rule::StaleRecord);
     // A replay judges it by the policy of its record.
     accepted(judge_approval(&w.src, &w.replay(), &n, &n, id));
+}
+
+#[test]
+fn an_approval_dated_after_a_policy_change_but_naming_an_older_record_is_superseded() {
+    let mut w = World::new();
+    let admin = w.admin.clone();
+    let old_record = w.main.tip;
+    let text = crate::rules::fixtures::policy_text(&w.admin, &w.alice, &w.bob, &w.carol).replace(
+        "user = \"carol\"\nrole = \"ml_engineer\"",
+        "user = \"carol\"\nrole = \"viewer\"",
+    );
+    let files = tip_files_with(&mut w, POLICY_PATH, text.as_bytes());
+    let pc = w.commit_files(
+        &admin,
+        old_record,
+        &files,
+        "policy\n\nMvault-Action: policy\n",
+        T0 + 350,
+    );
+    w.advance_main(pc);
+    let bob = w.bob.clone();
+    let digest = w.bert.digest.clone();
+    // Dated after the change (approval_tag dates at T0 + 400), naming the
+    // record before it: a revoked approver could do exactly this.
+    let (n, id) = approval_tag(&mut w, &bob, "bob", &message_of("bob", &digest, old_record));
+    refused(approval(&w, &n, id), Rule::RecordSuperseded);
+    refused(
+        judge_approval(&w.src, &w.replay(), &n, &n, id),
+        Rule::RecordSuperseded,
+    );
+    // Made against the record in force, the same approval is fine.
+    let (n, id) = approval_tag(&mut w, &bob, "bob", &message_of("bob", &digest, pc));
+    accepted(approval(&w, &n, id));
 }
