@@ -231,6 +231,15 @@ impl Server {
             let (src, dst) = spec.split_once(':').unwrap_or((spec, spec));
             let full = if dst.starts_with("refs/") {
                 dst.to_owned()
+            } else if self
+                .git(
+                    dir,
+                    &["rev-parse", "--verify", "-q", &format!("refs/tags/{dst}")],
+                )
+                .status
+                .success()
+            {
+                format!("refs/tags/{dst}")
             } else {
                 format!("refs/heads/{dst}")
             };

@@ -244,7 +244,7 @@ pub fn record_policy(
     // have been made against honestly (a revoked key naming an old
     // record): replayable from the dates on main.
     if let Some(changed) = ctx.main.policy_change_after(id).map_err(internal)? {
-        if tag_time >= changed {
+        if tag_time > changed {
             return Err(Refusal::new(
                 Rule::RecordSuperseded,
                 subject,

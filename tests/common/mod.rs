@@ -369,7 +369,21 @@ impl TestEnv {
             }
             _ => return NOW,
         };
-        NOW.max(self.commit_date(dir, &parent))
+        // Nor before the newest tag: a replay reads the order of policy
+        // changes and tags from their dates.
+        let mut cmd = self.command("git");
+        cmd.arg("-C").arg(dir).args([
+            "for-each-ref",
+            "--sort=-taggerdate",
+            "--count=1",
+            "--format=%(taggerdate:unix)",
+            "refs/tags",
+        ]);
+        let newest_tag: u64 = String::from_utf8_lossy(&self.run(cmd).stdout)
+            .trim()
+            .parse()
+            .unwrap_or(NOW);
+        NOW.max(self.commit_date(dir, &parent)).max(newest_tag)
     }
 
     /// The committer date of `rev` in `dir` (`NOW` when it names no commit).
