@@ -86,17 +86,47 @@ enum Command {
         /// Keep the commit and tag local even when the clone has a remote.
         #[arg(long)]
         no_push: bool,
+        /// The largest part a file is split into (bytes, or with K, M or
+        /// G; default 16M, else git config mvault.partSize).
+        #[arg(long, value_name = "SIZE")]
+        part_size: Option<String>,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Decrypt and verify a version, then write it to a directory.
+    /// Decrypt and verify a version, then write it to a directory. In a
+    /// clone, the version's payload is fetched from the remote when the
+    /// clone lacks it; with --from, no clone is needed.
     Pull {
-        /// nlp/bert@1.2.0, or nlp/bert for the newest version.
+        /// nlp/bert@1.2.0, nlp/bert for the newest version, or
+        /// nlp/bert#production for what a stage serves.
         reference: String,
         /// Destination directory.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
+        /// Pull straight from a server (any git URL): the record is kept in
+        /// a cache directory, and only this version's payload is fetched.
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// The cache directory for --from (default
+        /// $XDG_CACHE_HOME/mvault/<hash of the URL>).
+        #[arg(long, value_name = "DIR", requires = "from")]
+        cache: Option<PathBuf>,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Purge an archived version's payload: a signed record on main, and
+    /// the deletion of its payload ref in the same push. The record stays.
+    Purge {
+        /// nlp/bert@1.0.0 (archived).
+        reference: String,
+        /// Why (required; recorded and shown by pull, log and show).
+        #[arg(long)]
+        reason: String,
+        /// Keep the purge local even when the clone has a remote.
+        #[arg(long)]
+        no_push: bool,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -373,6 +403,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         cmd @ (Command::Init { .. }
         | Command::Add { .. }
         | Command::Pull { .. }
+        | Command::Purge { .. }
         | Command::Verify { .. }
         | Command::List { .. }
         | Command::Show { .. }

@@ -58,8 +58,18 @@ pub(super) fn run(
             provenance,
             message,
             no_push,
+            part_size,
             json,
         } => {
+            let part_size = part_size
+                .map(|s| {
+                    register::parse_size(&s).ok_or_else(|| {
+                        CliError::user(format!(
+                            "--part-size {s:?}: a size in bytes, or with K, M or G (16M)"
+                        ))
+                    })
+                })
+                .transpose()?;
             let model = ModelName::parse(&model)?;
             let version = Version::parse(&version)?;
             let parent = parent.as_deref().map(Version::parse).transpose()?;
@@ -99,6 +109,7 @@ pub(super) fn run(
                     identity: &identity,
                     push: !no_push,
                     now,
+                    part_size,
                 },
             )?;
             if json {
@@ -128,17 +139,30 @@ pub(super) fn run(
         Command::Pull {
             reference,
             output,
+            from,
+            cache,
             json,
         } => {
             let r = VersionRef::parse(&reference)?;
-            let vault = open_vault(dir)?;
-            let identity = load_identity(key_path, dir)?;
             let output = if output.is_relative() {
                 dir.join(output)
             } else {
                 output
             };
-            let v = retrieve::pull(&vault, &r, &output, &identity)?;
+            let identity = load_identity(key_path, dir)?;
+            let v = match from {
+                Some(url) => {
+                    let cache = cache.map(|c| if c.is_relative() { dir.join(c) } else { c });
+                    retrieve::pull_from(&url, cache.as_deref(), &r, &output, &identity, now)?
+                }
+                None => {
+                    let vault = open_vault(dir)?;
+                    if let Some(warning) = retrieve::refresh_for(&vault, &r)? {
+                        eprintln!("mvault: warning: {warning}");
+                    }
+                    retrieve::pull(&vault, &r, &output, &identity)?
+                }
+            };
             if json {
                 json_line(out, &v)?;
             } else {
@@ -152,6 +176,36 @@ pub(super) fn run(
                     v.bytes,
                     v.author
                 )?;
+            }
+        }
+        Command::Purge {
+            reference,
+            reason,
+            no_push,
+            json,
+        } => {
+            let VersionRef::Exact(model, version) = VersionRef::parse(&reference)? else {
+                return Err(CliError::user(format!(
+                    "{reference}: name one version, as MODEL@VERSION"
+                )));
+            };
+            let vault = open_vault(dir)?;
+            let identity = load_identity(key_path, dir)?;
+            let o = mvault::ops::purge::purge(
+                &vault, &model, &version, &reason, &identity, now, !no_push,
+            )?;
+            if json {
+                json_line(out, &o)?;
+            } else {
+                writeln!(
+                    out,
+                    "purged {}@{}: commit {}, {} deleted",
+                    o.model, o.version, o.commit, o.payload_ref
+                )?;
+                match &o.pushed {
+                    Some(r) => writeln!(out, "pushed to {r}; the server drops the ciphertext at its next git gc")?,
+                    None => writeln!(out, "not pushed (no remote, or --no-push)")?,
+                }
             }
         }
         Command::Verify {

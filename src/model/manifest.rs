@@ -15,8 +15,13 @@ use sha2::{Digest, Sha256};
 
 use crate::model::names::{ModelName, NameError, Version};
 
-/// The schema version this build writes and reads.
-pub const SCHEMA: u32 = 1;
+/// The schema version this build writes and reads (layout 2: the payload
+/// lives under its own ref, files are split into parts). Schema 1 (layout
+/// 1, blobs on `main`) is not read: no such vault was ever released.
+pub const SCHEMA: u32 = 2;
+
+/// The smallest and largest part size a manifest may declare.
+pub const PART_SIZE_RANGE: std::ops::RangeInclusive<u64> = 65_536..=67_108_864;
 
 /// A SHA-256 digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,6 +53,18 @@ impl std::fmt::Display for Sha256Digest {
     }
 }
 
+/// One part of a file: a run of its bytes, stored as one age file, one git
+/// blob in the payload tree named by the part's plaintext SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Plaintext SHA-256 of the part: its name in the payload tree.
+    pub sha256: Sha256Digest,
+    /// Plaintext bytes, at least 1 and at most the manifest's `part_size`.
+    pub size: u64,
+    /// Ciphertext bytes: the git blob's size.
+    pub blob_size: u64,
+}
+
 /// One file of a version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
@@ -55,17 +72,11 @@ pub struct FileEntry {
     pub path: String,
     /// Plaintext size in bytes.
     pub size: u64,
-    /// Plaintext SHA-256.
+    /// Plaintext SHA-256 of the whole file (what `sha256sum` prints).
     pub sha256: Sha256Digest,
-    /// Ciphertext size in bytes: the git blob's size.
-    pub blob_size: u64,
-}
-
-impl FileEntry {
-    /// The blob's path under the version directory.
-    pub fn blob(&self) -> String {
-        format!("blobs/{}", self.sha256)
-    }
+    /// The file's parts in order; their sizes add up to `size`. An empty
+    /// file has none.
+    pub parts: Vec<Part>,
 }
 
 /// Where the model came from.
@@ -82,8 +93,12 @@ pub struct Manifest {
     /// RFC 3339 UTC, seconds.
     pub created: String,
     pub framework: Option<String>,
-    /// The age recipient (`age1…`) of the data key the blobs are encrypted to.
+    /// The age recipient (`age1…`) of the data key the parts are encrypted to.
     pub data_key: String,
+    /// The git tree id (40 hex) of the payload: one entry per distinct part.
+    pub payload: String,
+    /// The largest part, in plaintext bytes, this version was split with.
+    pub part_size: u64,
     pub metadata: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
     pub provenance: Provenance,
@@ -134,6 +149,8 @@ struct RawManifest {
     #[serde(skip_serializing_if = "Option::is_none")]
     framework: Option<String>,
     data_key: toml::Spanned<String>,
+    payload: toml::Spanned<String>,
+    part_size: toml::Spanned<u64>,
     merkle_root: toml::Spanned<String>,
     file_count: u64,
     total_size: u64,
@@ -152,7 +169,15 @@ struct RawFile {
     path: toml::Spanned<String>,
     size: u64,
     sha256: toml::Spanned<String>,
-    blob: toml::Spanned<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<RawPart>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPart {
+    sha256: toml::Spanned<String>,
+    size: u64,
     blob_size: u64,
 }
 
@@ -344,6 +369,8 @@ impl Manifest {
             created: sp(0..0, self.created.clone()),
             framework: self.framework.clone(),
             data_key: sp(0..0, self.data_key.clone()),
+            payload: sp(0..0, self.payload.clone()),
+            part_size: sp(0..0, self.part_size),
             merkle_root: sp(0..0, merkle_root(&self.files).to_hex()),
             file_count: self.files.len() as u64,
             total_size: self.total_size(),
@@ -357,8 +384,15 @@ impl Manifest {
                     path: sp(0..0, f.path.clone()),
                     size: f.size,
                     sha256: sp(0..0, f.sha256.to_hex()),
-                    blob: sp(0..0, f.blob()),
-                    blob_size: f.blob_size,
+                    parts: f
+                        .parts
+                        .iter()
+                        .map(|p| RawPart {
+                            sha256: sp(0..0, p.sha256.to_hex()),
+                            size: p.size,
+                            blob_size: p.blob_size,
+                        })
+                        .collect(),
                 })
                 .collect(),
         };
@@ -404,7 +438,7 @@ impl Manifest {
             return Err(field(
                 raw.schema.span(),
                 "schema",
-                "this mvault reads schema 1",
+                "this mvault reads schema 2 (layout 2; schema 1 was never released)",
                 &raw.schema.get_ref().to_string(),
             ));
         }
@@ -444,6 +478,26 @@ impl Manifest {
                 raw.data_key.get_ref(),
             ));
         }
+        let payload = raw.payload.get_ref();
+        if payload.len() != 40 || !payload.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(field(
+                raw.payload.span(),
+                "payload",
+                "the payload's git tree id, 40 lower-case hex digits",
+                payload,
+            ));
+        }
+        let part_size = *raw.part_size.get_ref();
+        if !PART_SIZE_RANGE.contains(&part_size) {
+            return Err(field(
+                raw.part_size.span(),
+                "part_size",
+                "between 65536 and 67108864 bytes",
+                &part_size.to_string(),
+            ));
+        }
+        // One plaintext digest is one object: its sizes agree everywhere.
+        let mut part_sizes: BTreeMap<Sha256Digest, (u64, u64)> = BTreeMap::new();
         let mut files = Vec::with_capacity(raw.files.len());
         for (i, f) in raw.files.iter().enumerate() {
             let path = f.path.get_ref();
@@ -463,28 +517,64 @@ impl Manifest {
                     f.sha256.get_ref(),
                 ));
             };
+            let mut parts = Vec::with_capacity(f.parts.len());
+            let mut sum = 0u64;
+            for (k, p) in f.parts.iter().enumerate() {
+                let at = format!("files[{i}].parts[{k}]");
+                let Some(digest) = Sha256Digest::from_hex(p.sha256.get_ref()) else {
+                    return Err(field(
+                        p.sha256.span(),
+                        &format!("{at}.sha256"),
+                        "64 lower-case hex digits",
+                        p.sha256.get_ref(),
+                    ));
+                };
+                if p.size == 0 || p.size > part_size {
+                    return Err(field(
+                        p.sha256.span(),
+                        &format!("{at}.size"),
+                        "at least 1 and at most part_size bytes",
+                        &p.size.to_string(),
+                    ));
+                }
+                if !crate::crypto::plausible_ciphertext_size(p.size, p.blob_size) {
+                    return Err(field(
+                        p.sha256.span(),
+                        &format!("{at}.blob_size"),
+                        "the age ciphertext size of a part of that size",
+                        &p.blob_size.to_string(),
+                    ));
+                }
+                let known = *part_sizes.entry(digest).or_insert((p.size, p.blob_size));
+                if known != (p.size, p.blob_size) {
+                    return Err(field(
+                        p.sha256.span(),
+                        &format!("{at}"),
+                        "parts with one digest are one object, of one size",
+                        &format!("{} bytes ({} stored)", p.size, p.blob_size),
+                    ));
+                }
+                sum = sum.checked_add(p.size).unwrap_or(u64::MAX);
+                parts.push(Part {
+                    sha256: digest,
+                    size: p.size,
+                    blob_size: p.blob_size,
+                });
+            }
+            if sum != f.size {
+                return Err(field(
+                    f.path.span(),
+                    &format!("files[{i}].parts"),
+                    "the parts' sizes add up to the file's size",
+                    &format!("{sum} for a file of {}", f.size),
+                ));
+            }
             let entry = FileEntry {
                 path: path.clone(),
                 size: f.size,
                 sha256,
-                blob_size: f.blob_size,
+                parts,
             };
-            if *f.blob.get_ref() != entry.blob() {
-                return Err(field(
-                    f.blob.span(),
-                    &format!("files[{i}].blob"),
-                    "blobs/<sha256 of the file>",
-                    f.blob.get_ref(),
-                ));
-            }
-            if !crate::crypto::plausible_ciphertext_size(f.size, f.blob_size) {
-                return Err(field(
-                    f.path.span(),
-                    &format!("files[{i}].blob_size"),
-                    "the age ciphertext size of a file of that size",
-                    &f.blob_size.to_string(),
-                ));
-            }
             files.push(entry);
         }
         // The sizes must add up within TOML's integers (i64): a sum past
@@ -536,6 +626,8 @@ impl Manifest {
             created: raw.created.get_ref().clone(),
             framework: raw.framework,
             data_key: raw.data_key.get_ref().clone(),
+            payload: payload.clone(),
+            part_size,
             metadata: raw.metadata,
             metrics: raw.metrics,
             provenance: raw.provenance,
@@ -554,6 +646,24 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The payload tree's entries: each distinct part once, by digest, with
+    /// its plaintext and ciphertext sizes.
+    pub fn distinct_parts(&self) -> BTreeMap<Sha256Digest, (u64, u64)> {
+        let mut out = BTreeMap::new();
+        for f in &self.files {
+            for p in &f.parts {
+                out.entry(p.sha256).or_insert((p.size, p.blob_size));
+            }
+        }
+        out
+    }
+
+    /// Sum of the ciphertext sizes of the distinct parts: what the payload
+    /// ref holds.
+    pub fn payload_size(&self) -> u64 {
+        self.distinct_parts().values().map(|(_, b)| b).sum()
+    }
+
     /// Sort files by path; call before serialising a manifest built in code.
     pub fn sort_files(&mut self) {
         self.files
@@ -565,6 +675,14 @@ impl Manifest {
 mod tests {
     use super::*;
 
+    fn part(seed: &[u8], size: u64, extra: u64) -> Part {
+        Part {
+            sha256: Sha256Digest::of(seed),
+            size,
+            blob_size: crate::crypto::ciphertext_size_bounds(size).0 + extra,
+        }
+    }
+
     fn sample() -> Manifest {
         let mut m = Manifest {
             model: ModelName::parse("nlp/bert").unwrap(),
@@ -575,6 +693,8 @@ mod tests {
             created: "2026-11-22T10:00:00Z".into(),
             framework: Some("pytorch".into()),
             data_key: age::x25519::Identity::generate().to_public().to_string(),
+            payload: "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into(),
+            part_size: 16 << 20,
             metadata: [("team".to_string(), "search".to_string())].into(),
             metrics: [("f1".to_string(), 0.91)].into(),
             provenance: [("training_data".to_string(), "s3://x".to_string())].into(),
@@ -583,13 +703,16 @@ mod tests {
                     path: "weights/b.bin".into(),
                     size: 10,
                     sha256: Sha256Digest::of(b"b"),
-                    blob_size: crate::crypto::ciphertext_size_bounds(10).0,
+                    parts: vec![
+                        part(b"b1", 6, 0),
+                        part(b"b2", 4, 0),
+                    ],
                 },
                 FileEntry {
                     path: "config.json".into(),
                     size: 3,
                     sha256: Sha256Digest::of(b"a"),
-                    blob_size: crate::crypto::ciphertext_size_bounds(3).0 + 40,
+                    parts: vec![part(b"a", 3, 40)],
                 },
             ],
         };
@@ -605,7 +728,7 @@ mod tests {
         assert_eq!(back, m);
         assert_eq!(back.to_canonical(), text);
         assert!(
-            text.starts_with("schema = 1\nmodel = \"nlp/bert\"\n"),
+            text.starts_with("schema = 2\nmodel = \"nlp/bert\"\n"),
             "{text}"
         );
     }
@@ -614,7 +737,7 @@ mod tests {
     fn non_canonical_bytes_are_refused() {
         let text = sample()
             .to_canonical()
-            .replace("schema = 1\n", "schema = 1\n\n");
+            .replace("schema = 2\n", "schema = 2\n\n");
         assert!(matches!(
             Manifest::parse(&text),
             Err(ManifestError::NotCanonical)
@@ -636,9 +759,7 @@ mod tests {
         let text = m.to_canonical();
         let old = m.files[0].sha256.to_hex();
         let new = Sha256Digest::of(b"zzz").to_hex();
-        let tampered = text
-            .replace(&format!("blobs/{old}"), &format!("blobs/{new}"))
-            .replacen(&old, &new, 1);
+        let tampered = text.replacen(&old, &new, 1);
         let e = Manifest::parse(&tampered).unwrap_err();
         assert!(matches!(e, ManifestError::MerkleRoot { .. }), "{e}");
     }
@@ -716,39 +837,47 @@ mod tests {
     fn file_sizes_that_overflow_the_total_are_refused() {
         // Four files of 2^62 bytes sum to 2^64, which wrapped to a stated
         // total_size of 0 and was accepted (and panicked in debug builds).
+        // Empty parts lists keep the per-file sums out of the way.
         let mut m = sample();
-        m.files.truncate(1);
-        for (i, name) in ["x1", "x2", "x3"].iter().enumerate() {
+        m.files.clear();
+        for (i, name) in ["x0", "x1", "x2", "x3"].iter().enumerate() {
             m.files.push(FileEntry {
                 path: (*name).into(),
-                size: 1,
+                size: 0,
                 sha256: Sha256Digest::of(&[i as u8]),
-                blob_size: crate::crypto::ciphertext_size_bounds(1).0,
+                parts: vec![],
             });
         }
-        for f in &mut m.files {
-            f.size = 1;
-            f.blob_size = crate::crypto::ciphertext_size_bounds(1).0;
-        }
-        m.sort_files();
         let big = 1u64 << 62;
-        let one = crate::crypto::ciphertext_size_bounds(1).0;
         let text = m
             .to_canonical()
-            .replace(
-                &format!("blob_size = {one}\n"),
-                &format!(
-                    "blob_size = {}\n",
-                    crate::crypto::ciphertext_size_bounds(big).0
-                ),
-            )
-            .replace("\nsize = 1\n", &format!("\nsize = {big}\n"))
-            .replace("total_size = 4\n", "total_size = 0\n");
+            .replace("\nsize = 0\n", &format!("\nsize = {big}\n"))
+            .replace("total_size = 0\n", "total_size = 0\n");
         let e = Manifest::parse(&text).unwrap_err();
         assert!(
-            matches!(&e, ManifestError::Field { field, .. } if field == "total_size"),
+            matches!(&e, ManifestError::Field { field, .. } if field == "total_size"
+                || field.ends_with(".parts")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn parts_must_add_up_and_agree() {
+        let m = sample();
+        let text = m.to_canonical();
+        // A part that claims another size breaks the file's sum.
+        let e = Manifest::parse(&text.replacen("size = 6\n", "size = 7\n", 1)).unwrap_err();
+        assert!(e.to_string().contains("add up"), "{e}");
+        // The same digest under two sizes is refused.
+        let mut two = m.clone();
+        two.files[1].parts[1].sha256 = two.files[1].parts[0].sha256;
+        let e = Manifest::parse(&two.to_canonical()).unwrap_err();
+        assert!(e.to_string().contains("one object"), "{e}");
+        // A payload that is not a tree id, and a part size out of range.
+        let e = Manifest::parse(&text.replace(&m.payload, "HEAD")).unwrap_err();
+        assert!(e.to_string().contains("payload"), "{e}");
+        let e = Manifest::parse(&text.replace("part_size = 16777216", "part_size = 1")).unwrap_err();
+        assert!(e.to_string().contains("part_size"), "{e}");
     }
 
     #[test]

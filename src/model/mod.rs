@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod names;
 pub mod policy;
 pub mod promotion;
+pub mod purge;
 pub mod text;
 pub mod trailers;
 pub mod updates;

@@ -226,9 +226,40 @@ pub fn version_dir(model: &ModelName, version: &Version) -> String {
     format!("models/{model}/{version}")
 }
 
+/// Where the payloads live: one ref per version, never moved.
+pub const DATA_PREFIX: &str = "refs/mvault/data/";
+
+/// The payload ref of a version: `refs/mvault/data/<model>/<version>`.
+pub fn payload_ref(model: &ModelName, version: &Version) -> String {
+    format!("{DATA_PREFIX}{model}/{version}")
+}
+
+/// The model and version a payload ref names, if it is one.
+pub fn parse_payload_ref(name: &str) -> Option<(ModelName, Version)> {
+    let rest = name.strip_prefix(DATA_PREFIX)?;
+    let (model, version) = rest.rsplit_once('/')?;
+    Some((ModelName::parse(model).ok()?, Version::parse(version).ok()?))
+}
+
+/// The purge record of a version, beside its manifest.
+pub fn purge_path(model: &ModelName, version: &Version) -> String {
+    format!("{}/purge.toml", version_dir(model, version))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_refs_round_trip() {
+        let m = ModelName::parse("nlp/bert").unwrap();
+        let v = Version::parse("1.2.0-rc.1").unwrap();
+        let r = payload_ref(&m, &v);
+        assert_eq!(r, "refs/mvault/data/nlp/bert/1.2.0-rc.1");
+        assert_eq!(parse_payload_ref(&r), Some((m, v)));
+        assert_eq!(parse_payload_ref("refs/mvault/data/nlp/bert"), None);
+        assert_eq!(parse_payload_ref("refs/mvault/data/NLP/1.0.0"), None);
+    }
 
     #[test]
     fn model_names_follow_the_rule() {

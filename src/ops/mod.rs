@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod audit;
+pub mod parts;
+pub mod purge;
 pub mod register;
 pub mod release;
 pub mod resolve;

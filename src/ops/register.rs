@@ -1,33 +1,27 @@
 //! `add`: register a model version.
 //!
-//! Every file is streamed once: one thread reads and encrypts, one hashes,
-//! and the caller's thread writes the ciphertext into git as it comes, so
-//! memory stays flat and a large file costs about one SHA-256 pass of wall
-//! time. Files are spread over the available cores. The version appears only
-//! when its commit and registration tag move together, after every object is
-//! written; a killed `add` leaves unreferenced objects and nothing else.
+//! Every file is read once and cut into parts (see [`crate::ops::parts`]),
+//! hashed and encrypted on every core; the parts form the payload tree
+//! that the version's payload ref names, and `main` gets only the signed
+//! manifest. The version appears only when its commit, registration tag
+//! and payload ref move together, after every object is written; a killed
+//! `add` leaves unreferenced objects and nothing else.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
 
 use crate::store::ObjectId;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
 use crate::model::manifest::{self, FileEntry, Manifest, Sha256Digest};
 use crate::model::names::{self, ModelName, Version};
+use crate::ops::parts::{self, Chunking, PartInput, Reusable, Splitter};
 use crate::model::policy::{Ability, Policy};
 use crate::ops::sync::{self, PushOutcome};
-use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
+use crate::store::{Actor, RefUpdate, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
-
-const CHUNK: usize = 1 << 20;
 
 /// What to register.
 pub struct AddRequest<'a> {
@@ -43,6 +37,8 @@ pub struct AddRequest<'a> {
     pub identity: &'a SshIdentity,
     pub push: bool,
     pub now: OffsetDateTime,
+    /// The largest part, in bytes; `mvault.partSize` or the default.
+    pub part_size: Option<u64>,
 }
 
 /// What `add` did.
@@ -55,8 +51,11 @@ pub struct AddOutcome {
     pub manifest_sha256: String,
     pub files: usize,
     pub bytes: u64,
-    /// Files whose blob an earlier version already stored.
+    /// Parts whose object an earlier version already stored.
     pub reused: usize,
+    /// The payload tree and its ciphertext size.
+    pub payload: String,
+    pub payload_bytes: u64,
     /// Whether the model's key ring was created by this version.
     pub new_key_ring: bool,
     /// Where it was pushed, if anywhere, and how many rebuilds it took.
@@ -173,252 +172,6 @@ fn collect_inputs(root: &Path) -> Result<Vec<Input>, VaultError> {
     Ok(out)
 }
 
-/// A blob a previous version stored, keyed by plaintext digest.
-#[derive(Clone, Copy)]
-struct Reusable {
-    id: ObjectId,
-    blob_size: u64,
-}
-
-/// A `Write` that sends its bytes over a channel in large chunks.
-struct ChannelWriter {
-    tx: SyncSender<Vec<u8>>,
-    buf: Vec<u8>,
-    written: Arc<AtomicU64>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 65536));
-            self.tx
-                .send(chunk)
-                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "git writer stopped"))?;
-        }
-        Ok(())
-    }
-}
-
-/// A `Read` over chunks received from a channel.
-struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-fn hash_file(path: &Path) -> io::Result<(Sha256Digest, u64)> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((Sha256Digest(h.finalize().into()), n))
-}
-
-/// Encrypt one file into a git blob while hashing it, in one read.
-fn encrypt_into_git(
-    store: &Store,
-    input: &Input,
-    key: &DataKey,
-) -> Result<(Sha256Digest, ObjectId, u64), VaultError> {
-    let io_err = |e: io::Error| VaultError::Io {
-        path: input.abs.display().to_string(),
-        source: e,
-    };
-    let (ct_tx, ct_rx) = sync_channel::<Vec<u8>>(4);
-    let written = Arc::new(AtomicU64::new(0));
-    let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(&key.recipient() as &dyn age::Recipient))
-            .map_err(|e| VaultError::Decrypt {
-            path: input.rel.clone(),
-            reason: e.to_string(),
-        })?;
-    let writer = ChannelWriter {
-        tx: ct_tx,
-        buf: Vec::with_capacity(CHUNK + 65536),
-        written: written.clone(),
-    };
-    let mut stream = encryptor.wrap_output(writer).map_err(io_err)?;
-    // age writes its header and nonce before returning: the rest of the
-    // ciphertext size follows from the plaintext size.
-    let prefix = written.load(Ordering::Relaxed);
-    let size = input.size;
-    let blob_size = prefix + crypto::age_payload_size(size) - 16;
-    let file = File::open(&input.abs).map_err(io_err)?;
-
-    std::thread::scope(|s| {
-        let (pt_tx, pt_rx) = sync_channel::<Arc<Vec<u8>>>(4);
-        let hasher = s.spawn(move || {
-            let mut h = Sha256::new();
-            for chunk in pt_rx {
-                h.update(&chunk[..]);
-            }
-            Sha256Digest(h.finalize().into())
-        });
-        let reader = s.spawn(move || -> io::Result<u64> {
-            let mut file = file;
-            let mut total = 0u64;
-            loop {
-                let mut buf = vec![0u8; CHUNK];
-                let mut filled = 0;
-                while filled < CHUNK {
-                    let k = file.read(&mut buf[filled..])?;
-                    if k == 0 {
-                        break;
-                    }
-                    filled += k;
-                }
-                if filled == 0 {
-                    break;
-                }
-                buf.truncate(filled);
-                total += filled as u64;
-                if total > size {
-                    return Err(io::Error::other("file grew while it was being read"));
-                }
-                let chunk = Arc::new(buf);
-                stream.write_all(&chunk)?;
-                if pt_tx.send(chunk).is_err() {
-                    return Err(io::Error::other("hasher stopped"));
-                }
-            }
-            drop(pt_tx);
-            if total != size {
-                return Err(io::Error::other(
-                    "file changed size while it was being read",
-                ));
-            }
-            let mut inner = stream.finish()?;
-            inner.flush()?;
-            Ok(total)
-        });
-        let mut rx = ChannelReader {
-            rx: ct_rx,
-            cur: Vec::new(),
-            pos: 0,
-        };
-        let id = store.write_blob_stream(blob_size, &mut rx);
-        drop(rx);
-        let read = reader
-            .join()
-            .expect("reader thread panicked")
-            .map_err(io_err)?;
-        let digest = hasher.join().expect("hasher thread panicked");
-        let id = id?;
-        debug_assert_eq!(read, size);
-        Ok((digest, id, blob_size))
-    })
-}
-
-/// Process every input over the available cores.
-fn store_files(
-    store: &Store,
-    inputs: &[Input],
-    key: &DataKey,
-    reuse: &BTreeMap<Sha256Digest, Reusable>,
-    reuse_sizes: &BTreeSet<u64>,
-) -> Result<(Vec<(FileEntry, ObjectId)>, usize), VaultError> {
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(inputs.len())
-        .max(1);
-    let results = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let git_dir = store.git_dir().to_owned();
-                let next = &next;
-                s.spawn(
-                    move || -> Result<Vec<(usize, FileEntry, ObjectId, bool)>, VaultError> {
-                        // gix handles are per thread: each worker opens its own.
-                        let store = Store::open(&git_dir)?;
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(input) = inputs.get(i) else { break };
-                            // A file of an earlier version's size may be the same
-                            // file: hash first, and skip encryption when it is.
-                            if reuse_sizes.contains(&input.size) {
-                                let (digest, n) =
-                                    hash_file(&input.abs).map_err(|e| VaultError::Io {
-                                        path: input.abs.display().to_string(),
-                                        source: e,
-                                    })?;
-                                if let (Some(r), true) = (reuse.get(&digest), n == input.size) {
-                                    let entry = FileEntry {
-                                        path: input.rel.clone(),
-                                        size: n,
-                                        sha256: digest,
-                                        blob_size: r.blob_size,
-                                    };
-                                    done.push((i, entry, r.id, true));
-                                    continue;
-                                }
-                            }
-                            let (digest, id, blob_size) = encrypt_into_git(&store, input, key)?;
-                            let entry = FileEntry {
-                                path: input.rel.clone(),
-                                size: input.size,
-                                sha256: digest,
-                                blob_size,
-                            };
-                            done.push((i, entry, id, false));
-                        }
-                        Ok(done)
-                    },
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("worker panicked"))
-            .collect::<Vec<_>>()
-    });
-    let mut all = Vec::new();
-    for r in results {
-        all.extend(r?);
-    }
-    all.sort_by_key(|(i, ..)| *i);
-    let reused = all.iter().filter(|r| r.3).count();
-    Ok((
-        all.into_iter().map(|(_, e, id, _)| (e, id)).collect(),
-        reused,
-    ))
-}
-
 /// Everything a version adds to the tree, ready to be committed on any tip.
 pub(crate) struct PreparedVersion {
     pub model: ModelName,
@@ -433,6 +186,8 @@ pub(crate) struct PreparedVersion {
     pub author: String,
     /// The manifest, for a rebuild that must date it anew.
     pub manifest: Manifest,
+    /// The payload tree, published under the version's payload ref.
+    pub payload: ObjectId,
 }
 
 /// The time to put on something built on commit `parent`: now, or the
@@ -478,6 +233,103 @@ pub(crate) fn write_manifest(
         ),
     ];
     Ok((upserts, Sha256Digest::of(text.as_bytes())))
+}
+
+/// How many of the model's newest versions `add` looks at for parts to
+/// reuse, besides the parent: the cost of `add` stays flat in history.
+pub const REUSE_WINDOW: usize = 16;
+
+/// Parts of the parent and of the newest versions, under the current data
+/// key and present in this clone, by plaintext digest.
+fn reusable_parts(
+    vault: &Vault,
+    tree: ObjectId,
+    model: &ModelName,
+    parent: Option<&Version>,
+    existing: &[Version],
+    key_recipient: &str,
+) -> Result<BTreeMap<Sha256Digest, Reusable>, VaultError> {
+    let mut candidates: Vec<&Version> = parent.into_iter().collect();
+    let mut newest: Vec<&Version> = existing.iter().collect();
+    newest.sort();
+    candidates.extend(newest.into_iter().rev().take(REUSE_WINDOW));
+    let mut out = BTreeMap::new();
+    for v in candidates {
+        let dir = names::version_dir(model, v);
+        let Some(bytes) = vault
+            .store
+            .read_path(tree, &format!("{dir}/manifest.toml"))?
+        else {
+            continue;
+        };
+        let Ok(m) = Manifest::parse(&String::from_utf8_lossy(&bytes)) else {
+            continue;
+        };
+        if m.data_key != key_recipient {
+            continue;
+        }
+        let Ok(payload) = m.payload.parse::<ObjectId>() else {
+            continue;
+        };
+        if !vault.store.has_object(payload) {
+            continue;
+        }
+        let entries = vault.store.tree_entries(payload)?;
+        let ids: BTreeMap<String, ObjectId> =
+            entries.into_iter().map(|(name, id, _)| (name, id)).collect();
+        for (digest, (size, blob_size)) in m.distinct_parts() {
+            if let Some(id) = ids.get(&digest.to_hex()) {
+                if vault.store.has_object(*id) {
+                    out.insert(
+                        digest,
+                        Reusable {
+                            id: *id,
+                            size,
+                            blob_size,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The part splitter: `--part-size`, else `mvault.partSize`, else the
+/// default; `MVAULT_CHUNKING=fixed` cuts fixed-size parts (for measuring
+/// the two against each other).
+fn splitter(vault: &Vault, part_size: Option<u64>) -> Result<Splitter, VaultError> {
+    let configured = vault
+        .store
+        .config_string("mvault.partSize")
+        .map(|s| {
+            parse_size(&s).ok_or_else(|| VaultError::Input {
+                path: "mvault.partSize".into(),
+                reason: format!("{s:?} is not a size (bytes, or with K, M or G)"),
+            })
+        })
+        .transpose()?;
+    let max = part_size.or(configured).unwrap_or(parts::DEFAULT_PART_SIZE);
+    let chunking = match std::env::var("MVAULT_CHUNKING").as_deref() {
+        Ok("fixed") => Chunking::Fixed,
+        _ => Chunking::Content,
+    };
+    Splitter::new(max, chunking).map_err(|reason| VaultError::Input {
+        path: "--part-size".into(),
+        reason,
+    })
+}
+
+/// A size in bytes, with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&s[..i], 1 << 20),
+        (i, 'g' | 'G') => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
 /// Register a version: the whole of `mvault add`.
@@ -547,46 +399,37 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
     let key = ring.current().clone();
     let key_recipient = key.recipient().to_string();
 
-    // Blobs an earlier version stored under the same data key.
-    let mut reuse = BTreeMap::new();
-    let mut reuse_sizes = BTreeSet::new();
-    for v in &existing {
-        let dir = names::version_dir(&req.model, v);
-        let Some(bytes) = vault
-            .store
-            .read_path(tree, &format!("{dir}/manifest.toml"))?
-        else {
-            continue;
-        };
-        let Ok(m) = Manifest::parse(&String::from_utf8_lossy(&bytes)) else {
-            continue;
-        };
-        if m.data_key != key_recipient {
-            continue;
-        }
-        for f in &m.files {
-            if let Some((id, _)) = vault.store.entry(tree, &format!("{dir}/{}", f.blob()))? {
-                reuse.insert(
-                    f.sha256,
-                    Reusable {
-                        id,
-                        blob_size: f.blob_size,
-                    },
-                );
-                reuse_sizes.insert(f.size);
-            }
+    // Parts an earlier version stored under the same data key.
+    let reuse = reusable_parts(vault, tree, &req.model, req.parent.as_ref(), &existing, &key_recipient)?;
+    let splitter = splitter(vault, req.part_size)?;
+    let part_inputs: Vec<PartInput<'_>> = inputs
+        .iter()
+        .map(|i| PartInput {
+            abs: &i.abs,
+            size: i.size,
+        })
+        .collect();
+    let stored = parts::store_files(&vault.store, &part_inputs, &key, &reuse, splitter)?;
+    let reused: usize = stored.iter().map(|f| f.reused).sum();
+    // The payload tree: every distinct part once, named by its digest.
+    let mut objects: BTreeMap<String, ObjectId> = BTreeMap::new();
+    for f in &stored {
+        for (p, id) in &f.parts {
+            objects.entry(p.sha256.to_hex()).or_insert(*id);
         }
     }
-
-    let (mut stored, reused) = store_files(&vault.store, &inputs, &key, &reuse, &reuse_sizes)?;
-    // Files with the same content share one blob (named by the digest):
-    // every entry takes the first one's object and ciphertext size.
-    let mut first: BTreeMap<Sha256Digest, (ObjectId, u64)> = BTreeMap::new();
-    for (e, id) in stored.iter_mut() {
-        let (fid, fsize) = *first.entry(e.sha256).or_insert((*id, e.blob_size));
-        *id = fid;
-        e.blob_size = fsize;
-    }
+    let upserts: Vec<(String, ObjectId)> = objects.into_iter().collect();
+    let payload = vault.store.edit_tree(None, &upserts)?;
+    let files: Vec<FileEntry> = inputs
+        .iter()
+        .zip(&stored)
+        .map(|(i, f)| FileEntry {
+            path: i.rel.clone(),
+            size: f.size,
+            sha256: f.sha256,
+            parts: f.parts.iter().map(|(p, _)| *p).collect(),
+        })
+        .collect();
 
     // Dates are claims: never before the commit this one builds on.
     let when = not_before_parent(vault, tip, req.now)?;
@@ -599,20 +442,15 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         created: rfc3339(when),
         framework: req.framework.clone(),
         data_key: key_recipient.clone(),
+        payload: payload.to_string(),
+        part_size: splitter.max,
         metadata: req.metadata.clone(),
         metrics: req.metrics.clone(),
         provenance: req.provenance.clone(),
-        files: stored.iter().map(|(e, _)| e.clone()).collect(),
+        files,
     };
     manifest.sort_files();
-    let (mut upserts, manifest_sha256) = write_manifest(vault, &manifest, req.identity)?;
-    let dir = names::version_dir(&req.model, &req.version);
-    let mut seen = BTreeSet::new();
-    for (e, id) in &stored {
-        if seen.insert(e.blob()) {
-            upserts.push((format!("{dir}/{}", e.blob()), *id));
-        }
-    }
+    let (upserts, manifest_sha256) = write_manifest(vault, &manifest, req.identity)?;
     let mut message = format!("register {}@{}\n\n", req.model, req.version);
     if let Some(m) = &req.message {
         message.push_str(m.trim());
@@ -638,6 +476,7 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         message,
         author: user,
         manifest: manifest.clone(),
+        payload,
     };
     let (commit, tag) = commit_version(vault, &prepared, tip, tree, req.identity, req.now)?;
 
@@ -657,8 +496,10 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         commit: commit.to_string(),
         tag: names::registration_tag(&req.model, &req.version),
         manifest_sha256: manifest_sha256.to_hex(),
-        files: stored.len(),
+        files: manifest.files.len(),
         bytes: manifest.total_size(),
+        payload: payload.to_string(),
+        payload_bytes: manifest.payload_size(),
         reused,
         new_key_ring: new_ring.is_some(),
         pushed,
@@ -710,6 +551,9 @@ pub(crate) fn commit_version(
     // A tag left by an add that was killed before `main` moved points at a
     // commit main never had: replace it.
     let stale = vault.store.ref_target(&tag_ref)?;
+    let stale_payload = vault
+        .store
+        .ref_target(&names::payload_ref(&p.model, &p.version))?;
     vault.store.update_refs(&[
         RefUpdate {
             name: MAIN_REF.into(),
@@ -721,6 +565,12 @@ pub(crate) fn commit_version(
             name: tag_ref,
             expected: stale,
             new: Some(tag),
+            reason: format!("register {}@{}", p.model, p.version),
+        },
+        RefUpdate {
+            name: names::payload_ref(&p.model, &p.version),
+            expected: stale_payload,
+            new: Some(p.payload),
             reason: format!("register {}@{}", p.model, p.version),
         },
     ])?;

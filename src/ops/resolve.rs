@@ -25,7 +25,11 @@ pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), Va
         }
         VersionRef::Stage(m, stage) => {
             // The stage is what the promotion tags say: believe them only
-            // when each points into main and their chain verifies.
+            // when each points into main and their chain verifies. A tag
+            // whose commit descends from main says main is merely behind.
+            if let Some(why) = behind(vault, m)? {
+                return Err(VaultError::Behind { detail: why });
+            }
             vault.believed_stages(m)?;
             let stages = replay::verify_model_chain(&vault.store, m, now().unix_timestamp())
                 .map_err(|b| VaultError::Signer {
@@ -43,6 +47,31 @@ pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), Va
             Ok((m.clone(), v))
         }
     }
+}
+
+/// Whether one of `model`'s tags points at a commit newer than this
+/// clone's main (a stale clone with fresh tags), and which.
+fn behind(vault: &Vault, model: &ModelName) -> Result<Option<String>, VaultError> {
+    let Some(tip) = vault.store.main_tip()? else {
+        return Ok(None);
+    };
+    for prefix in [format!("refs/tags/{model}#"), format!("refs/tags/{model}@")] {
+        for (name, id) in vault.store.refs_with_prefix(&prefix)? {
+            let Ok(commit) = vault.peel_to_commit(id) else {
+                continue;
+            };
+            if commit != tip
+                && !vault.store.is_ancestor(commit, tip)?
+                && vault.store.is_ancestor(tip, commit)?
+            {
+                return Ok(Some(format!(
+                    "tag {} points at commit {commit}, which is newer than this clone's main ({tip})",
+                    name.trim_start_matches("refs/tags/")
+                )));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn broken(b: AuditBreak) -> VaultError {

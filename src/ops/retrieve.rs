@@ -7,17 +7,20 @@
 //!    could register the model (a forged or replayed manifest);
 //! 3. the commit that added the version is signed by a known user (a commit
 //!    slipped into history);
-//! 4. every blob the manifest names is in the tree with the recorded size
-//!    (a swapped or truncated blob, caught before decrypting);
-//! 5. every file decrypts (age authenticates each 64 KiB chunk) and its
-//!    size and SHA-256 match the manifest (a blob from another file).
+//! 4. the payload tree is the one the manifest names (fetched from the
+//!    remote by its payload ref when this clone lacks it), and every part
+//!    is in it with the recorded size (a swapped or truncated part, caught
+//!    before decrypting);
+//! 5. every part decrypts (age authenticates each 64 KiB chunk) to its
+//!    size and SHA-256, and every file's size and SHA-256 match the
+//!    manifest (a part from another file, parts out of order).
 //!
 //! Files are written under a staging directory inside the destination and
 //! renamed into place only after every file passed: a failed or killed pull
 //! leaves no partial file under a final name.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
@@ -27,7 +30,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{self, DataKey, KeyRing, SshIdentity};
-use crate::model::manifest::{FileEntry, Sha256Digest};
+use crate::model::manifest::{FileEntry, Part, Sha256Digest};
+use crate::model::purge::PurgeRecord;
 use crate::model::names::{self, VersionRef};
 use crate::store::Store;
 use crate::vault::{Vault, VaultError, VersionRecord};
@@ -47,12 +51,89 @@ pub struct Verified {
     pub manifest_sha256: String,
 }
 
-/// Checks 1 to 4, and the data key; returns the blob ids in manifest order.
+/// The part objects of every file, in manifest order, after checking the
+/// payload tree against the manifest (fetching it first when missing).
+fn payload_parts(vault: &Vault, rec: &VersionRecord) -> Result<Vec<Vec<ObjectId>>, VaultError> {
+    let (model, version) = (&rec.model, &rec.version);
+    let payload: ObjectId = rec
+        .manifest
+        .payload
+        .parse()
+        .map_err(|_| VaultError::Mismatch {
+            path: names::version_dir(model, version),
+            check: "payload id",
+            expected: "a git tree id".into(),
+            found: rec.manifest.payload.clone(),
+        })?;
+    if !vault.store.has_object(payload) {
+        let (_, main_tree) = vault.main()?;
+        if let Some(bytes) = vault
+            .store
+            .read_path(main_tree, &names::purge_path(model, version))?
+        {
+            let p = PurgeRecord::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+                VaultError::Input {
+                    path: names::purge_path(model, version),
+                    reason: e.to_string(),
+                }
+            })?;
+            return Err(VaultError::Purged {
+                model: model.to_string(),
+                version: version.to_string(),
+                date: p.time,
+                by: p.purged_by,
+                reason: p.reason,
+            });
+        }
+        crate::ops::sync::fetch_payload(vault, model, version, payload)?;
+    }
+    let entries: std::collections::BTreeMap<String, ObjectId> = vault
+        .store
+        .tree_entries(payload)?
+        .into_iter()
+        .map(|(name, id, _)| (name, id))
+        .collect();
+    let mut out = Vec::with_capacity(rec.manifest.files.len());
+    for f in &rec.manifest.files {
+        let mut ids = Vec::with_capacity(f.parts.len());
+        for part in &f.parts {
+            let Some(id) = entries.get(&part.sha256.to_hex()).copied() else {
+                return Err(VaultError::Mismatch {
+                    path: f.path.clone(),
+                    check: "part presence",
+                    expected: part.sha256.to_hex(),
+                    found: format!("no such part in payload tree {payload}"),
+                });
+            };
+            if !vault.store.has_object(id) {
+                return Err(VaultError::NotFetched {
+                    model: model.to_string(),
+                    version: version.to_string(),
+                    reason: format!("part {} ({id}) of {} is missing from this clone", part.sha256, f.path),
+                });
+            }
+            let size = vault.store.object_size(id)?;
+            if size != part.blob_size {
+                return Err(VaultError::Mismatch {
+                    path: f.path.clone(),
+                    check: "part size",
+                    expected: part.blob_size.to_string(),
+                    found: size.to_string(),
+                });
+            }
+            ids.push(id);
+        }
+        out.push(ids);
+    }
+    Ok(out)
+}
+
+/// Checks 1 to 4, and the data key; returns the part ids per file.
 fn check_record(
     vault: &Vault,
     r: &VersionRef,
     who: &SshIdentity,
-) -> Result<(VersionRecord, Vec<ObjectId>, DataKey, String), VaultError> {
+) -> Result<(VersionRecord, Vec<Vec<ObjectId>>, DataKey, String), VaultError> {
     let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     // 1. parse, canonical form and Merkle root (inside `record`).
     let rec = vault.record(&model, &version)?;
@@ -62,30 +143,9 @@ fn check_record(
     if let Some(c) = rec.commit {
         vault.verify_commit_signature(c)?;
     }
-    // 4. every blob present, with the size the manifest records.
-    let dir = names::version_dir(&model, &version);
-    let mut ids = Vec::with_capacity(rec.manifest.files.len());
-    for f in &rec.manifest.files {
-        let path = format!("{dir}/{}", f.blob());
-        let Some((id, _)) = vault.store.entry(rec.tree, &path)? else {
-            return Err(VaultError::Mismatch {
-                path: f.path.clone(),
-                check: "blob presence",
-                expected: path,
-                found: "no such blob in the tree".into(),
-            });
-        };
-        let size = vault.store.object_size(id)?;
-        if size != f.blob_size {
-            return Err(VaultError::Mismatch {
-                path: f.path.clone(),
-                check: "blob size",
-                expected: f.blob_size.to_string(),
-                found: size.to_string(),
-            });
-        }
-        ids.push(id);
-    }
+    // 4. the payload: fetched if this clone lacks it (never when purged),
+    // the tree the manifest names, every part present with its size.
+    let ids = payload_parts(vault, &rec)?;
     // The data key, from the newest key ring: rotations keep old generations
     // for current readers.
     let (_, main_tree) = vault.main()?;
@@ -117,84 +177,142 @@ fn check_record(
     Ok((rec, ids, key, author))
 }
 
-/// Decrypt one blob into `out` (or nowhere), checking size and digest.
-/// Decryption and hashing run on two threads.
-fn decrypt_checked(
+/// Decrypt one part fully into memory, checking its size and digest.
+fn decrypt_part(
     store: &Store,
     id: ObjectId,
     key: &DataKey,
     entry: &FileEntry,
-    mut out: Option<&mut File>,
-) -> Result<(), VaultError> {
-    let reader = store.blob_reader(id)?;
+    part: &Part,
+) -> Result<Vec<u8>, VaultError> {
     let dec_err = |e: String| VaultError::Decrypt {
         path: entry.path.clone(),
         reason: e,
     };
-    let mut plain = crypto::decrypt_reader(key, BufReader::with_capacity(CHUNK, reader))
+    let mut ct = Vec::with_capacity(usize::try_from(part.blob_size).unwrap_or(0));
+    store
+        .blob_reader(id)?
+        .read_to_end(&mut ct)
         .map_err(|e| dec_err(e.to_string()))?;
-    let (tx, rx) = sync_channel::<Vec<u8>>(4);
-    let (size, digest) = std::thread::scope(|s| -> Result<(u64, Sha256Digest), VaultError> {
-        let decryptor = s.spawn(move || -> io::Result<()> {
-            loop {
-                let mut buf = vec![0u8; CHUNK];
-                let mut filled = 0;
-                while filled < CHUNK {
-                    let k = plain.read(&mut buf[filled..])?;
-                    if k == 0 {
-                        break;
-                    }
-                    filled += k;
-                }
-                if filled == 0 {
-                    return Ok(());
-                }
-                buf.truncate(filled);
-                if tx.send(buf).is_err() {
-                    return Ok(());
-                }
-            }
+    let mut plain = crypto::decrypt_reader(key, &ct[..]).map_err(|e| dec_err(e.to_string()))?;
+    let mut out = Vec::with_capacity(usize::try_from(part.size).unwrap_or(0));
+    // Read one byte past the declared size, to see a longer part.
+    (&mut plain)
+        .take(part.size + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| dec_err(e.to_string()))?;
+    if out.len() as u64 != part.size {
+        return Err(VaultError::Mismatch {
+            path: entry.path.clone(),
+            check: "part size",
+            expected: part.size.to_string(),
+            found: out.len().to_string(),
         });
-        let mut h = Sha256::new();
-        let mut n = 0u64;
-        let mut write_err = None;
-        for chunk in rx {
-            h.update(&chunk);
-            n += chunk.len() as u64;
-            if n > entry.size {
-                break;
-            }
-            if let Some(f) = out.as_deref_mut() {
-                if let Err(e) = f.write_all(&chunk) {
-                    write_err = Some(e);
-                    break;
+    }
+    let digest = Sha256Digest(Sha256::digest(&out).into());
+    if digest != part.sha256 {
+        return Err(VaultError::Mismatch {
+            path: entry.path.clone(),
+            check: "part sha256",
+            expected: part.sha256.to_hex(),
+            found: digest.to_hex(),
+        });
+    }
+    Ok(out)
+}
+
+/// Decrypt one file's parts on every core into `out` (or nowhere), in
+/// order, checking each part and then the whole file's size and digest.
+/// At most a few parts are in memory at once.
+fn decrypt_checked(
+    store: &Store,
+    ids: &[ObjectId],
+    key: &DataKey,
+    entry: &FileEntry,
+    mut out: Option<&mut File>,
+) -> Result<(), VaultError> {
+    use std::sync::{Condvar, Mutex};
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(ids.len())
+        .max(1);
+    let window = 2 * workers;
+    let next = AtomicUsize::new(0);
+    let written = (Mutex::new(0usize), Condvar::new());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let git_dir = store.git_dir().to_owned();
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    let result = std::thread::scope(|s| -> Result<(), VaultError> {
+        let (tx, rx) = sync_channel::<(usize, Result<Vec<u8>, VaultError>)>(window);
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, written, failed, git_dir) = (&next, &written, &failed, &git_dir);
+            s.spawn(move || {
+                let store = match Store::open(git_dir) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send((usize::MAX, Err(e.into())));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= ids.len() || failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    // Wait until the writer is within the window of this part.
+                    let mut w = written.0.lock().expect("window");
+                    while i >= *w + window && !failed.load(Ordering::Relaxed) {
+                        w = written.1.wait(w).expect("window");
+                    }
+                    drop(w);
+                    let r = decrypt_part(&store, ids[i], key, entry, &entry.parts[i]);
+                    if tx.send((i, r)).is_err() {
+                        return;
+                    }
                 }
-            }
-        }
-        let dec = decryptor.join().expect("decryptor thread panicked");
-        if let Some(e) = write_err {
-            return Err(VaultError::Io {
-                path: entry.path.clone(),
-                source: e,
             });
         }
-        if n <= entry.size {
-            dec.map_err(|e| dec_err(e.to_string()))?;
+        drop(tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut expect = 0usize;
+        let stop = |e: VaultError| {
+            failed.store(true, Ordering::Relaxed);
+            written.1.notify_all();
+            e
+        };
+        for (i, r) in rx.iter() {
+            let data = r.map_err(stop)?;
+            pending.insert(i, data);
+            while let Some(data) = pending.remove(&expect) {
+                h.update(&data);
+                n += data.len() as u64;
+                if let Some(f) = out.as_deref_mut() {
+                    f.write_all(&data).map_err(|e| {
+                        stop(VaultError::Io {
+                            path: entry.path.clone(),
+                            source: e,
+                        })
+                    })?;
+                }
+                expect += 1;
+                *written.0.lock().expect("window") = expect;
+                written.1.notify_all();
+            }
         }
-        Ok((n, Sha256Digest(h.finalize().into())))
-    })?;
-    if size != entry.size {
+        Ok(())
+    });
+    result?;
+    if n != entry.size {
         return Err(VaultError::Mismatch {
             path: entry.path.clone(),
             check: "size",
             expected: entry.size.to_string(),
-            found: if size > entry.size {
-                format!("more than {}", entry.size)
-            } else {
-                size.to_string()
-            },
+            found: n.to_string(),
         });
     }
+    let digest = Sha256Digest(h.finalize().into());
     if digest != entry.sha256 {
         return Err(VaultError::Mismatch {
             path: entry.path.clone(),
@@ -253,7 +371,7 @@ pub fn verify(vault: &Vault, r: &VersionRef, who: &SshIdentity) -> Result<Verifi
     let (rec, ids, key, author) = check_record(vault, r, who)?;
     let files = &rec.manifest.files;
     for_each_file(vault, files, |store, i| {
-        decrypt_checked(store, ids[i], &key, &files[i], None)
+        decrypt_checked(store, &ids[i], &key, &files[i], None)
     })?;
     Ok(verified(&rec, author))
 }
@@ -267,6 +385,90 @@ fn verified(rec: &VersionRecord, author: String) -> Verified {
         bytes: rec.manifest.total_size(),
         manifest_sha256: Sha256Digest::of(rec.manifest_text.as_bytes()).to_hex(),
     }
+}
+
+/// Before `#stage` or the newest version is resolved, bring the record up
+/// to date with the remote, when there is one. An unreachable remote is a
+/// warning (the pull goes on with what the clone has); a server that
+/// rewrites history or re-points a tag is an error.
+pub fn refresh_for(vault: &Vault, r: &VersionRef) -> Result<Option<String>, VaultError> {
+    if matches!(r, VersionRef::Exact(..)) {
+        return Ok(None);
+    }
+    let Some(remote) = crate::ops::sync::remote(vault) else {
+        return Ok(None);
+    };
+    match crate::ops::sync::fetch_checked(vault, &remote) {
+        Ok(()) => Ok(None),
+        Err(VaultError::Store(e)) => Ok(Some(format!(
+            "could not refresh the record from {remote} ({}); using this clone's record",
+            e.to_string().lines().next().unwrap_or("")
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The default cache directory of `pull --from URL`.
+pub fn default_cache(url: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    let digest = Sha256Digest::of(url.as_bytes()).to_hex();
+    base.join("mvault").join(&digest[..16])
+}
+
+/// `mvault pull --from URL REF -o DIR`: no clone. The record (main, tags)
+/// is kept in a bare cache repository and refreshed on every call; only
+/// the named version's payload is fetched. Trust is the same as in a
+/// clone: the record replays from the root keys its first commit records
+/// (pinned in the cache on first use, like an SSH host key), and every
+/// byte is checked before it is written.
+pub fn pull_from(
+    url: &str,
+    cache: Option<&Path>,
+    r: &VersionRef,
+    out: &Path,
+    who: &SshIdentity,
+    now: time::OffsetDateTime,
+) -> Result<Verified, VaultError> {
+    let _ = now;
+    let cache = cache.map(Path::to_owned).unwrap_or_else(|| default_cache(url));
+    if !cache.join("HEAD").exists() {
+        std::fs::create_dir_all(&cache).map_err(|e| VaultError::Io {
+            path: cache.display().to_string(),
+            source: e,
+        })?;
+        crate::store::run_git(&cache, &["init", "-q", "--bare", "-b", "main"])?;
+        crate::store::run_git(&cache, &["remote", "add", "origin", url])?;
+        crate::store::run_git(&cache, &["config", "branch.main.remote", "origin"])?;
+    }
+    let configured = crate::store::run_git(&cache, &["remote", "get-url", "origin"])
+        .unwrap_or_default();
+    if configured.trim() != url {
+        return Err(VaultError::Input {
+            path: cache.display().to_string(),
+            reason: format!(
+                "this cache belongs to {}, not {url}; pass another --cache",
+                configured.trim()
+            ),
+        });
+    }
+    let vault = Vault::open(&cache)?;
+    vault.store.ensure_config()?;
+    crate::ops::sync::fetch_checked(&vault, "origin").map_err(|e| match e {
+        VaultError::Store(s) => VaultError::NotFetched {
+            model: match r {
+                VersionRef::Exact(m, _) | VersionRef::Latest(m) | VersionRef::Stage(m, _) => {
+                    m.to_string()
+                }
+            },
+            version: "(record)".into(),
+            reason: format!("cannot fetch the record from {url}: {s}"),
+        },
+        other => other,
+    })?;
+    pull(&vault, r, out, who)
 }
 
 /// Removes the staging directory (and a destination it created) unless
@@ -324,7 +526,7 @@ pub fn pull(
     for_each_file(vault, files, |store, i| {
         let tmp = staging_dir.join(i.to_string());
         let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        decrypt_checked(store, ids[i], &key, &files[i], Some(&mut f))?;
+        decrypt_checked(store, &ids[i], &key, &files[i], Some(&mut f))?;
         f.flush().map_err(|e| io_err(&tmp, e))
     })?;
     // Every file passed: move them into place.

@@ -73,7 +73,14 @@ fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult,
         "--porcelain".into(),
         remote.to_owned(),
     ];
-    args.extend(refs.iter().map(|r| format!("{r}:{r}")));
+    // A spec with a colon is given as it is (`:REF` deletes REF).
+    args.extend(refs.iter().map(|r| {
+        if r.contains(':') {
+            r.clone()
+        } else {
+            format!("{r}:{r}")
+        }
+    }));
     let out = std::process::Command::new("git")
         .args(&args)
         .current_dir(vault.store.command_dir())
@@ -151,9 +158,14 @@ pub(crate) fn push_version(
         "refs/tags/{}",
         names::registration_tag(&p.model, &p.version)
     );
+    let payload_ref = names::payload_ref(&p.model, &p.version);
     let mut rebuilds = 0;
     loop {
-        match push_refs(vault, &remote, &[MAIN_REF.to_owned(), tag_ref.clone()])? {
+        match push_refs(
+            vault,
+            &remote,
+            &[MAIN_REF.to_owned(), tag_ref.clone(), payload_ref.clone()],
+        )? {
             PushResult::Ok => {
                 return Ok(Some(PushOutcome {
                     remote,
@@ -181,6 +193,12 @@ pub(crate) fn push_version(
                     RefUpdate {
                         name: tag_ref.clone(),
                         expected: Some(tag),
+                        new: None,
+                        reason: "push refused; undo".into(),
+                    },
+                    RefUpdate {
+                        name: payload_ref.clone(),
+                        expected: Some(p.payload),
                         new: None,
                         reason: "push refused; undo".into(),
                     },
@@ -275,6 +293,7 @@ fn rebuild(
         message: p.message.clone(),
         author: p.author.clone(),
         manifest: p.manifest.clone(),
+        payload: p.payload,
     };
     // A manifest is never dated before the commit it is registered on: one
     // made before the server's main moved is dated and signed anew.
@@ -398,6 +417,52 @@ pub(crate) fn push_main(
     }
 }
 
+/// Push a purge: `main` and the deletion of the payload ref, atomically.
+/// Refused or raced, the local commit is undone and the payload ref put
+/// back.
+pub(crate) fn push_purge(
+    vault: &Vault,
+    base: ObjectId,
+    commit: ObjectId,
+    payload_ref: &str,
+    payload: Option<ObjectId>,
+) -> Result<Option<String>, VaultError> {
+    let Some(remote) = remote(vault) else {
+        return Ok(None);
+    };
+    let undo = |why: String| -> VaultError {
+        let mut edits = vec![RefUpdate {
+            name: MAIN_REF.into(),
+            expected: Some(commit),
+            new: Some(base),
+            reason: "push failed; undo".into(),
+        }];
+        if let Some(p) = payload {
+            edits.push(RefUpdate {
+                name: payload_ref.to_owned(),
+                expected: None,
+                new: Some(p),
+                reason: "push failed; undo".into(),
+            });
+        }
+        let _ = vault.store.update_refs(&edits);
+        VaultError::Push {
+            remote: remote.clone(),
+            detail: why,
+        }
+    };
+    let specs = [MAIN_REF.to_owned(), format!(":{payload_ref}")];
+    match push_refs(vault, &remote, &specs)? {
+        PushResult::Ok => Ok(Some(remote.clone())),
+        PushResult::NonFastForward => Err(undo(format!(
+            "main moved on the server; the local commit was undone. Run the purge again"
+        ))),
+        PushResult::Refused(why) => Err(undo(format!(
+            "the server refused it; the local commit was undone\n{why}"
+        ))),
+    }
+}
+
 /// Push `refs` (tags, seq refs) atomically to the remote, if there is one.
 pub(crate) fn push_refs_atomic(
     vault: &Vault,
@@ -476,6 +541,17 @@ pub fn fetch_checked(vault: &Vault, remote: &str) -> Result<(), VaultError> {
     // 2.
     let (Some(theirs), Some(ours)) = (vault.store.ref_target(&tracking)?, vault.store.main_tip()?)
     else {
+        // A new cache (pull --from) takes the server's main as its start;
+        // what it believes is still decided by the replay from the root keys.
+        if let (Some(theirs), None) = (vault.store.ref_target(&tracking)?, vault.store.main_tip()?)
+        {
+            edits.push(RefUpdate {
+                name: MAIN_REF.into(),
+                expected: None,
+                new: Some(theirs),
+                reason: "first fetch of the server's main".into(),
+            });
+        }
         return apply(vault, &edits);
     };
     let forward = fast_forward(vault, remote, ours, theirs)?;
@@ -545,6 +621,72 @@ fn fast_forward(
 fn apply(vault: &Vault, edits: &[RefUpdate]) -> Result<(), VaultError> {
     if !edits.is_empty() {
         vault.store.update_refs(edits)?;
+    }
+    Ok(())
+}
+
+/// Fetch one version's payload from the remote with stock git, and keep it
+/// under the version's payload ref only if it is the tree the signed
+/// manifest names: the server says where the payload is, the record says
+/// what it must be.
+pub fn fetch_payload(
+    vault: &Vault,
+    model: &crate::model::names::ModelName,
+    version: &crate::model::names::Version,
+    expected: ObjectId,
+) -> Result<(), VaultError> {
+    let not_fetched = |reason: String| VaultError::NotFetched {
+        model: model.to_string(),
+        version: version.to_string(),
+        reason,
+    };
+    let Some(remote) = remote(vault) else {
+        return Err(not_fetched(
+            "this clone has no remote to fetch it from".into(),
+        ));
+    };
+    let name = names::payload_ref(model, version);
+    let scratch = format!("refs/mvault/fetch/{}", std::process::id());
+    let fetched = vault.store.git(&[
+        "fetch",
+        "-q",
+        "--no-tags",
+        "--no-write-fetch-head",
+        &remote,
+        &format!("+{name}:{scratch}"),
+    ]);
+    let got = vault.store.ref_target(&scratch)?;
+    if let Some(g) = got {
+        vault.store.update_refs(&[RefUpdate {
+            name: scratch.clone(),
+            expected: Some(g),
+            new: None,
+            reason: "payload fetched".into(),
+        }])?;
+    }
+    if let Err(e) = fetched {
+        return Err(not_fetched(format!("git fetch {remote} {name} failed: {e}")));
+    }
+    match got {
+        Some(g) if g == expected => {}
+        Some(g) => {
+            return Err(VaultError::Mismatch {
+                path: name,
+                check: "payload tree",
+                expected: format!("{expected} (named by the signed manifest)"),
+                found: format!("{g} (served by {remote})"),
+            })
+        }
+        None => return Err(not_fetched(format!("{remote} has no {name}"))),
+    }
+    let current = vault.store.ref_target(&name)?;
+    if current != Some(expected) {
+        vault.store.update_refs(&[RefUpdate {
+            name,
+            expected: current,
+            new: Some(expected),
+            reason: "payload fetched".into(),
+        }])?;
     }
     Ok(())
 }

@@ -28,15 +28,23 @@ use crate::model::policy::{Policy, POLICY_PATH};
 use crate::model::trailers::{all, trailer, trailers};
 use crate::store::objects::{CommitObject, EntryKind, ObjectId, Person};
 
+mod purge;
 mod register;
 
 /// What a judged commit did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// The vault's first commit.
     Init,
-    /// Added one version.
-    Register { model: String, version: String },
+    /// Added one version, whose payload is the tree `payload`.
+    Register {
+        model: String,
+        version: String,
+        payload: ObjectId,
+        manifest: Box<crate::model::manifest::Manifest>,
+    },
+    /// Recorded the purge of one version's payload.
+    Purge { model: String, version: String },
     /// Changed the policy (and the key rings that change requires).
     Policy,
 }
@@ -254,11 +262,12 @@ pub fn judge_commit(
     match action {
         "register" => register::judge_register(&judged),
         "policy" => judge_policy(&judged),
+        "purge" => purge::judge_purge(&judged),
         other => Err(Refusal::new(
             Rule::UnknownAction,
             subject,
             format!(
-                "commit {id} has Mvault-Action {:?}; expected register or policy",
+                "commit {id} has Mvault-Action {:?}; expected register, policy or purge",
                 escape(other)
             ),
             "make commits with mvault",

@@ -163,6 +163,14 @@ pub trait MainLine {
     fn tip(&self) -> ObjectId;
     /// The date of the first policy commit on main after `commit`, if any.
     fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError>;
+    /// The stage `version` of `model` is in, from the promotion tags the
+    /// judge already believes (the server's before the push, or the
+    /// replay's).
+    fn stage_of(
+        &self,
+        model: &crate::model::names::ModelName,
+        version: &crate::model::names::Version,
+    ) -> Result<crate::model::names::Stage, StoreError>;
 }
 
 /// [`MainLine::policy_change_after`] by walking main's first parents back

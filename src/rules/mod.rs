@@ -75,6 +75,12 @@ pub enum Rule {
     NotCiphertext,
     MissingKeyRing,
     KeyRingRecipients,
+    PayloadRefMissing,
+    PayloadRefWithoutVersion,
+    PayloadMismatch,
+    PayloadRefMoved,
+    BadPurge,
+    PurgeNotArchived,
     PolicyNotByAdmin,
     MixedActions,
     NoAdminLeft,
@@ -156,6 +162,12 @@ impl Rule {
         Rule::NotCiphertext,
         Rule::MissingKeyRing,
         Rule::KeyRingRecipients,
+        Rule::PayloadRefMissing,
+        Rule::PayloadRefWithoutVersion,
+        Rule::PayloadMismatch,
+        Rule::PayloadRefMoved,
+        Rule::BadPurge,
+        Rule::PurgeNotArchived,
         Rule::PolicyNotByAdmin,
         Rule::MixedActions,
         Rule::NoAdminLeft,
@@ -245,6 +257,12 @@ impl Rule {
             NotCiphertext => "not ciphertext",
             MissingKeyRing => "missing key ring",
             KeyRingRecipients => "key ring recipients",
+            PayloadRefMissing => "payload ref missing",
+            PayloadRefWithoutVersion => "payload ref without its version",
+            PayloadMismatch => "payload does not match the manifest",
+            PayloadRefMoved => "payload ref moved",
+            BadPurge => "bad purge",
+            PurgeNotArchived => "purge of a version not archived",
             PolicyNotByAdmin => "policy change not signed by an admin",
             MixedActions => "mixed actions",
             NoAdminLeft => "no admin left",
@@ -299,6 +317,10 @@ impl Rule {
                 | PolicyNotLast
                 | DatedInFuture
                 | TagMoved
+                | PayloadRefMissing
+                | PayloadRefWithoutVersion
+                | PayloadMismatch
+                | PayloadRefMoved
                 | StaleRecord
                 | CounterNotClaimed
                 | HookNotConfigured

@@ -6,6 +6,9 @@
 //! refused. Only the header is read, never the payload.
 
 use crate::crypto;
+use crate::model::manifest::{Manifest, Sha256Digest};
+use crate::rules::{escape, source, ObjectSource, Refusal, Rule};
+use crate::store::objects::{EntryKind, ObjectId};
 
 /// How many bytes of a blob's head the rule reads: more than any header
 /// mvault writes (one X25519 stanza and one grease stanza, under 1 KiB).
@@ -123,6 +126,79 @@ fn looks_random(bytes: &[u8]) -> Result<(), String> {
     if printable * 5 > n * 4 || zeros * 4 > n {
         return Err(format!(
             "{printable} printable and {zeros} zero bytes of {n}"
+        ));
+    }
+    Ok(())
+}
+
+/// The payload tree of a version: exactly the manifest's distinct parts,
+/// each a blob named by its plaintext SHA-256 in lower-case hex, of the
+/// ciphertext size the manifest declares, well-formed age ciphertext to
+/// one X25519 recipient. Headers only are read.
+pub fn judge_payload(
+    src: &dyn ObjectSource,
+    subject: &str,
+    manifest: &Manifest,
+    tree: ObjectId,
+) -> Result<(), Refusal> {
+    const HINT: &str = "register versions with mvault add, which writes the payload the manifest names";
+    let internal = |e: crate::store::StoreError| Refusal::internal(subject, e);
+    let what = format!("payload of {}@{}", manifest.model, manifest.version);
+    let expected = manifest.distinct_parts();
+    let items = source::tree_items(src, tree).map_err(internal)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for item in &items {
+        let name = String::from_utf8_lossy(&item.name);
+        let Some(digest) = Sha256Digest::from_hex(&name).filter(|d| expected.contains_key(d)) else {
+            return Err(Refusal::new(
+                Rule::UnexpectedFile,
+                subject,
+                format!("{what}: tree {tree} has {}, which is no part of the manifest", escape(&name)),
+                HINT,
+            ));
+        };
+        if !seen.insert(digest) {
+            return Err(Refusal::new(
+                Rule::MalformedTree,
+                subject,
+                format!("{what}: tree {tree} names part {digest} twice"),
+                HINT,
+            ));
+        }
+        if item.kind != EntryKind::Blob {
+            return Err(Refusal::new(
+                Rule::BadFileMode,
+                subject,
+                format!("{what}: part {digest} is a {:?}; parts are regular files", item.kind),
+                HINT,
+            ));
+        }
+        let (plaintext, size) = expected[&digest];
+        let actual = src.object_size(item.id).map_err(internal)?;
+        if actual != size {
+            return Err(Refusal::new(
+                Rule::BlobSize,
+                subject,
+                format!("{what}: part {digest}: manifest says {size} bytes, blob has {actual}"),
+                HINT,
+            ));
+        }
+        let head = src.blob_prefix(item.id, HEAD_BYTES).map_err(internal)?;
+        check_ciphertext(&head, actual, plaintext).map_err(|p| {
+            Refusal::new(
+                Rule::NotCiphertext,
+                subject,
+                format!("{what}: part {digest} {p}"),
+                HINT,
+            )
+        })?;
+    }
+    if let Some(missing) = expected.keys().find(|d| !seen.contains(d)) {
+        return Err(Refusal::new(
+            Rule::MissingBlob,
+            subject,
+            format!("{what}: part {missing} is named by the manifest but not in tree {tree}"),
+            HINT,
         ));
     }
     Ok(())

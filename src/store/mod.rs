@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use gix::bstr::{BString, ByteSlice};
 
 mod blobs;
+mod loose;
 pub mod objects;
 mod pack;
 mod refs;
@@ -107,6 +108,10 @@ pub const REPO_CONFIG: &[(&str, &str)] = &[
     ("core.packedGitWindowSize", "16777216"),
     ("core.packedGitLimit", "67108864"),
     ("core.bigFileThreshold", "1048576"),
+    // Fetched payloads stay the packs they arrive as, not loose objects
+    // deflated again.
+    ("fetch.unpackLimit", "1"),
+    ("transfer.unpackLimit", "1"),
 ];
 
 impl Store {
@@ -418,6 +423,17 @@ impl Store {
             )));
         }
         Ok(id)
+    }
+
+    /// Write one part's ciphertext as a loose blob; callable from many
+    /// threads (it touches only the object directory).
+    pub fn write_part(objects_dir: &Path, content: &[u8]) -> Result<ObjectId, StoreError> {
+        loose::write_loose_blob(objects_dir, content)
+    }
+
+    /// The object directory, for [`Store::write_part`].
+    pub fn objects_dir(&self) -> PathBuf {
+        self.repo.objects.store_ref().path().to_owned()
     }
 
     /// A new tree: `base` (or empty) with `upserts` applied.

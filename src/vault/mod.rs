@@ -179,6 +179,25 @@ pub enum VaultError {
         ours: String,
         theirs: String,
     },
+    /// The version's payload was purged; its record stays.
+    #[error("{model}@{version} was purged on {date} by {by}: {reason}")]
+    Purged {
+        model: String,
+        version: String,
+        date: String,
+        by: String,
+        reason: String,
+    },
+    /// The version's payload is not in this clone and could not be fetched.
+    #[error("{model}@{version}: payload not fetched: {reason}")]
+    NotFetched {
+        model: String,
+        version: String,
+        reason: String,
+    },
+    /// The clone's record is older than what it was asked about.
+    #[error("this clone is behind the server: {detail}")]
+    Behind { detail: String },
     /// A path a pull would write is not safe to write.
     #[error("{path}: {reason}")]
     UnsafeOutput { path: String, reason: String },
@@ -202,6 +221,9 @@ impl VaultError {
             | VersionExists { .. }
             | Input { .. }
             | Key(_)
+            | Purged { .. }
+            | NotFetched { .. }
+            | Behind { .. }
             | Io { .. } => ErrorKind::User,
             Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } | PushRace { .. } => {
                 ErrorKind::Policy
@@ -233,6 +255,9 @@ impl VaultError {
             UnknownKey { .. } => Some("pass the key the policy knows with --key, or ask an admin: mvault policy add-user NAME --key-file KEY.pub".into()),
             NoReadAccess { .. } => Some("ask an ml_admin to grant you a role on the model (mvault policy grant NAME --role viewer --models GLOB); the grant re-wraps the model's key to you".into()),
             VersionExists { .. } => Some("pick a new version number; to compare, run mvault show".into()),
+            Purged { .. } => Some("the record stays (mvault show, log, audit verify); pull another version".into()),
+            NotFetched { .. } => Some("add a remote that has it (git remote add origin URL) and run the pull again, or pull straight from the server: mvault pull --from URL REF -o DIR".into()),
+            Behind { .. } => Some("bring the clone up to date (git fetch origin main:main --tags, or run the pull with the server reachable)".into()),
             NotAVault => Some("create one with mvault init DIR --admin-key KEY.pub, or run inside a clone of one (-C DIR)".into()),
             UntrustedTag { .. } | TagReplaced { .. } | MainRewritten { .. } => Some("the server may be serving forged history: compare with a clone you trust (git ls-remote, mvault audit verify) and tell the server's admin".into()),
             UnsafeOutput { .. } => Some("pull into a plain directory outside any git repository's metadata; nothing was written".into()),

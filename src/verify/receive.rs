@@ -15,7 +15,9 @@ use std::path::Path;
 
 use time::OffsetDateTime;
 
-use crate::model::names::ModelName;
+use crate::model::manifest::Manifest;
+use crate::model::names::{self, parse_payload_ref, ModelName, DATA_PREFIX};
+use crate::rules::payload::judge_payload;
 use crate::model::promotion::{parse_promotion_name, seq_ref, Promotion, SEQ_PREFIX};
 use crate::model::updates::{parse_updates, Update};
 use crate::rules::commit::{judge_commit, Action};
@@ -98,6 +100,15 @@ impl MainLine for PushedMain<'_> {
     fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError> {
         crate::rules::context::walk_policy_change_after(self.store, self.tip, commit)
     }
+    fn stage_of(
+        &self,
+        model: &crate::model::names::ModelName,
+        version: &crate::model::names::Version,
+    ) -> Result<crate::model::names::Stage, StoreError> {
+        let stages = crate::vault::stages::read_stages(self.store, model)
+            .map_err(|e| StoreError::Git(e.to_string()))?;
+        Ok(stages.stage_of(&version.to_string()).stage)
+    }
 }
 
 /// What a push is judged against besides its objects.
@@ -119,11 +130,23 @@ pub fn judge_push(
     // 1. Known namespaces only; 2. nothing is ever deleted.
     for u in updates {
         let r = &u.refname;
+        if r.starts_with(DATA_PREFIX) {
+            if parse_payload_ref(r).is_none() {
+                return Err(Refusal::new(
+                    Rule::UnknownNamespace,
+                    r,
+                    "a payload ref is refs/mvault/data/<model>/<version>",
+                    "push payload refs with mvault add",
+                ));
+            }
+            // Deletions of payload refs are judged below, against purges.
+            continue;
+        }
         if r != MAIN_REF && !r.starts_with("refs/tags/") && !r.starts_with(SEQ_PREFIX) {
             return Err(Refusal::new(
                 Rule::UnknownNamespace,
                 r,
-                "only refs/heads/main, refs/tags/* and refs/mvault/seq/* are kept in a vault",
+                "only refs/heads/main, refs/tags/*, refs/mvault/seq/* and refs/mvault/data/* are kept in a vault",
                 "push main and mvault tags only",
             ));
         }
@@ -131,13 +154,15 @@ pub fn judge_push(
             return Err(Refusal::new(
                 Rule::Deletion,
                 r,
-                "refs are never deleted from a vault",
+                "refs are never deleted from a vault (only a purged version's payload ref)",
                 "the record is append-only; register a new version instead",
             ));
         }
     }
     let view = PushView::new(store, updates);
     let mut accepted = Vec::new();
+    let mut registered: BTreeMap<String, (ObjectId, Box<Manifest>)> = BTreeMap::new();
+    let mut purged: BTreeSet<String> = BTreeSet::new();
     // 3. main first, so tags can point at the commits this push adds.
     let (pushed, tip) = match updates.iter().find(|u| u.refname == MAIN_REF) {
         Some(u) => {
@@ -187,6 +212,20 @@ pub fn judge_push(
                         "push the policy change on its own, then the rest",
                     ));
                 }
+                match v.action {
+                    Action::Register {
+                        model,
+                        version,
+                        payload,
+                        manifest,
+                    } => {
+                        registered.insert(format!("{DATA_PREFIX}{model}/{version}"), (payload, manifest));
+                    }
+                    Action::Purge { model, version } => {
+                        purged.insert(format!("{DATA_PREFIX}{model}/{version}"));
+                    }
+                    _ => {}
+                }
                 accepted.push(v.accepted);
             }
             (main.pushed, new)
@@ -217,7 +256,82 @@ pub fn judge_push(
     // 4. Registrations and approvals; promotions wait for their counters.
     let mut promotions = Vec::new();
     let mut seqs: BTreeMap<String, ObjectId> = BTreeMap::new();
-    for u in updates.iter().filter(|u| u.refname != MAIN_REF) {
+    // Payload refs: created with their version, never moved, deleted only
+    // with a purge record.
+    for u in updates.iter().filter(|u| u.refname.starts_with(DATA_PREFIX)) {
+        let r = &u.refname;
+        if u.is_deletion() {
+            let on_main = match parse_payload_ref(r) {
+                Some((m, v)) => {
+                    let tree = store
+                        .commit_tree(tip)
+                        .map_err(|e| Refusal::internal(r, e))?;
+                    store
+                        .read_path(tree, &names::purge_path(&m, &v))
+                        .map_err(|e| Refusal::internal(r, e))?
+                        .is_some()
+                }
+                None => false,
+            };
+            if !purged.contains(r) && !on_main {
+                return Err(Refusal::new(
+                    Rule::Deletion,
+                    r,
+                    "a payload ref is deleted only with a purge record of its version on main",
+                    "archive the version, then mvault purge MODEL@VERSION --reason TEXT",
+                ));
+            }
+            accepted.push(Accepted {
+                subject: r.clone(),
+                what: "payload deleted under its purge record".into(),
+            });
+            continue;
+        }
+        let new = u
+            .new_id()
+            .ok_or_else(|| Refusal::internal(r, "no new id"))?;
+        if !u.is_creation() {
+            return Err(Refusal::new(
+                Rule::PayloadRefMoved,
+                r,
+                format!("{} already points at {}", escape(r), u.old),
+                "a version's payload is written once; register a new version",
+            ));
+        }
+        let Some((payload, manifest)) = registered.remove(r) else {
+            return Err(Refusal::new(
+                Rule::PayloadRefWithoutVersion,
+                r,
+                "no commit of this push registers that version",
+                "push a payload ref together with its version (mvault add)",
+            ));
+        };
+        if new != payload {
+            return Err(Refusal::new(
+                Rule::PayloadMismatch,
+                r,
+                format!("points at {new}; the signed manifest names payload {payload}"),
+                "push the payload that mvault add wrote",
+            ));
+        }
+        judge_payload(&view, r, &manifest, new)?;
+        accepted.push(Accepted {
+            subject: r.clone(),
+            what: format!("payload {new} of {}@{}", manifest.model, manifest.version),
+        });
+    }
+    if let Some((r, (payload, _))) = registered.into_iter().next() {
+        return Err(Refusal::new(
+            Rule::PayloadRefMissing,
+            &r,
+            format!("the push registers the version but does not create its payload ref (tree {payload})"),
+            "push the version with mvault add, which pushes main, the tag and the payload ref atomically",
+        ));
+    }
+    for u in updates
+        .iter()
+        .filter(|u| u.refname != MAIN_REF && !u.refname.starts_with(DATA_PREFIX))
+    {
         let r = &u.refname;
         let new = u
             .new_id()

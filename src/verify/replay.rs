@@ -13,6 +13,7 @@ use crate::model::names::ModelName;
 use crate::model::promotion::parse_promotion_name;
 use crate::rules::commit::{judge_commit, recorded_roots, Action};
 use crate::rules::context::DEFAULT_SKEW_SECONDS;
+use crate::rules::payload::judge_payload;
 use crate::rules::promotion::judge_promotion;
 use crate::rules::stages::ModelStages;
 use crate::rules::tags::{judge_approval, judge_registration};
@@ -49,6 +50,15 @@ impl MainLine for ReplayedMain<'_> {
             Some(map) => Ok(map.get(&commit).copied().flatten()),
             None => crate::rules::context::walk_policy_change_after(self.store, self.tip, commit),
         }
+    }
+    fn stage_of(
+        &self,
+        model: &crate::model::names::ModelName,
+        version: &crate::model::names::Version,
+    ) -> Result<crate::model::names::Stage, StoreError> {
+        let stages = crate::vault::stages::read_stages(self.store, model)
+            .map_err(|e| StoreError::Git(e.to_string()))?;
+        Ok(stages.stage_of(&version.to_string()).stage)
     }
 }
 
@@ -219,7 +229,18 @@ fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), Audit
             report.commits += 1;
             report.signatures += 1;
             match v.action {
-                Action::Register { .. } => report.signatures += 1,
+                Action::Register {
+                    payload, manifest, ..
+                } => {
+                    report.signatures += 1;
+                    // The payload, when this repository has it (a record-only
+                    // clone fetches only the versions it pulls; a purged
+                    // version's is gone by design).
+                    if store.has_object(payload) {
+                        judge_payload(store, &id.to_string(), &manifest, payload).map_err(brk)?;
+                    }
+                }
+                Action::Purge { .. } => {}
                 Action::Policy => {
                     let c =
                         source::commit(store, *id).map_err(|e| unreadable(&id.to_string(), e))?;

@@ -9,9 +9,8 @@
 //! 9. the manifest is valid, canonical, for this version, authored and
 //!    signed by the commit's signer (author and `author_key`), and not
 //!    dated before the parent commit nor from the future;
-//! 10. the blobs are exactly those the manifest names, each well-formed age
-//!    ciphertext of exactly the size its plaintext implies (no plaintext,
-//!    passphrase or SSH-recipient payloads; headers only are read);
+//! 10. the version directory holds the record only (manifest and
+//!    signature); the payload tree it names is judged with its ref;
 //! 11. a new key ring is wrapped to exactly the policy's readers.
 
 use std::collections::BTreeMap;
@@ -23,7 +22,6 @@ use crate::model::names::{self, ModelName, Version};
 use crate::model::policy::Ability;
 use crate::model::trailers::trailer;
 use crate::rules::context::rfc3339;
-use crate::rules::payload::{self, HEAD_BYTES};
 use crate::rules::source;
 use crate::rules::{escape, ring, Accepted, Refusal, Rule};
 use crate::store::objects::{EntryKind, ObjectId};
@@ -218,39 +216,24 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
             ),
         ));
     }
-    // 10. Blobs: exactly the ones the manifest names, each ciphertext of
-    // exactly the right size (object headers and age headers only).
-    let mut expected: BTreeMap<String, (u64, u64, &str)> = BTreeMap::new();
-    for f in &m.files {
-        expected.insert(f.blob(), (f.blob_size, f.size, f.path.as_str()));
-    }
+    // 10. The record only: the payload lives under its own ref (judged
+    // with the push, see `rules::payload::judge_payload`).
     for name in files.keys() {
-        if name != "manifest.toml" && name != "manifest.sig" && !expected.contains_key(name) {
+        if name != "manifest.toml" && name != "manifest.sig" {
             return Err(bad(
                 Rule::UnexpectedFile,
-                format!("{dir}/{} is not named by the manifest", escape(name)),
+                format!(
+                    "{dir}/{} is not part of the record; a version's payload lives under {}",
+                    escape(name),
+                    names::payload_ref(&model, &version)
+                ),
             ));
         }
     }
-    for (blob, (size, plaintext, path)) in &expected {
-        let path = escape(path);
-        let Some((id, _)) = files.get(blob) else {
-            return Err(bad(
-                Rule::MissingBlob,
-                format!("{dir}/{blob} ({path}) is named by the manifest but not in the tree"),
-            ));
-        };
-        let actual = j.src.object_size(*id).map_err(internal)?;
-        if actual != *size {
-            return Err(bad(
-                Rule::BlobSize,
-                format!("{dir}/{blob} ({path}): manifest says {size} bytes, blob has {actual}"),
-            ));
-        }
-        let head = j.src.blob_prefix(*id, HEAD_BYTES).map_err(internal)?;
-        payload::check_ciphertext(&head, actual, *plaintext)
-            .map_err(|p| bad(Rule::NotCiphertext, format!("{dir}/{blob} ({path}) {p}")))?;
-    }
+    let payload: ObjectId = m
+        .payload
+        .parse()
+        .map_err(|_| bad(Rule::BadManifest, format!("payload {:?} is not a tree id", m.payload)))?;
     // 11. Key ring: created with the version, wrapped to exactly the
     // policy's readers; otherwise it must already exist.
     match new_ring {
@@ -279,6 +262,8 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
         action: Action::Register {
             model: model.to_string(),
             version: version.to_string(),
+            payload,
+            manifest: Box::new(m),
         },
         signer: Some(user.to_owned()),
     })

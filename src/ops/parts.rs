@@ -1,0 +1,465 @@
+//! Files into parts, parts into ciphertext, on every core.
+//!
+//! One reader walks the files in order and cuts them into parts
+//! (content-defined by default, so an edit that shifts bytes moves only the
+//! parts around it; fixed-size for measurement). A hasher thread takes the
+//! whole file's SHA-256 in order, what `sha256sum` prints, while workers
+//! hash each part, encrypt it to the model's data key and write it as one
+//! git object. A part whose plaintext an earlier version already stored
+//! under the same key is not encrypted again: it is that version's object.
+//! Memory stays bounded by a few parts, whatever the file's size.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::crypto::DataKey;
+use crate::model::manifest::{Part, Sha256Digest, PART_SIZE_RANGE};
+use crate::store::{ObjectId, Store};
+use crate::vault::VaultError;
+
+/// The default largest part: 16 MiB of plaintext, a sixth of the 100 MB
+/// per-object limit common git hosts set, and the largest cut the
+/// content-defined chunker makes.
+pub const DEFAULT_PART_SIZE: u64 = 16 << 20;
+
+/// The largest part content-defined chunking can make.
+pub const MAX_CDC_PART: u64 = fastcdc::v2020::MAXIMUM_MAX as u64;
+
+/// How parts are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunking {
+    /// Content-defined (FastCDC): cut points follow the bytes, so an
+    /// insertion shifts only the parts around it. The default.
+    Content,
+    /// Every part `max` bytes but the last.
+    Fixed,
+}
+
+/// Where to cut.
+#[derive(Debug, Clone, Copy)]
+pub struct Splitter {
+    pub max: u64,
+    pub chunking: Chunking,
+}
+
+impl Splitter {
+    /// A splitter with parts of at most `max` bytes.
+    pub fn new(max: u64, chunking: Chunking) -> Result<Self, String> {
+        let limit = match chunking {
+            Chunking::Content => MAX_CDC_PART,
+            Chunking::Fixed => *PART_SIZE_RANGE.end(),
+        };
+        if max < *PART_SIZE_RANGE.start() || max > limit || max % 2 != 0 {
+            return Err(format!(
+                "part size {max} is out of range: an even number of bytes from {} to {limit}",
+                PART_SIZE_RANGE.start()
+            ));
+        }
+        Ok(Splitter { max, chunking })
+    }
+
+    /// The length of the next part at the start of `data`, or `None` when
+    /// more bytes are needed to decide (`eof` says none will come).
+    fn next_cut(&self, data: &[u8], eof: bool) -> Option<usize> {
+        let max = self.max as usize;
+        if data.is_empty() || (data.len() < max && !eof) {
+            return None;
+        }
+        let window = &data[..data.len().min(max)];
+        Some(match self.chunking {
+            Chunking::Fixed => window.len(),
+            Chunking::Content => {
+                let avg = max / 4;
+                let min = max / 16;
+                let cdc = fastcdc::v2020::FastCDC::new(window, min, avg, max);
+                cdc.cut(0, window.len()).1
+            }
+        })
+    }
+}
+
+/// A part object an earlier version stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Reusable {
+    pub id: ObjectId,
+    pub size: u64,
+    pub blob_size: u64,
+}
+
+/// One input file.
+pub struct PartInput<'a> {
+    pub abs: &'a Path,
+    pub size: u64,
+}
+
+/// One stored file: its digest and its parts with their objects.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    pub parts: Vec<(Part, ObjectId)>,
+    /// Parts that reused an earlier version's object.
+    pub reused: usize,
+}
+
+struct Job {
+    file: usize,
+    index: usize,
+    data: Arc<Vec<u8>>,
+}
+
+struct Done {
+    file: usize,
+    index: usize,
+    part: Part,
+    id: ObjectId,
+    reused: bool,
+}
+
+fn io_err(path: &Path, e: io::Error) -> VaultError {
+    VaultError::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+/// Encrypt one part to `key` and write it as a git object.
+fn store_part(
+    objects: &Path,
+    key: &DataKey,
+    data: &[u8],
+    digest: Sha256Digest,
+) -> Result<(Part, ObjectId), VaultError> {
+    let mut ct = Vec::with_capacity(data.len() + data.len() / 4096 + 1024);
+    let enc =
+        age::Encryptor::with_recipients(std::iter::once(&key.recipient() as &dyn age::Recipient))
+            .map_err(|e| VaultError::Decrypt {
+                path: format!("part {digest}"),
+                reason: e.to_string(),
+            })?;
+    let mut w = enc
+        .wrap_output(&mut ct)
+        .map_err(|e| io_err(Path::new("(ciphertext)"), e))?;
+    w.write_all(data)
+        .and_then(|()| w.finish().map(|_| ()))
+        .map_err(|e| io_err(Path::new("(ciphertext)"), e))?;
+    let id = Store::write_part(objects, &ct)?;
+    Ok((
+        Part {
+            sha256: digest,
+            size: data.len() as u64,
+            blob_size: ct.len() as u64,
+        },
+        id,
+    ))
+}
+
+/// Read `inputs` in order, cut them, and store every part; the result is
+/// in input order.
+pub fn store_files(
+    store: &Store,
+    inputs: &[PartInput<'_>],
+    key: &DataKey,
+    reuse: &BTreeMap<Sha256Digest, Reusable>,
+    splitter: Splitter,
+) -> Result<Vec<StoredFile>, VaultError> {
+    let objects = store.objects_dir();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(1);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<VaultError>> = Mutex::new(None);
+    let fail = |e: VaultError| {
+        failed.store(true, Ordering::Relaxed);
+        let mut slot = first_error.lock().expect("error slot");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    };
+    let mut digests: Vec<Option<Sha256Digest>> = vec![None; inputs.len()];
+    let mut done: Vec<Done> = Vec::new();
+    std::thread::scope(|s| {
+        let (job_tx, job_rx) = sync_channel::<Job>(workers);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = channel::<Done>();
+        for _ in 0..workers {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            let objects = &objects;
+            let failed = &failed;
+            let fail = &fail;
+            s.spawn(move || loop {
+                let job = {
+                    let rx = job_rx.lock().expect("job queue");
+                    rx.recv()
+                };
+                let Ok(job) = job else { break };
+                if failed.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let digest = Sha256Digest(Sha256::digest(&job.data[..]).into());
+                let size = job.data.len() as u64;
+                let result = match reuse.get(&digest) {
+                    Some(r) if r.size == size => Ok((
+                        Part {
+                            sha256: digest,
+                            size,
+                            blob_size: r.blob_size,
+                        },
+                        r.id,
+                        true,
+                    )),
+                    _ => store_part(objects, key, &job.data, digest).map(|(p, id)| (p, id, false)),
+                };
+                match result {
+                    Ok((part, id, reused)) => {
+                        let _ = done_tx.send(Done {
+                            file: job.file,
+                            index: job.index,
+                            part,
+                            id,
+                            reused,
+                        });
+                    }
+                    Err(e) => fail(e),
+                }
+            });
+        }
+        drop(done_tx);
+        // The whole-file digests, in order, beside the workers.
+        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(4);
+        let hasher = s.spawn(move || whole_file_digests(hash_rx));
+        let read = read_and_cut(inputs, splitter, &failed, |file, index, data| {
+            let data = Arc::new(data);
+            hash_tx
+                .send(Some(data.clone()))
+                .map_err(|_| io::Error::other("hasher stopped"))?;
+            job_tx
+                .send(Job { file, index, data })
+                .map_err(|_| io::Error::other("workers stopped"))
+        }, || {
+            hash_tx
+                .send(None)
+                .map_err(|_| io::Error::other("hasher stopped"))
+        });
+        drop(job_tx);
+        drop(hash_tx);
+        if let Err(e) = read {
+            fail(e);
+        }
+        let whole = hasher.join().expect("hasher panicked");
+        for (slot, d) in digests.iter_mut().zip(whole) {
+            *slot = Some(d);
+        }
+        done.extend(done_rx);
+    });
+    if let Some(e) = first_error.into_inner().expect("error slot") {
+        return Err(e);
+    }
+    let mut files: Vec<StoredFile> = inputs
+        .iter()
+        .zip(&digests)
+        .map(|(i, d)| StoredFile {
+            sha256: d.expect("every file was hashed"),
+            size: i.size,
+            parts: Vec::new(),
+            reused: 0,
+        })
+        .collect();
+    done.sort_by_key(|d| (d.file, d.index));
+    // One digest, one object: a part that repeats takes its first object.
+    let mut first: BTreeMap<Sha256Digest, (ObjectId, u64)> = BTreeMap::new();
+    for d in done {
+        let (id, blob_size) = *first
+            .entry(d.part.sha256)
+            .or_insert((d.id, d.part.blob_size));
+        let f = &mut files[d.file];
+        debug_assert_eq!(f.parts.len(), d.index);
+        f.reused += usize::from(d.reused);
+        f.parts.push((
+            Part {
+                blob_size,
+                ..d.part
+            },
+            id,
+        ));
+    }
+    Ok(files)
+}
+
+/// Digest each file from its parts, in order; `None` ends a file.
+fn whole_file_digests(rx: Receiver<Option<Arc<Vec<u8>>>>) -> Vec<Sha256Digest> {
+    let mut out = Vec::new();
+    let mut h = Sha256::new();
+    for msg in rx {
+        match msg {
+            Some(data) => h.update(&data[..]),
+            None => out.push(Sha256Digest(std::mem::take(&mut h).finalize().into())),
+        }
+    }
+    out
+}
+
+/// Read every input in order and hand each part to `emit`; `end_file`
+/// after each file.
+fn read_and_cut(
+    inputs: &[PartInput<'_>],
+    splitter: Splitter,
+    failed: &AtomicBool,
+    mut emit: impl FnMut(usize, usize, Vec<u8>) -> io::Result<()>,
+    mut end_file: impl FnMut() -> io::Result<()>,
+) -> Result<(), VaultError> {
+    let max = splitter.max as usize;
+    let cap = 2 * max;
+    let mut buf: Vec<u8> = Vec::with_capacity(cap);
+    for (fi, input) in inputs.iter().enumerate() {
+        let mut file = File::open(input.abs).map_err(|e| io_err(input.abs, e))?;
+        buf.clear();
+        let mut pos = 0usize;
+        let mut eof = false;
+        let mut total = 0u64;
+        let mut index = 0usize;
+        loop {
+            if failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if !eof && buf.len() - pos < max {
+                buf.drain(..pos);
+                pos = 0;
+                let start = buf.len();
+                buf.resize(cap, 0);
+                let mut filled = start;
+                while filled < cap {
+                    let k = file
+                        .read(&mut buf[filled..])
+                        .map_err(|e| io_err(input.abs, e))?;
+                    if k == 0 {
+                        eof = true;
+                        break;
+                    }
+                    filled += k;
+                }
+                buf.truncate(filled);
+                total += (filled - start) as u64;
+                if total > input.size {
+                    return Err(changed(input.abs, "grew"));
+                }
+            }
+            let Some(n) = splitter.next_cut(&buf[pos..], eof) else {
+                break;
+            };
+            emit(fi, index, buf[pos..pos + n].to_vec()).map_err(|e| io_err(input.abs, e))?;
+            index += 1;
+            pos += n;
+        }
+        if total != input.size {
+            return Err(changed(input.abs, "changed size"));
+        }
+        end_file().map_err(|e| io_err(input.abs, e))?;
+    }
+    Ok(())
+}
+
+fn changed(path: &Path, how: &str) -> VaultError {
+    VaultError::Input {
+        path: path.display().to_string(),
+        reason: format!("the file {how} while it was being read; register it again when it is no longer being written"),
+    }
+}
+
+/// The inputs as owned paths, for callers that build them on the fly.
+pub fn inputs_of(files: &[(PathBuf, u64)]) -> Vec<PartInput<'_>> {
+    files
+        .iter()
+        .map(|(abs, size)| PartInput { abs, size: *size })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cuts(s: Splitter, data: &[u8]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while let Some(n) = s.next_cut(&data[pos..], true) {
+            out.push(n);
+            pos += n;
+        }
+        out
+    }
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_cover_the_input_and_respect_the_maximum() {
+        let data = noise(3 << 20, 1);
+        for chunking in [Chunking::Content, Chunking::Fixed] {
+            let s = Splitter::new(1 << 20, chunking).unwrap();
+            let c = cuts(s, &data);
+            assert_eq!(c.iter().sum::<usize>(), data.len());
+            assert!(c.iter().all(|n| *n <= 1 << 20 && *n > 0), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn an_insertion_moves_only_nearby_content_defined_parts() {
+        let data = noise(8 << 20, 2);
+        let mut edited = data[..3 << 20].to_vec();
+        edited.extend_from_slice(b"a few inserted bytes");
+        edited.extend_from_slice(&data[3 << 20..]);
+        let s = Splitter::new(1 << 20, Chunking::Content).unwrap();
+        let parts = |d: &[u8]| {
+            let mut pos = 0;
+            cuts(s, d)
+                .into_iter()
+                .map(|n| {
+                    let p = Sha256Digest::of(&d[pos..pos + n]);
+                    pos += n;
+                    p
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let (a, b) = (parts(&data), parts(&edited));
+        let new = b.difference(&a).count();
+        assert!(new <= 2, "{new} of {} parts changed", b.len());
+        // Fixed-size parts all change after the insertion point.
+        let f = Splitter::new(1 << 20, Chunking::Fixed).unwrap();
+        let fixed = |d: &[u8]| {
+            let mut pos = 0;
+            cuts(f, d)
+                .into_iter()
+                .map(|n| {
+                    let p = Sha256Digest::of(&d[pos..pos + n]);
+                    pos += n;
+                    p
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert!(fixed(&edited).difference(&fixed(&data)).count() >= 5);
+    }
+
+    #[test]
+    fn part_sizes_out_of_range_are_refused() {
+        assert!(Splitter::new(1000, Chunking::Content).is_err());
+        assert!(Splitter::new(32 << 20, Chunking::Content).is_err());
+        Splitter::new(32 << 20, Chunking::Fixed).unwrap();
+    }
+}

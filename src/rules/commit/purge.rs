@@ -1,0 +1,155 @@
+//! A purge commit: the signed record that a version's payload may go.
+//!
+//! Checks, in order:
+//! 1. trailers name one model and one version, which exists;
+//! 2. the signer and the pusher hold ml_admin on the model;
+//! 3. the change is exactly one new `purge.toml` in the version's
+//!    directory, canonical, naming the version, the signer and the commit's
+//!    own date, with a reason;
+//! 4. the version is archived (its stage story, from its promotion tags).
+//!
+//! The record of the version stays; with this commit in a push, the hook
+//! lets exactly that version's payload ref be deleted.
+
+use super::{Action, CommitUnderJudgement, CommitVerdict};
+use crate::model::names::{self, ModelName, Stage, Version};
+use crate::model::policy::Ability;
+use crate::model::purge::PurgeRecord;
+use crate::model::trailers::trailer;
+use crate::rules::context::rfc3339;
+use crate::rules::source;
+use crate::rules::{escape, Accepted, Refusal, Rule};
+use crate::store::objects::EntryKind;
+
+const HINT: &str = "purge with mvault purge MODEL@VERSION --reason TEXT, after archiving the version";
+
+pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict, Refusal> {
+    let bad = |rule: Rule, detail: String| j.refuse(rule, detail, HINT);
+    let internal = |e: crate::store::StoreError| Refusal::internal(j.subject, e);
+    // 1.
+    let model_s = trailer(j.trailers, "Mvault-Model")
+        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Model trailer".into()))?;
+    let version_s = trailer(j.trailers, "Mvault-Version")
+        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Version trailer".into()))?;
+    let model = ModelName::parse(model_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
+    let version = Version::parse(version_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
+    let dir = names::version_dir(&model, &version);
+    if source::entry(j.src, j.parent.tree, &format!("{dir}/manifest.toml"))
+        .map_err(internal)?
+        .is_none()
+    {
+        return Err(bad(
+            Rule::BadPurge,
+            format!("{model}@{version} is not in the vault"),
+        ));
+    }
+    // 2.
+    let Some(user) = j.signer.user.as_deref() else {
+        return Err(bad(
+            Rule::Role,
+            "root keys change the policy; purges are signed by users".into(),
+        ));
+    };
+    let at = j.at();
+    let role = |who: &str, what: &str, rule: Rule| {
+        j.policy
+            .check(who, &model, Ability::Admin, at)
+            .map_err(|d| {
+                Refusal::new(
+                    rule,
+                    j.subject,
+                    format!("{what} {d}"),
+                    format!("a purge needs ml_admin on {model}; ask an admin to purge"),
+                )
+            })
+    };
+    role(user, "signer", Rule::Role)?;
+    if let Some(pusher) = j.ctx.pusher {
+        role(pusher, "pusher", Rule::PusherRole)?;
+    }
+    // 3.
+    let path = names::purge_path(&model, &version);
+    let mut record = None;
+    for c in j.changes {
+        if c.path != path {
+            return Err(bad(
+                Rule::FileOutsideVersion,
+                format!(
+                    "{} is not the purge record {path}; a purge commit adds that file only",
+                    escape(&c.path)
+                ),
+            ));
+        }
+        if c.old.is_some() {
+            return Err(bad(
+                Rule::ExistingContentChanged,
+                format!("{path} already exists: the version was purged before"),
+            ));
+        }
+        record = c.new;
+    }
+    let Some((id, kind)) = record else {
+        return Err(bad(Rule::BadPurge, format!("{path} is not added")));
+    };
+    if kind != EntryKind::Blob {
+        return Err(bad(
+            Rule::BadFileMode,
+            format!("{path} is a {kind:?}; only regular files are stored"),
+        ));
+    }
+    let (_, bytes) = j.src.object(id).map_err(internal)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| bad(Rule::BadPurge, format!("{path} is not UTF-8")))?;
+    let p = PurgeRecord::parse(&text).map_err(|e| bad(Rule::BadPurge, format!("{path}: {e}")))?;
+    if p.model != model || p.version != version {
+        return Err(bad(
+            Rule::BadPurge,
+            format!(
+                "{path} names {}@{}, the trailers {model}@{version}",
+                p.model, p.version
+            ),
+        ));
+    }
+    if p.purged_by != user {
+        return Err(bad(
+            Rule::Misattributed,
+            format!(
+                "{path} says purged by {}, the signer is {user}",
+                escape(&p.purged_by)
+            ),
+        ));
+    }
+    let dated = rfc3339(j.commit.committer.time);
+    if p.time != dated {
+        return Err(bad(
+            Rule::BadPurge,
+            format!(
+                "{path} is dated {}, its commit {dated}",
+                escape(&p.time)
+            ),
+        ));
+    }
+    // 4.
+    let stage = j
+        .ctx
+        .main
+        .stage_of(&model, &version)
+        .map_err(internal)?;
+    if stage != Stage::Archived {
+        return Err(bad(
+            Rule::PurgeNotArchived,
+            format!("{model}@{version} is in {stage}; only an archived version's payload is purged"),
+        ));
+    }
+    Ok(CommitVerdict {
+        accepted: Accepted {
+            subject: j.subject.to_owned(),
+            what: format!("purge {model}@{version} by {user} ({})", j.id),
+        },
+        action: Action::Purge {
+            model: model.to_string(),
+            version: version.to_string(),
+        },
+        signer: Some(user.to_owned()),
+    })
+}
