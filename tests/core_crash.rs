@@ -76,15 +76,24 @@ fn assert_no_ref_names_a_partial_version(env: &TestEnv, repo: &Path) {
             }
             let text = env.git_show_bytes(repo, &format!("{commit}:{dir}/manifest.toml"));
             let manifest = Manifest::parse(&String::from_utf8(text).unwrap());
+            // The payload: the version's ref exists beside the record and
+            // holds every part the manifest names, with its size.
+            let version = dir.rsplit('/').next().expect("version");
+            let model = dir
+                .trim_start_matches("models/")
+                .trim_end_matches(&format!("/{version}"));
+            let payload_ref = format!("refs/mvault/data/{model}/{version}");
+            assert_eq!(
+                env.git_ok(repo, &["rev-parse", &payload_ref]),
+                manifest.payload(),
+                "{reference} names {dir}, whose payload ref is missing or elsewhere"
+            );
             for file in &manifest.files {
-                let blob = format!("{dir}/{}", file.blob);
-                assert!(
-                    paths.contains(blob.as_str()),
-                    "{reference} names {dir} whose blob for {} is missing",
-                    file.path
-                );
-                let size = env.git_ok(repo, &["cat-file", "-s", &format!("{commit}:{blob}")]);
-                assert_eq!(size, file.blob_size.to_string(), "{reference}: {blob}");
+                for part in &file.parts {
+                    let rev = format!("{payload_ref}:{}", part.sha256);
+                    let size = env.git_ok(repo, &["cat-file", "-s", &rev]);
+                    assert_eq!(size, part.blob_size.to_string(), "{reference}: {rev}");
+                }
             }
         }
         if let Some(tag) = reference.strip_prefix("refs/tags/") {

@@ -201,29 +201,40 @@ fn stock_age_decrypts_the_key_ring_and_then_a_blob() {
         "ring does not name the manifest's data key {data_key}"
     );
 
-    // A small file and one of several age chunks (64 KiB each).
+    // A small file and one of several age chunks (64 KiB each): each part
+    // is an age file under the version's payload ref; the file is its
+    // parts' plaintexts in order.
     for path in ["config.json", "model.safetensors"] {
         let entry = manifest
             .files
             .iter()
             .find(|f| f.path == path)
             .unwrap_or_else(|| panic!("{path} not in manifest"));
-        let blob = vault.path(&format!("{path}.age"));
-        vault.git_show_to(
-            &vault.repo,
-            &format!("main:models/nlp/bert/1.1.0/{}", entry.blob),
-            &blob,
-        );
-        let plain = vault.path(&format!("{path}.plain"));
-        let mut cmd = vault.command("age");
-        cmd.arg("-d")
-            .arg("-i")
-            .arg(&ring)
-            .arg("-o")
-            .arg(&plain)
-            .arg(&blob);
-        vault.run(cmd).success();
-        assert_same_file(&model.join(path), &plain);
+        assert!(!entry.parts.is_empty(), "{path} has no parts");
+        let mut joined = Vec::new();
+        for (k, part) in entry.parts.iter().enumerate() {
+            let blob = vault.path(&format!("{path}.{k}.age"));
+            vault.git_show_to(
+                &vault.repo,
+                &part_rev("nlp/bert", "1.1.0", &part.sha256),
+                &blob,
+            );
+            let plain = vault.path(&format!("{path}.{k}.plain"));
+            let mut cmd = vault.command("age");
+            cmd.arg("-d")
+                .arg("-i")
+                .arg(&ring)
+                .arg("-o")
+                .arg(&plain)
+                .arg(&blob);
+            vault.run(cmd).success();
+            let bytes = fs::read(&plain).unwrap();
+            assert_eq!(sha256_hex(&bytes), part.sha256, "part {k} of {path}");
+            joined.extend(bytes);
+        }
+        let whole = vault.path(&format!("{path}.plain"));
+        fs::write(&whole, &joined).unwrap();
+        assert_same_file(&model.join(path), &whole);
     }
 }
 
@@ -247,6 +258,8 @@ fn manifest_commit_and_tag_follow_docs_formats_md() {
         "created",
         "framework",
         "data_key",
+        "payload",
+        "part_size",
         "merkle_root",
         "file_count",
         "total_size",
@@ -257,7 +270,7 @@ fn manifest_commit_and_tag_follow_docs_formats_md() {
         .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
         .collect();
     assert_eq!(seen, order, "top-level keys or their order:\n{text}");
-    assert_eq!(m.int("schema"), Some(1));
+    assert_eq!(m.int("schema"), Some(2));
     assert_eq!(m.str("model"), Some("nlp/bert"));
     assert_eq!(m.str("version"), Some("1.1.0"));
     assert_eq!(m.str("parent"), Some("1.0.0"));
@@ -301,24 +314,35 @@ fn manifest_commit_and_tag_follow_docs_formats_md() {
             "size of {}",
             f.path
         );
-        assert_eq!(f.blob, format!("blobs/{}", f.sha256), "blob of {}", f.path);
-        let git_size = vault.git_ok(
-            &vault.repo,
-            &[
-                "cat-file",
-                "-s",
-                &format!("main:models/nlp/bert/1.1.0/{}", f.blob),
-            ],
+        // Parts: sizes add up; each is in the payload tree under its
+        // digest, as large as the manifest says.
+        assert_eq!(
+            f.parts.iter().map(|p| p.size).sum::<u64>(),
+            f.size,
+            "parts of {}",
+            f.path
         );
-        assert_eq!(f.blob_size.to_string(), git_size, "blob_size of {}", f.path);
+        for p in &f.parts {
+            let git_size = vault.git_ok(
+                &vault.repo,
+                &["cat-file", "-s", &part_rev("nlp/bert", "1.1.0", &p.sha256)],
+            );
+            assert_eq!(p.blob_size.to_string(), git_size, "blob_size of {}", f.path);
+        }
     }
+    // The payload ref names the tree the manifest names.
+    assert_eq!(
+        vault.git_ok(&vault.repo, &["rev-parse", "refs/mvault/data/nlp/bert/1.1.0"]),
+        m.payload()
+    );
     assert_eq!(
         m.str("merkle_root"),
         Some(merkle_root(&m.files).as_str()),
         "merkle_root per docs/formats.md"
     );
 
-    // The version directory holds the manifest, its signature and the blobs.
+    // The version directory holds the manifest and its signature only: the
+    // record. The payload lives under the version's own ref.
     let listed = vault.git_ok(
         &vault.repo,
         &[
@@ -329,20 +353,14 @@ fn manifest_commit_and_tag_follow_docs_formats_md() {
             "models/nlp/bert/1.1.0/",
         ],
     );
-    let mut want: Vec<String> = vec![
-        "models/nlp/bert/1.1.0/manifest.sig".into(),
-        "models/nlp/bert/1.1.0/manifest.toml".into(),
-    ];
-    want.extend(
-        on_disk
-            .values()
-            .map(|sha| format!("models/nlp/bert/1.1.0/blobs/{sha}")),
+    let got: Vec<&str> = listed.lines().collect();
+    assert_eq!(
+        got,
+        [
+            "models/nlp/bert/1.1.0/manifest.sig",
+            "models/nlp/bert/1.1.0/manifest.toml"
+        ]
     );
-    want.sort();
-    want.dedup();
-    let mut got: Vec<String> = listed.lines().map(str::to_owned).collect();
-    got.sort();
-    assert_eq!(got, want);
 
     // The commit: one version, trailers, author, fixed clock.
     let message = vault.git_ok(&vault.repo, &["log", "-1", "--format=%B", "main"]);
@@ -471,19 +489,26 @@ fn gitattributes_and_repository_settings_keep_git_fast_on_ciphertext() {
         )
         .success();
 
-    // What formats.md asks of blobs (`-delta -diff -merge -text`), as git
-    // itself resolves the committed .gitattributes (`binary` is the same).
-    let sha = sha256_file(&model.join("model.safetensors"));
-    let blob = format!("models/nlp/bert/1.0.0/blobs/{sha}");
+    // What formats.md asks of the key rings (`-delta -diff -merge -text`),
+    // as git itself resolves the committed .gitattributes (`binary` is the
+    // same). Parts live outside main's tree, under payload refs.
     let attrs = vault.git_ok(
         &clone,
-        &["check-attr", "delta", "diff", "merge", "text", "--", &blob],
+        &[
+            "check-attr",
+            "delta",
+            "diff",
+            "merge",
+            "text",
+            "--",
+            ".mvault/keys/nlp/bert.age",
+        ],
     );
-    insta::assert_snapshot!(attrs.replace(&sha, "<sha256>"), @r"
-    models/nlp/bert/1.0.0/blobs/<sha256>: delta: unset
-    models/nlp/bert/1.0.0/blobs/<sha256>: diff: unset
-    models/nlp/bert/1.0.0/blobs/<sha256>: merge: unset
-    models/nlp/bert/1.0.0/blobs/<sha256>: text: unset
+    insta::assert_snapshot!(attrs, @r"
+    .mvault/keys/nlp/bert.age: delta: unset
+    .mvault/keys/nlp/bert.age: diff: unset
+    .mvault/keys/nlp/bert.age: merge: unset
+    .mvault/keys/nlp/bert.age: text: unset
     ");
 
     for repo in [&vault.repo, &clone] {

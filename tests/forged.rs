@@ -24,24 +24,6 @@ pub fn weights(s: &Server, clone: &Path) -> ManifestFile {
         .expect("weights in the manifest")
 }
 
-/// The manifest text with the `blob_size` of the file at `path` set to
-/// `blob_size` (the first `blob_size` line after that file's `path` line).
-pub fn with_blob_size(text: &str, path: &str, blob_size: u64) -> String {
-    let at = text
-        .find(&format!("path = \"{path}\"\n"))
-        .unwrap_or_else(|| panic!("no file {path} in the manifest:\n{text}"));
-    let (head, tail) = text.split_at(at);
-    let line = tail
-        .find("blob_size = ")
-        .expect("a blob_size after the path");
-    let end = line + tail[line..].find('\n').expect("line end");
-    format!(
-        "{head}{}blob_size = {blob_size}{}",
-        &tail[..line],
-        &tail[end..]
-    )
-}
-
 /// Replaces the HEAD commit of `clone` (the prepared registration) by one
 /// whose manifest is `edit`ed, re-signed by `signer`, with `stage` run on
 /// the index before committing (to replace blobs), and whose message has
@@ -140,4 +122,111 @@ fn set_env(cmd: &mut Command, env: &[(&str, String)]) {
     for (k, v) in env {
         cmd.env(k, v);
     }
+}
+
+/// The prepared version's payload ref.
+pub const P2: &str = "refs/mvault/data/nlp/bert/2.0.0";
+
+/// One entry of a payload tree, as `git ls-tree` prints it.
+#[derive(Clone)]
+pub struct PayloadEntry {
+    pub mode: String,
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// The weights' single part (the prepared weights fit in one part).
+pub fn weights_part(s: &Server, clone: &Path) -> ManifestPart {
+    let f = weights(s, clone);
+    assert_eq!(f.parts.len(), 1, "the prepared weights are one part");
+    f.parts.into_iter().next().expect("one part")
+}
+
+/// Writes `bytes` as a blob in `clone`; returns its id.
+pub fn hash_blob(s: &Server, clone: &Path, bytes: &[u8]) -> String {
+    let cmd = s.git_command(clone, &["hash-object", "-w", "--stdin"]);
+    s.run_with_input(cmd, bytes).success().stdout().trim().to_owned()
+}
+
+/// Replaces the prepared version's payload by the tree `edit` makes of
+/// its entries, points the local payload ref at it, and re-registers the
+/// version with a manifest naming that tree (and edited by `manifest`),
+/// re-signed by alice, so that only the payload rule under test can fire.
+#[track_caller]
+pub fn forge_payload(
+    s: &Server,
+    clone: &Path,
+    edit: impl FnOnce(&mut Vec<PayloadEntry>),
+    manifest: impl FnOnce(String) -> String,
+) -> String {
+    let listing = s.git_ok(clone, &["ls-tree", P2]);
+    let mut entries: Vec<PayloadEntry> = listing
+        .lines()
+        .map(|l| {
+            let (meta, name) = l.split_once('\t').expect("ls-tree line");
+            let mut it = meta.split(' ');
+            PayloadEntry {
+                mode: it.next().expect("mode").to_owned(),
+                kind: it.next().expect("type").to_owned(),
+                id: it.next().expect("id").to_owned(),
+                name: name.to_owned(),
+            }
+        })
+        .collect();
+    edit(&mut entries);
+    let text: String = entries
+        .iter()
+        .map(|e| format!("{} {} {}\t{}\n", e.mode, e.kind, e.id, e.name))
+        .collect();
+    let cmd = s.git_command(clone, &["mktree", "--missing"]);
+    let tree = s
+        .run_with_input(cmd, text.as_bytes())
+        .success()
+        .stdout()
+        .trim()
+        .to_owned();
+    let old = s.git_ok(clone, &["rev-parse", P2]);
+    s.git_ok(clone, &["update-ref", P2, &tree]);
+    reregister(
+        s,
+        clone,
+        &s.alice,
+        |t| manifest(t.replace(&format!("payload = \"{old}\""), &format!("payload = \"{tree}\""))),
+        |_| {},
+    )
+}
+
+/// The manifest text with the `blob_size` of the part named `sha256`.
+pub fn with_part_blob_size(text: &str, sha256: &str, blob_size: u64) -> String {
+    let at = text
+        .find(&format!("sha256 = \"{sha256}\"\nsize = "))
+        .unwrap_or_else(|| panic!("no part {sha256} in the manifest:\n{text}"));
+    let (head, tail) = text.split_at(at);
+    let line = tail.find("blob_size = ").expect("a blob_size after the part");
+    let end = line + tail[line..].find('\n').expect("line end");
+    format!(
+        "{head}{}blob_size = {blob_size}{}",
+        &tail[..line],
+        &tail[end..]
+    )
+}
+
+/// Replaces the weights' part by `bytes` (same name), the manifest's
+/// `blob_size` for it set to their length; returns the new HEAD.
+pub fn with_weights_part(s: &Server, clone: &Path, bytes: &[u8]) -> String {
+    let part = weights_part(s, clone);
+    let id = hash_blob(s, clone, bytes);
+    let size = bytes.len() as u64;
+    let sha = part.sha256.clone();
+    forge_payload(
+        s,
+        clone,
+        |entries| {
+            for e in entries.iter_mut().filter(|e| e.name == sha) {
+                e.id = id.clone();
+            }
+        },
+        |t| with_part_blob_size(&t, &part.sha256, size),
+    )
 }

@@ -4,21 +4,12 @@
 //! valid `mvault add --no-push` and is rebuilt with stock git.
 
 use crate::common::*;
+use crate::forged::{forge_payload, hash_blob, weights_part, PayloadEntry, P2};
 use crate::hook_server::*;
 
 const MAIN: &str = "refs/heads/main";
 const V2: &str = "models/nlp/bert/2.0.0";
 
-/// The path of the weights' blob in the prepared version.
-fn weights_blob(s: &Server, clone: &std::path::Path) -> String {
-    let m = s.manifest_at(clone, "HEAD", "2.0.0");
-    let f = m
-        .files
-        .iter()
-        .find(|f| f.path == "model.safetensors")
-        .expect("weights in manifest");
-    format!("{V2}/{}", f.blob)
-}
 
 /// Replaces the first `from` by `to` in the prepared version's manifest
 /// in the index of `clone`; the edit must change it.
@@ -113,14 +104,13 @@ fn commit_touching_an_existing_version_is_refused() {
     s.refused_main(&clone, Some("alice"), "existing content changed");
 }
 
-/// Deleting a published blob would make a version unreadable.
+/// Deleting a published signature would make a version unverifiable.
 #[test]
-fn commit_deleting_a_published_blob_is_refused() {
+fn commit_deleting_a_published_signature_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    let m = s.manifest_at(&clone, "HEAD", "1.0.0");
-    let blob = format!("models/nlp/bert/1.0.0/{}", m.files[0].blob);
-    s.rewrite_head(&clone, Some(&s.alice), |c| s.unstage(c, &blob));
+    let sig = "models/nlp/bert/1.0.0/manifest.sig";
+    s.rewrite_head(&clone, Some(&s.alice), |c| s.unstage(c, sig));
     s.refused_main(&clone, Some("alice"), "existing content changed");
 }
 
@@ -190,33 +180,38 @@ fn manifest_path_with_dot_dot_is_refused() {
     assert!(run.stderr().contains(".."), "{}", run.stderr());
 }
 
-/// A blob whose size differs from the manifest's is not the ciphertext
-/// that was signed for (a truncated or swapped blob).
+/// A part whose size differs from the manifest's is not the ciphertext
+/// that was signed for (a truncated or swapped part).
 #[test]
 fn blob_size_mismatch_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    let blob = weights_blob(&s, &clone);
-    s.rewrite_head(&clone, Some(&s.alice), |c| {
-        let mut bytes = s.staged(c, &blob);
-        bytes.truncate(bytes.len() / 2);
-        s.stage(c, &blob, &bytes, "100644");
-    });
-    s.refused_main(&clone, Some("alice"), "blob size");
+    let part = weights_part(&s, &clone);
+    let mut bytes = s.git_show_bytes(&clone, &format!("{P2}:{}", part.sha256));
+    bytes.truncate(bytes.len() / 2);
+    let id = hash_blob(&s, &clone, &bytes);
+    forge_payload(
+        &s,
+        &clone,
+        |es| es.iter_mut().filter(|e| e.name == part.sha256).for_each(|e| e.id = id.clone()),
+        |t| t,
+    );
+    s.refused(&clone, Some("alice"), &["origin", "main"], P2, "blob size");
 }
 
-/// A version whose manifest names a blob that is not there can never be
+/// A version whose manifest names a part that is not there can never be
 /// pulled.
 #[test]
 fn missing_blob_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    let blob = weights_blob(&s, &clone);
-    s.rewrite_head(&clone, Some(&s.alice), |c| s.unstage(c, &blob));
-    s.refused_main(&clone, Some("alice"), "missing blob");
+    let part = weights_part(&s, &clone);
+    forge_payload(&s, &clone, |es| es.retain(|e| e.name != part.sha256), |t| t);
+    s.refused(&clone, Some("alice"), &["origin", "main"], P2, "missing blob");
 }
 
-/// A file the manifest does not name would ride along unsigned.
+/// A file the manifest does not name would ride along unsigned: in the
+/// version directory on main, or in the payload tree.
 #[test]
 fn unexpected_extra_file_in_the_version_directory_is_refused() {
     let s = Server::with_version();
@@ -232,17 +227,46 @@ fn unexpected_extra_file_in_the_version_directory_is_refused() {
     s.refused_main(&clone, Some("alice"), "unexpected file");
 }
 
-/// A symlink in a version directory would point a checkout at files
-/// outside it.
+#[test]
+fn unexpected_extra_part_in_the_payload_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    let id = hash_blob(&s, &clone, b"payload");
+    forge_payload(
+        &s,
+        &clone,
+        |es| {
+            es.push(PayloadEntry {
+                mode: "100644".into(),
+                kind: "blob".into(),
+                id: id.clone(),
+                name: "f".repeat(64),
+            })
+        },
+        |t| t,
+    );
+    s.refused(&clone, Some("alice"), &["origin", "main"], P2, "unexpected file");
+}
+
+/// A symlink in a payload would point a checkout at files outside it.
 #[test]
 fn symlink_in_the_version_directory_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
-    let blob = weights_blob(&s, &clone);
-    s.rewrite_head(&clone, Some(&s.alice), |c| {
-        s.stage(c, &blob, b"../../../../../etc/passwd", "120000")
-    });
-    s.refused_main(&clone, Some("alice"), "bad file mode");
+    let part = weights_part(&s, &clone);
+    let id = hash_blob(&s, &clone, b"../../../../../etc/passwd");
+    forge_payload(
+        &s,
+        &clone,
+        |es| {
+            es.iter_mut().filter(|e| e.name == part.sha256).for_each(|e| {
+                e.mode = "120000".into();
+                e.id = id.clone();
+            })
+        },
+        |t| t,
+    );
+    s.refused(&clone, Some("alice"), &["origin", "main"], P2, "bad file mode");
 }
 
 /// A manifest signed by someone other than the commit's signer (even a

@@ -1,11 +1,12 @@
-//! Ciphertext only (rule "not ciphertext"): a payload blob is age
+//! Ciphertext only (rule "not ciphertext"): every part of a payload is age
 //! ciphertext to the model's one X25519 data key, exactly as long as its
-//! plaintext implies. Each test replaces the weights' blob of a prepared
-//! version and keeps everything else consistent (the manifest's
-//! `blob_size`, its signature, the digest trailer), so that neither "blob
-//! size" nor "bad manifest" fires first; the hook refuses the push, and
-//! the same commit forced into a copy without the hook breaks `audit
-//! verify` under the same rule.
+//! plaintext implies. Each test replaces the weights' part in the payload
+//! tree of a prepared version and keeps everything else consistent (the
+//! manifest's `blob_size` and `payload`, its signature, the digest
+//! trailer), so that neither "blob size" nor "payload does not match"
+//! fires first; the hook refuses the push on the payload ref, and the
+//! same refs forced into a copy without the hook break `audit verify`
+//! under the same rule.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,24 +14,14 @@ use std::path::Path;
 use crate::common::*;
 use crate::forged::*;
 use crate::hook_server::*;
-use crate::unhooked::*;
 
 const RULE: &str = "not ciphertext";
 
-/// The prepared version with its weights' blob replaced by `bytes`, the
-/// manifest's `blob_size` set to their length and everything re-signed
-/// by alice.
+/// The prepared version with its weights' part replaced by `bytes`, the
+/// manifest's `blob_size` and `payload` set to match and everything
+/// re-signed by alice.
 fn with_weights_blob(s: &Server, clone: &Path, bytes: &[u8]) -> String {
-    let f = weights(s, clone);
-    let blob = format!("{V2}/{}", f.blob);
-    let size = bytes.len() as u64;
-    reregister(
-        s,
-        clone,
-        &s.alice,
-        |text| with_blob_size(&text, &f.path, size),
-        |c| s.stage(c, &blob, bytes, "100644"),
-    )
+    with_weights_part(s, clone, bytes)
 }
 
 /// The plaintext of the prepared version's weights (`Server::prepared`
@@ -39,11 +30,11 @@ fn weights_plaintext(s: &Server) -> Vec<u8> {
     std::fs::read(s.model(2).join("model.safetensors")).expect("read the weights")
 }
 
-/// The weights' blob as mvault wrote it.
+/// The weights' part as mvault wrote it.
 fn real_ciphertext(s: &Server, clone: &Path) -> Vec<u8> {
-    let f = weights(s, clone);
-    let bytes = s.git_show_bytes(clone, &format!("HEAD:{V2}/{}", f.blob));
-    assert_eq!(bytes.len() as u64, f.blob_size);
+    let part = weights_part(s, clone);
+    let bytes = s.git_show_bytes(clone, &format!("{P2}:{}", part.sha256));
+    assert_eq!(bytes.len() as u64, part.blob_size);
     bytes
 }
 
@@ -51,7 +42,7 @@ fn real_ciphertext(s: &Server, clone: &Path) -> Vec<u8> {
 /// `detail` in its line, and that the replay names the same rule.
 #[track_caller]
 fn refused_as_not_ciphertext(s: &Server, clone: &Path, detail: &str) {
-    let run = refused_main_everywhere(s, clone, "alice", RULE);
+    let run = s.refused(clone, Some("alice"), &["origin", "main"], P2, RULE);
     let line = run
         .stderr()
         .lines()
@@ -69,10 +60,7 @@ fn plaintext_blob_is_refused_as_not_ciphertext() {
     let clone = s.prepared("c", &s.alice, "2.0.0");
     let mut plain = weights_plaintext(&s);
     plain.resize(real_ciphertext(&s, &clone).len(), 0);
-    let blob = format!("{V2}/{}", weights(&s, &clone).blob);
-    s.rewrite_head(&clone, Some(&s.alice), |c| {
-        s.stage(c, &blob, &plain, "100644")
-    });
+    with_weights_blob(&s, &clone, &plain);
     refused_as_not_ciphertext(&s, &clone, "not an age file");
 }
 
@@ -171,5 +159,8 @@ fn reregistered_version_with_the_real_ciphertext_lands() {
     with_weights_blob(&s, &clone, &bytes);
     s.push(&clone, Some("alice"), &["origin", "main"])
         .success()
-        .mentions(&["mvault: accepted refs/heads/main: register nlp/bert@2.0.0"]);
+        .mentions(&[
+            "mvault: accepted refs/heads/main: register nlp/bert@2.0.0",
+            "mvault: accepted refs/mvault/data/nlp/bert/2.0.0: payload",
+        ]);
 }

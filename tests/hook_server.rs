@@ -196,6 +196,9 @@ impl Server {
     /// pre-push check (run first, on the same refs) accepted too, and
     /// `audit verify` on the server says the record is intact.
     pub fn push(&self, dir: &Path, pusher: Option<&str>, args: &[&str]) -> Run {
+        let owned = self.with_payloads(dir, args);
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let args = &args[..];
         let pre = self.pre_push(dir, pusher, args);
         let mut full = vec!["push"];
         full.extend_from_slice(args);
@@ -332,6 +335,9 @@ impl Server {
         args: &[&str],
         rule: &str,
     ) {
+        let owned = self.with_payloads(dir, args);
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let args = &args[..];
         let known = mvault::rules::Rule::ALL
             .iter()
             .find(|r| r.name() == rule)
@@ -384,6 +390,34 @@ impl Server {
     #[track_caller]
     pub fn refused_main(&self, dir: &Path, pusher: Option<&str>, rule: &str) -> Run {
         self.refused(dir, pusher, &["origin", "main"], "refs/heads/main", rule)
+    }
+
+    /// `args` of a push of `main`, plus the payload refs of `dir` the
+    /// server lacks: a version is pushed with its payload, as `mvault add`
+    /// does (atomically).
+    pub fn with_payloads(&self, dir: &Path, args: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        if args.contains(&"main") && !args.iter().any(|a| a.contains("refs/mvault/data/")) {
+            let extra = self.new_payload_refs(dir);
+            if !extra.is_empty() && !args.contains(&"--atomic") {
+                out.insert(0, "--atomic".into());
+            }
+            out.extend(extra);
+        }
+        out
+    }
+
+    /// The payload refs of `dir` that the server does not have.
+    pub fn new_payload_refs(&self, dir: &Path) -> Vec<String> {
+        let server = self.server_refs();
+        self.git_ok(
+            dir,
+            &["for-each-ref", "--format=%(refname)", "refs/mvault/data/"],
+        )
+        .lines()
+        .filter(|r| !r.is_empty() && !server.contains(&format!("{r} ")))
+        .map(str::to_owned)
+        .collect()
     }
 
     /// The lines of the server's decision log.

@@ -37,6 +37,8 @@ pub fn assert_replay_names(
     let copy = unhooked_copy(s, "unhooked.git");
     let mut args = vec!["push", "-q", path_str(&copy)];
     args.extend_from_slice(refspecs);
+    let owned = s.with_payloads(dir, &args);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     s.git(dir, &args).success();
     let run = s.mvault(&copy, &s.admin, &["audit", "verify"]).failure();
     assert_eq!(

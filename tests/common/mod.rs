@@ -742,7 +742,14 @@ pub struct ManifestFile {
     pub path: String,
     pub size: u64,
     pub sha256: String,
-    pub blob: String,
+    pub parts: Vec<ManifestPart>,
+}
+
+/// One part of a file: an age file in the version's payload tree, named
+/// by its plaintext digest.
+pub struct ManifestPart {
+    pub sha256: String,
+    pub size: u64,
     pub blob_size: u64,
 }
 
@@ -769,12 +776,32 @@ impl Manifest {
                         .unwrap_or_else(|| panic!("file entry without integer {k}: {f}"))
                         as u64
                 };
+                let parts = f
+                    .get("parts")
+                    .and_then(|p| p.as_array())
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| ManifestPart {
+                                sha256: p
+                                    .get("sha256")
+                                    .and_then(|v| v.as_str())
+                                    .unwrap_or_else(|| panic!("part without sha256: {p}"))
+                                    .to_owned(),
+                                size: p.get("size").and_then(|v| v.as_integer()).unwrap_or(-1)
+                                    as u64,
+                                blob_size: p
+                                    .get("blob_size")
+                                    .and_then(|v| v.as_integer())
+                                    .unwrap_or(-1) as u64,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 ManifestFile {
                     path: s("path"),
                     size: n("size"),
                     sha256: s("sha256"),
-                    blob: s("blob"),
-                    blob_size: n("blob_size"),
+                    parts,
                 }
             })
             .collect();
@@ -788,6 +815,16 @@ impl Manifest {
     pub fn int(&self, key: &str) -> Option<i64> {
         self.table.get(key).and_then(|v| v.as_integer())
     }
+
+    /// The payload tree id the manifest names.
+    pub fn payload(&self) -> &str {
+        self.str("payload").expect("manifest names a payload")
+    }
+}
+
+/// `git` revision of one part of a version: `refs/mvault/data/M/V:SHA`.
+pub fn part_rev(model: &str, version: &str, sha256: &str) -> String {
+    format!("refs/mvault/data/{model}/{version}:{sha256}")
 }
 
 // ---------------------------------------------------------------- files
