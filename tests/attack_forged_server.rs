@@ -237,13 +237,21 @@ fn attack_forged_server_existing_clone_refuses_tags_off_main() {
     a.git(&bob, &["fetch", "-q", "origin", "refs/tags/*:refs/tags/*"]);
     assert_eq!(a.tag_id(&bob, "nlp/bert@v1.0.0"), a.real_v1);
     all_refuse(&a, &bob, "nlp/bert@2.0.0", "nlp/bert@v2.0.0", "not on main");
-    all_refuse(
-        &a,
-        &bob,
-        "nlp/bert#production",
-        "nlp/bert#production#3",
-        "not on main",
+    // `pull` of a stage first refreshes the record from the server, which
+    // offers a 1.0.0 tag other than bob's own: refused there, nothing
+    // written. `verify` and `show` use the clone's record as it is.
+    let out = a.path("out-bob-production");
+    refused(
+        a.mvault(&bob, &a.alice, &["pull", "nlp/bert#production", "-o", path_str(&out)]),
+        &["nlp/bert@v1.0.0", "a published tag never changes"],
     );
+    assert!(list_files(&out).is_empty(), "a refused pull wrote files");
+    for cmd in ["verify", "show"] {
+        refused(
+            a.mvault(&bob, &a.alice, &[cmd, "nlp/bert#production"]),
+            &["nlp/bert#production#3", "not on main"],
+        );
+    }
     // Even a forced fetch that replaces bob's 1.0.0 gains nothing.
     a.git_ok(
         &bob,

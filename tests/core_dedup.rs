@@ -57,34 +57,42 @@ fn one_changed_shard_of_eight_grows_the_store_by_about_one_shard() {
          (limit {limit})"
     );
 
-    // Reuse is by git object id, so stock git sees it too.
+    // Reuse is by git object id, so stock git sees it too: every part of
+    // an unchanged shard is the object 1.0.0 stored.
+    let m1 = vault.manifest(&vault.repo, "nlp/llm", "1.0.0");
+    let m2 = vault.manifest(&vault.repo, "nlp/llm", "1.1.0");
     for i in 0..SHARDS {
-        let sha = sha256_file(&v2.join(shard_name(i)));
-        let v2_oid = vault.git_ok(
-            &vault.repo,
-            &[
-                "rev-parse",
-                &format!("main:models/nlp/llm/1.1.0/blobs/{sha}"),
-            ],
-        );
-        let v1_oid = vault.git(
-            &vault.repo,
-            &[
-                "rev-parse",
-                "-q",
-                "--verify",
-                &format!("main:models/nlp/llm/1.0.0/blobs/{sha}"),
-            ],
-        );
-        if i == 3 {
-            v1_oid.failure();
-        } else {
-            assert_eq!(
-                v1_oid.success().stdout().trim(),
-                v2_oid,
-                "{} was re-encrypted instead of reused",
-                shard_name(i)
+        let name = shard_name(i);
+        let f2 = m2.files.iter().find(|f| f.path == name).expect("shard in 1.1.0");
+        let f1 = m1.files.iter().find(|f| f.path == name).expect("shard in 1.0.0");
+        assert!(!f2.parts.is_empty());
+        for p in &f2.parts {
+            let v2_oid = vault.git_ok(
+                &vault.repo,
+                &["rev-parse", &part_rev("nlp/llm", "1.1.0", &p.sha256)],
             );
+            let v1_oid = vault.git(
+                &vault.repo,
+                &[
+                    "rev-parse",
+                    "-q",
+                    "--verify",
+                    &part_rev("nlp/llm", "1.0.0", &p.sha256),
+                ],
+            );
+            if i == 3 {
+                assert!(
+                    !f1.parts.iter().any(|q| q.sha256 == p.sha256),
+                    "the changed shard kept a part"
+                );
+                v1_oid.failure();
+            } else {
+                assert_eq!(
+                    v1_oid.success().stdout().trim(),
+                    v2_oid,
+                    "{name} was re-encrypted instead of reused"
+                );
+            }
         }
     }
 
@@ -103,15 +111,21 @@ fn identical_files_within_a_version_share_one_blob() {
     write_pseudo_random(&model.join("a.bin"), 2 * MIB, 1);
     write_pseudo_random(&model.join("copy/a.bin"), 2 * MIB, 1);
     vault.add(&model, "nlp/twins", "1.0.0", &[]).success();
+    let m = vault.manifest(&vault.repo, "nlp/twins", "1.0.0");
+    let parts: Vec<Vec<String>> = m
+        .files
+        .iter()
+        .map(|f| f.parts.iter().map(|p| p.sha256.clone()).collect())
+        .collect();
+    assert_eq!(parts[0], parts[1], "the two copies have other parts");
     let blobs = vault.git_ok(
         &vault.repo,
-        &[
-            "ls-tree",
-            "--name-only",
-            "main:models/nlp/twins/1.0.0/blobs",
-        ],
+        &["ls-tree", "--name-only", "refs/mvault/data/nlp/twins/1.0.0"],
     );
-    assert_eq!(blobs.lines().count(), 1, "blobs:\n{blobs}");
+    let mut distinct = parts[0].clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(blobs.lines().count(), distinct.len(), "payload:\n{blobs}");
     let out = vault.path("out");
     vault
         .pull_in(&vault.repo, &vault.alice, "nlp/twins@1.0.0", &out)

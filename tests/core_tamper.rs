@@ -158,56 +158,77 @@ fn assert_caught(vault: &Vault, clone: &Path, what: &[&str], check: &[&str]) {
         .mentions_any(check);
 }
 
-const INTEGRITY_WORDS: &[&str] = &[
-    "decrypt",
-    "sha256",
-    "sha-256",
-    "digest",
-    "integrity",
-    "authentic",
-    "corrupt",
-    "tamper",
-    "mismatch",
-];
-
 const SIGNATURE_WORDS: &[&str] = &["signature", "signed", "signer"];
+
+/// A server that serves, under the version's payload ref, a payload tree
+/// whose part for `model.safetensors` is `forge(parts)`: a record-only
+/// clone of it fetches that payload when it pulls.
+fn clone_of_server_serving(vault: &Vault, name: &str, forge: impl FnOnce(&Vault, &Path, &str) -> Vec<u8>) -> (PathBuf, String) {
+    let evil = vault.path(&format!("{name}.git"));
+    vault.git_ok(
+        vault.root(),
+        &["clone", "-q", "--mirror", path_str(&vault.repo), path_str(&evil)],
+    );
+    let m = vault.manifest(&vault.repo, "nlp/bert", "1.0.0");
+    let weights = m.files.iter().find(|f| f.path == "model.safetensors").expect("weights");
+    let sha = weights.parts[0].sha256.clone();
+    let bytes = forge(vault, &evil, &sha);
+    let cmd = vault.git_command(&evil, &["hash-object", "-w", "--stdin"]);
+    let oid = vault.run_with_input(cmd, &bytes).success().stdout().trim().to_owned();
+    let listing = vault.git_ok(&evil, &["ls-tree", PAYLOAD_REF]);
+    let forged: String = listing
+        .lines()
+        .map(|l| {
+            let (meta, n) = l.split_once('\t').expect("ls-tree line");
+            if n == sha {
+                format!("100644 blob {oid}\t{n}\n")
+            } else {
+                format!("{meta}\t{n}\n")
+            }
+        })
+        .collect();
+    let cmd = vault.git_command(&evil, &["mktree"]);
+    let tree = vault.run_with_input(cmd, forged.as_bytes()).success().stdout().trim().to_owned();
+    vault.git_ok(&evil, &["update-ref", PAYLOAD_REF, &tree]);
+    // Over the transport, not a local copy of the object directory: the
+    // clone gets the record only, as from any server.
+    let clone = vault.path(name);
+    vault.git_ok(
+        vault.root(),
+        &["clone", "-q", "--no-local", path_str(&evil), path_str(&clone)],
+    );
+    (clone, sha)
+}
+
+const PAYLOAD_REF: &str = "refs/mvault/data/nlp/bert/1.0.0";
+
+/// What catches a forged payload: the tree the server gives is not the
+/// tree the signed manifest names.
+const PAYLOAD_WORDS: &[&str] = &["payload tree check failed"];
 
 #[test]
 fn pull_refuses_a_blob_with_a_flipped_byte() {
-    let (vault, model) = vault_with_version();
-    let sha = sha256_file(&model.join("model.safetensors"));
-    let blob_path = format!("{VERSION_DIR}/blobs/{sha}");
-    let mut blob = vault.git_show_bytes(&vault.repo, &format!("main:{blob_path}"));
-    let middle = blob.len() / 2;
-    blob[middle] ^= 0x01;
-    let clone = tampered_clone(&vault, "flipped", &[(blob_path, blob)]);
-    assert_caught(
-        &vault,
-        &clone,
-        &["model.safetensors", &sha],
-        INTEGRITY_WORDS,
-    );
+    let (vault, _model) = vault_with_version();
+    let (clone, _sha) = clone_of_server_serving(&vault, "flipped", |v, evil, sha| {
+        let mut blob = v.git_show_bytes(evil, &format!("{PAYLOAD_REF}:{sha}"));
+        let middle = blob.len() / 2;
+        blob[middle] ^= 0x01;
+        blob
+    });
+    assert_caught(&vault, &clone, &[PAYLOAD_REF], PAYLOAD_WORDS);
 }
 
 #[test]
 fn pull_refuses_a_blob_swapped_for_another_file_of_the_version() {
-    // A well-formed blob under the data key, but of another file.
-    let (vault, model) = vault_with_version();
-    let sha = sha256_file(&model.join("model.safetensors"));
-    let other = sha256_file(&model.join("config.json"));
-    let other_blob =
-        vault.git_show_bytes(&vault.repo, &format!("main:{VERSION_DIR}/blobs/{other}"));
-    let clone = tampered_clone(
-        &vault,
-        "swapped",
-        &[(format!("{VERSION_DIR}/blobs/{sha}"), other_blob)],
-    );
-    assert_caught(
-        &vault,
-        &clone,
-        &["model.safetensors", &sha],
-        INTEGRITY_WORDS,
-    );
+    // A well-formed part under the data key, but of another file.
+    let (vault, _model) = vault_with_version();
+    let m = vault.manifest(&vault.repo, "nlp/bert", "1.0.0");
+    let config = m.files.iter().find(|f| f.path == "config.json").expect("config");
+    let other = config.parts[0].sha256.clone();
+    let (clone, _sha) = clone_of_server_serving(&vault, "swapped", |v, evil, _| {
+        v.git_show_bytes(evil, &format!("{PAYLOAD_REF}:{other}"))
+    });
+    assert_caught(&vault, &clone, &[PAYLOAD_REF], PAYLOAD_WORDS);
 }
 
 #[test]

@@ -161,7 +161,7 @@ fn non_canonical_manifest_is_refused() {
     let s = Server::with_version();
     let clone = s.prepared("c", &s.alice, "2.0.0");
     s.rewrite_head(&clone, Some(&s.alice), |c| {
-        replace_in_manifest(&s, c, "schema = 1", "schema = 1 ")
+        replace_in_manifest(&s, c, "schema = 2", "schema = 2 ")
     });
     let run = s.refused_main(&clone, Some("alice"), "bad manifest");
     assert!(run.stderr().contains("canonical"), "{}", run.stderr());

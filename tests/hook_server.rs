@@ -201,6 +201,10 @@ impl Server {
         let args = &args[..];
         let pre = self.pre_push(dir, pusher, args);
         let mut full = vec!["push"];
+        if args.iter().any(|a| a.starts_with("refs/mvault/data/")) && !args.contains(&"--atomic")
+        {
+            full.push("--atomic");
+        }
         full.extend_from_slice(args);
         let mut cmd = self.git_command(dir, &full);
         if let Some(p) = pusher {
@@ -373,7 +377,13 @@ impl Server {
             .collect();
         let mut push = vec!["push"];
         push.extend_from_slice(&forced);
-        self.git(dir, &push).success();
+        if !self.git(dir, &push).status.success() {
+            // git itself may refuse a payload ref (a name that collides
+            // with another ref): the record alone still replays.
+            let mut bare: Vec<&str> = vec!["push"];
+            bare.extend(forced.iter().filter(|a| !a.starts_with("refs/mvault/data/")));
+            self.git(dir, &bare).success();
+        }
         let audit = self
             .mvault(&copy, &self.admin, &["audit", "verify", "--json"])
             .failure();
@@ -398,11 +408,7 @@ impl Server {
     pub fn with_payloads(&self, dir: &Path, args: &[&str]) -> Vec<String> {
         let mut out: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         if args.contains(&"main") && !args.iter().any(|a| a.contains("refs/mvault/data/")) {
-            let extra = self.new_payload_refs(dir);
-            if !extra.is_empty() && !args.contains(&"--atomic") {
-                out.insert(0, "--atomic".into());
-            }
-            out.extend(extra);
+            out.extend(self.new_payload_refs(dir));
         }
         out
     }

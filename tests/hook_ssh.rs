@@ -258,8 +258,16 @@ fn hook_ssh_fetch_and_clone_work() {
     w.git_as(&w.bob, &bobs, &["merge", "-q", "--ff-only", "origin/main"])
         .success();
     assert_eq!(w.git_ok(&bobs, &["rev-parse", "main"]), server_main);
+    // The clone has the record only: pull fetches the version's payload
+    // over ssh, as bob.
     let out = w.path("out-fetched");
-    w.pull_in(&bobs, &w.bob, "nlp/bert@1.0.0", &out).success();
+    let mut pull = w.mvault_command(
+        &bobs,
+        &w.bob,
+        &["pull", "nlp/bert@1.0.0", "-o", path_str(&out)],
+    );
+    w.sshd.connect_as(&mut pull, &w.bob);
+    w.run(pull).success();
     assert_same_tree(&model, &out);
 
     // A fresh clone over ssh holds the same history and the same bytes.
@@ -271,7 +279,13 @@ fn hook_ssh_fetch_and_clone_work() {
             .expect("server tag")
     );
     let out = w.path("out-cloned");
-    w.pull_in(&fresh, &w.bob, "nlp/bert@1.0.0", &out).success();
+    let mut pull = w.mvault_command(
+        &fresh,
+        &w.bob,
+        &["pull", "nlp/bert@1.0.0", "-o", path_str(&out)],
+    );
+    w.sshd.connect_as(&mut pull, &w.bob);
+    w.run(pull).success();
     assert_same_tree(&model, &out);
     w.sshd.assert_accepted_a_key();
 }

@@ -44,8 +44,9 @@ fn prepared_at(s: &Server, name: &str, now: u64) -> PathBuf {
 
 /// Stock `git push ARGS…` from `dir` as `pusher`, the server's clock at `now`.
 fn push_at(s: &Server, dir: &Path, pusher: &str, args: &[&str], now: u64) -> Run {
-    let mut full = vec!["push"];
-    full.extend_from_slice(args);
+    let owned = s.with_payloads(dir, args);
+    let mut full = vec!["push", "--atomic"];
+    full.extend(owned.iter().map(String::as_str));
     let mut cmd = s.git_command(dir, &full);
     cmd.env("MVAULT_USER", pusher)
         .env("MVAULT_NOW", now.to_string());
