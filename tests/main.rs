@@ -33,6 +33,7 @@ mod hook_server;
 mod hook_ssh;
 mod hook_time;
 mod layers;
+mod payload_refs;
 mod promotion_concurrent;
 mod promotion_flow;
 mod promotion_refusals;

@@ -4,6 +4,7 @@
 
 use crate::audit::events::AuditBreak;
 use crate::model::names::{ModelName, Version, VersionRef};
+use crate::store::ObjectId;
 use crate::vault::{now, Vault, VaultError};
 use crate::verify::replay;
 
@@ -55,19 +56,41 @@ fn behind(vault: &Vault, model: &ModelName) -> Result<Option<String>, VaultError
     let Some(tip) = vault.store.main_tip()? else {
         return Ok(None);
     };
+    let newer = |commit: ObjectId| -> Result<bool, VaultError> {
+        // A commit this clone lacks is one its main has not reached yet; a
+        // commit it has is newer when it descends from main.
+        Ok(!vault.store.has_object(commit)
+            || (commit != tip
+                && !vault.store.is_ancestor(commit, tip)?
+                && vault.store.is_ancestor(tip, commit)?))
+    };
     for prefix in [format!("refs/tags/{model}#"), format!("refs/tags/{model}@")] {
         for (name, id) in vault.store.refs_with_prefix(&prefix)? {
+            let short = name.trim_start_matches("refs/tags/");
             let Ok(commit) = vault.peel_to_commit(id) else {
                 continue;
             };
-            if commit != tip
-                && !vault.store.is_ancestor(commit, tip)?
-                && vault.store.is_ancestor(tip, commit)?
-            {
+            if newer(commit)? {
                 return Ok(Some(format!(
-                    "tag {} points at commit {commit}, which is newer than this clone's main ({tip})",
-                    name.trim_start_matches("refs/tags/")
+                    "tag {short} points at commit {commit}, which is newer than this clone's main ({tip})"
                 )));
+            }
+            // The main commit a promotion or approval says it was made on.
+            let Ok((_, data)) = vault.store.object(id) else {
+                continue;
+            };
+            let Ok(tag) = crate::store::objects::parse_tag(&data) else {
+                continue;
+            };
+            let trailers = crate::model::trailers::trailers(&tag.message);
+            if let Some(record) = crate::model::trailers::trailer(&trailers, crate::model::approval::RECORD_TRAILER)
+                .and_then(|r| r.parse::<ObjectId>().ok())
+            {
+                if newer(record)? {
+                    return Ok(Some(format!(
+                        "tag {short} was made on main at {record}, which this clone's main ({tip}) has not reached"
+                    )));
+                }
             }
         }
     }

@@ -179,13 +179,23 @@ pub fn registering_commit(
     if !ctx.main.contains(target).map_err(internal)? {
         return Err(wrong("is not on main"));
     }
-    let at_target = source::entry(src, c.tree, &dir).map_err(internal)?;
+    // The version's record is its manifest and signature: a purge adds a
+    // file beside them and leaves them as they were.
+    let record = |tree: ObjectId| -> Result<_, Refusal> {
+        Ok((
+            source::entry(src, tree, &format!("{dir}/manifest.toml")).map_err(internal)?,
+            source::entry(src, tree, &format!("{dir}/manifest.sig")).map_err(internal)?,
+        ))
+    };
+    let at_target = record(c.tree)?;
     let parent = source::commit(src, c.parents[0]).map_err(internal)?;
     let parent_has = source::entry(src, parent.tree, &dir)
         .map_err(internal)?
         .is_some();
     let tip = source::commit(src, ctx.main.tip()).map_err(internal)?;
-    let on_main = source::entry(src, tip.tree, &dir).map_err(internal)?;
+    let on_main = record(tip.tree)?;
+    let at_target = at_target.0.map(|m| (m, at_target.1));
+    let on_main = on_main.0.map(|m| (m, on_main.1));
     if at_target.is_none() || parent_has || at_target != on_main {
         return Err(wrong("does not add the version main holds"));
     }

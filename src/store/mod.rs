@@ -145,7 +145,16 @@ impl Store {
                 dirs.push(absolute(git_dir, &a));
             }
         }
+        // Absolute: alternates are read relative to the scratch directory.
+        // (A push that only deletes refs has no quarantine, and git names
+        // the repository's own objects relatively.)
         let own = repo.objects.store_ref().path().to_owned();
+        let own = std::fs::canonicalize(&own).unwrap_or(own);
+        let dirs: Vec<PathBuf> = dirs
+            .into_iter()
+            .map(|d| std::fs::canonicalize(&d).unwrap_or(d))
+            .collect();
+        let mut dirs = dirs;
         if !dirs.contains(&own) {
             dirs.push(own);
         }

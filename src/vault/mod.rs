@@ -462,7 +462,9 @@ impl Vault {
         version: &Version,
     ) -> Result<ObjectId, VaultError> {
         let history = self.main_history()?;
-        let dir = names::version_dir(model, version);
+        // A version is its manifest, written once (a purge adds a file
+        // beside it): the commit that added the manifest registered it.
+        let dir = format!("{}/manifest.toml", names::version_dir(model, version));
         let tag = names::registration_tag(model, version);
         let tag_target = self.store.ref_target(&format!("refs/tags/{tag}"))?;
         let on_tip = self
