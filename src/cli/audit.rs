@@ -51,70 +51,49 @@ pub(super) fn run(
             server,
         } => {
             if server {
+                let filter = server_log::ServerFilter {
+                    model: model.as_deref().map(model_glob).transpose()?,
+                    version,
+                    actor,
+                    events: action
+                        .iter()
+                        .map(|a| {
+                            server_log::ServerEvent::parse(a).ok_or_else(|| {
+                                CliError::user(format!(
+                                    "--action {a:?}: the server log records {}",
+                                    server_log::ServerEvent::ALL.map(|e| e.as_str()).join(", ")
+                                ))
+                                .hint("the record's actions (register, promote, …) are in `mvault log` without --server")
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    since: since.as_deref().map(parse_time).transpose()?,
+                    until: until.as_deref().map(parse_time).transpose()?,
+                    limit,
+                };
                 let store = mvault::store::Store::open(dir)
                     .map_err(|e| CliError::from(VaultError::from(e)))?;
-                let text = std::fs::read_to_string(store.git_dir().join(server_log::LOG_FILE))
-                    .map_err(|e| {
-                        CliError::user(format!(
-                            "no server log in {}: {e}",
-                            store.git_dir().display()
-                        ))
-                        .hint("run this on the server's bare repository")
-                    })?;
-                for line in text.lines() {
-                    if json {
-                        writeln!(out, "{line}")?;
+                let entries = server_log::read_log(store.git_dir(), &filter).map_err(|e| {
+                    let missing = matches!(e, server_log::ReadLogError::Missing { .. });
+                    let err = CliError::user(e.to_string());
+                    if missing {
+                        err.hint("run this on the server's bare repository")
                     } else {
-                        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-                        let refs: Vec<String> = v["updates"]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|u| u["refname"].as_str().map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
-                        let refs = if refs.is_empty() {
-                            v["refs"]
-                                .as_array()
-                                .map(|a| {
-                                    a.iter()
-                                        .filter_map(|r| r.as_str().map(str::to_owned))
-                                        .collect::<Vec<_>>()
-                                        .join(" ")
-                                })
-                                .unwrap_or_default()
-                        } else {
-                            refs.join(" ")
-                        };
-                        let line = format!(
-                            "{}  {:<7} {:<10} {}{}",
-                            v["time"].as_str().unwrap_or(""),
-                            v["decision"].as_str().or(v["event"].as_str()).unwrap_or(""),
-                            v["pusher"].as_str().or(v["user"].as_str()).unwrap_or("-"),
-                            refs,
-                            v["refusal"]["rule"]
-                                .as_str()
-                                .map(|r| format!("  ({r})"))
-                                .unwrap_or_default()
-                        );
-                        writeln!(out, "{}", escape(&line))?;
+                        err
+                    }
+                })?;
+                for e in &entries {
+                    if json {
+                        writeln!(out, "{}", e.line)?;
+                    } else {
+                        writeln!(out, "{}", escape(&server_line(e)))?;
                     }
                 }
                 return Ok(());
             }
             let vault = open_vault(dir)?;
             let filter = events::Filter {
-                model: match model {
-                    Some(g) => Some(
-                        globset::GlobBuilder::new(&g)
-                            .literal_separator(true)
-                            .build()
-                            .map_err(|e| CliError::user(format!("--model {g:?}: {e}")))?
-                            .compile_matcher(),
-                    ),
-                    None => None,
-                },
+                model: model.as_deref().map(model_glob).transpose()?,
                 version,
                 actor,
                 actions: action,
@@ -256,6 +235,43 @@ pub(super) fn run(
         other => unreachable!("not an audit command: {other:?}"),
     }
     Ok(())
+}
+
+/// `--model GLOB`: `*` stays within one segment of a model name.
+fn model_glob(glob: &str) -> Result<globset::GlobMatcher, CliError> {
+    Ok(globset::GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| CliError::user(format!("--model {glob:?}: {e}")))?
+        .compile_matcher())
+}
+
+/// One line of `mvault log --server`: time, event, user, then for a fetch
+/// the client's address and the versions read, then the refs (and the
+/// rule of a refusal). Escaped by the caller.
+fn server_line(e: &server_log::ServerEntry) -> String {
+    let mut line = format!(
+        "{}  {:<7} {:<10}",
+        e.time,
+        e.event.as_str(),
+        e.actor.as_deref().unwrap_or("-")
+    );
+    if e.event == server_log::ServerEvent::Fetch {
+        line.push_str(&format!(" from {}", e.address.as_deref().unwrap_or("-")));
+        for s in &e.subjects {
+            match &s.version {
+                Some(v) => line.push_str(&format!(" {}@{v}", s.model)),
+                None => line.push_str(&format!(" {}", s.model)),
+            }
+        }
+    }
+    if !e.refs.is_empty() {
+        line.push_str(&format!("  {}", e.refs.join(" ")));
+    }
+    if let Some(rule) = &e.rule {
+        line.push_str(&format!("  ({rule})"));
+    }
+    line
 }
 
 /// Write text built from repository content line by line, escaped (tabs,

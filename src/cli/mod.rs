@@ -226,7 +226,8 @@ enum Command {
         actor: Option<String>,
         /// Only these actions (repeatable): register, approve, promote,
         /// rollback, deprecate, archive, policy, add-user, remove-user,
-        /// grant, revoke, key-rewrap, key-rotation, init.
+        /// grant, revoke, key-rewrap, key-rotation, init; with --server:
+        /// accept, refuse, fetch.
         #[arg(long)]
         action: Vec<String>,
         /// From this time (RFC 3339, YYYY-MM-DD or unix seconds).
@@ -241,7 +242,10 @@ enum Command {
         /// JSON lines.
         #[arg(long)]
         json: bool,
-        /// The server's decision and access log instead (run on the server's repository).
+        /// The server's decision and access log instead (run on the
+        /// server's repository): pushes accepted and refused, with the
+        /// pusher, and fetches, with the user, the client's address and the
+        /// versions whose payload was read. The other filters apply to it.
         #[arg(long)]
         server: bool,
     },

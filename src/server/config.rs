@@ -1,5 +1,6 @@
 //! The server's own settings for the hook, from the bare repository's git
-//! config (outside the tree, out of a push's reach), and who is pushing.
+//! config (outside the tree, out of a push's reach), and who is pushing or
+//! fetching, from where.
 
 use crate::crypto;
 use crate::rules::context::{RootKeys, DEFAULT_SKEW_SECONDS};
@@ -83,4 +84,74 @@ pub fn pusher_from_env(get: impl Fn(&str) -> Option<String>, cfg: &ServerConfig)
         }
     }
     cfg.local_user.clone()
+}
+
+/// Where the client connects from, as the server saw it: the first field
+/// of sshd's `SSH_CLIENT` (`ADDRESS PORT PORT`, which gitolite passes
+/// through), else `REMOTE_ADDR` from a web server (CGI). `None` for a local
+/// fetch by path.
+pub fn client_address_from_env(get: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let ssh = get("SSH_CLIENT").and_then(|v| v.split_whitespace().next().map(str::to_owned));
+    ssh.or_else(|| {
+        get("REMOTE_ADDR")
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn gitolite_and_http_servers_name_the_user() {
+        let cfg = ServerConfig::default();
+        assert_eq!(
+            pusher_from_env(env(&[("GL_USER", "alice")]), &cfg).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            pusher_from_env(env(&[("REMOTE_USER", "bob")]), &cfg).as_deref(),
+            Some("bob")
+        );
+        // sshd's forced command wins over what a web server would set.
+        assert_eq!(
+            pusher_from_env(
+                env(&[("REMOTE_USER", "bob"), ("MVAULT_USER", "carol")]),
+                &cfg
+            )
+            .as_deref(),
+            Some("carol")
+        );
+        assert_eq!(pusher_from_env(env(&[("GL_USER", " ")]), &cfg), None);
+    }
+
+    #[test]
+    fn client_address_comes_from_ssh_client_then_remote_addr() {
+        assert_eq!(
+            client_address_from_env(env(&[("SSH_CLIENT", "127.0.0.1 51022 2222")])).as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            client_address_from_env(env(&[
+                ("SSH_CLIENT", "::1 51022 2222"),
+                ("REMOTE_ADDR", "10.0.0.1")
+            ]))
+            .as_deref(),
+            Some("::1")
+        );
+        assert_eq!(
+            client_address_from_env(env(&[("REMOTE_ADDR", "10.0.0.1")])).as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(client_address_from_env(env(&[])), None);
+    }
 }

@@ -1,17 +1,28 @@
 //! The server's hash-chained log: every hook decision and every fetch,
 //! one JSON line each, each carrying the SHA-256 of the line before it, with
 //! a head file holding the log's length and last hash.
+//!
+//! A fetch line says who read which version from where: the user the
+//! server vouches for (the same variables as a pusher: `MVAULT_USER`,
+//! `GL_USER`, `REMOTE_USER`, …), the client's address (`SSH_CLIENT`, or the
+//! web server's `REMOTE_ADDR`), the refs the client wanted and, for each
+//! payload ref among them (`refs/mvault/data/<model>/<version>`), the model
+//! and version. `read_log` reads the lines back, filtered, for `mvault log
+//! --server`.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::model::approval::parse_approval_name;
 use crate::model::manifest::Sha256Digest;
+use crate::model::names::{parse_payload_ref, ModelName, Version};
+use crate::model::promotion::parse_promotion_name;
 use crate::model::updates::Update;
 use std::collections::BTreeSet;
 
-use super::config::{pusher_from_env, ServerConfig};
+use super::config::{client_address_from_env, pusher_from_env, ServerConfig};
 use crate::rules::{Accepted, Refusal};
 use crate::store::Store;
 
@@ -168,11 +179,25 @@ pub fn pack_objects(
                     }
                 }
             }
+            // A payload ref names the version read; a wanted object that
+            // two refs share is logged under both.
+            let versions: Vec<serde_json::Value> = refs
+                .iter()
+                .filter_map(|name| {
+                    let (model, version) = parse_payload_ref(name)?;
+                    Some(serde_json::json!({
+                        "model": model.as_str(),
+                        "version": version.to_string(),
+                    }))
+                })
+                .collect();
             let user = pusher_from_env(&env, &cfg).unwrap_or_else(|| "unknown".into());
             let entry = serde_json::json!({
                 "time": crate::vault::rfc3339(now),
                 "event": "fetch",
                 "user": user,
+                "address": client_address_from_env(&env),
+                "versions": versions,
                 "refs": refs,
                 "wants": wants.len(),
             });
@@ -235,4 +260,410 @@ pub fn verify_log(git_dir: &Path) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+/// What a line of the server log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerEvent {
+    /// The hook accepted a push.
+    Accept,
+    /// The hook refused a push.
+    Refuse,
+    /// A client fetched (the pack-objects hook).
+    Fetch,
+}
+
+impl ServerEvent {
+    /// Every kind, in the order `--action` lists them.
+    pub const ALL: [ServerEvent; 3] =
+        [ServerEvent::Accept, ServerEvent::Refuse, ServerEvent::Fetch];
+
+    /// The name the log and `--action` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerEvent::Accept => "accept",
+            ServerEvent::Refuse => "refuse",
+            ServerEvent::Fetch => "fetch",
+        }
+    }
+
+    /// The kind `name` names, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        ServerEvent::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+/// A model, and the version when the ref names one, that a server log line
+/// concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub model: ModelName,
+    pub version: Option<Version>,
+}
+
+/// One line of the server log, read back.
+#[derive(Debug, Clone)]
+pub struct ServerEntry {
+    /// The line as it is stored (what `--json` prints).
+    pub line: String,
+    /// The time the line records, as written (RFC 3339).
+    pub time: String,
+    pub event: ServerEvent,
+    /// The pusher of a decision, the user of a fetch.
+    pub actor: Option<String>,
+    /// The client's address (fetches).
+    pub address: Option<String>,
+    /// The refs a push updated, or a fetch wanted.
+    pub refs: Vec<String>,
+    /// What the line concerns: for a fetch, the versions whose payload it
+    /// read; for a decision, the models and versions its refs name.
+    pub subjects: Vec<Subject>,
+    /// The rule that refused a push.
+    pub rule: Option<String>,
+}
+
+/// Which lines `read_log` keeps; every filter given must match.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFilter {
+    /// Lines concerning a model that matches.
+    pub model: Option<globset::GlobMatcher>,
+    /// Lines concerning this version.
+    pub version: Option<String>,
+    /// Lines by this user (pusher or fetcher).
+    pub actor: Option<String>,
+    /// Lines of these kinds (all when empty).
+    pub events: Vec<ServerEvent>,
+    /// Lines at or after this time (unix seconds).
+    pub since: Option<i64>,
+    /// Lines at or before this time (unix seconds).
+    pub until: Option<i64>,
+    /// Only the last N lines kept.
+    pub limit: Option<usize>,
+}
+
+impl ServerFilter {
+    fn keep(&self, e: &ServerEntry, unix: Option<i64>) -> bool {
+        if let Some(g) = &self.model {
+            if !e.subjects.iter().any(|s| g.is_match(s.model.as_str())) {
+                return false;
+            }
+        }
+        if let Some(v) = &self.version {
+            let named = e.subjects.iter().any(|s| {
+                s.version.as_ref().is_some_and(|sv| sv.to_string() == *v)
+                    && self
+                        .model
+                        .as_ref()
+                        .is_none_or(|g| g.is_match(s.model.as_str()))
+            });
+            if !named {
+                return false;
+            }
+        }
+        if self.actor.is_some() && e.actor != self.actor {
+            return false;
+        }
+        if !self.events.is_empty() && !self.events.contains(&e.event) {
+            return false;
+        }
+        // A line whose time cannot be read is outside every period: a
+        // filter by time never shows what it cannot place.
+        if let Some(since) = self.since {
+            if unix.is_none_or(|t| t < since) {
+                return false;
+            }
+        }
+        if let Some(until) = self.until {
+            if unix.is_none_or(|t| t > until) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Why the server log could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadLogError {
+    /// The log file is missing or unreadable.
+    #[error("no server log at {path}: {source}")]
+    Missing {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A line is not a log entry.
+    #[error("{path} line {line}: {reason}")]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// The server log's lines that `filter` keeps, oldest first. It does not
+/// check the chain: `verify_log` does.
+pub fn read_log(git_dir: &Path, filter: &ServerFilter) -> Result<Vec<ServerEntry>, ReadLogError> {
+    let path = git_dir.join(LOG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| ReadLogError::Missing {
+        path: path.clone(),
+        source,
+    })?;
+    let mut kept = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let malformed = |reason: String| ReadLogError::Malformed {
+            path: path.clone(),
+            line: i + 1,
+            reason,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| malformed(format!("not JSON: {e}")))?;
+        let entry = parse_entry(line, &v).ok_or_else(|| {
+            malformed("neither a decision (`decision`) nor a fetch (`event`)".into())
+        })?;
+        let unix = time::OffsetDateTime::parse(
+            &entry.time,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()
+        .map(|t| t.unix_timestamp());
+        if filter.keep(&entry, unix) {
+            kept.push(entry);
+        }
+    }
+    if let Some(n) = filter.limit {
+        let skip = kept.len().saturating_sub(n);
+        kept.drain(..skip);
+    }
+    Ok(kept)
+}
+
+fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
+    let text = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_owned);
+    let strings = |a: &serde_json::Value| -> Vec<String> {
+        a.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (event, actor, refs, subjects) = match (text("decision"), text("event")) {
+        (Some(d), _) => {
+            let event = match d.as_str() {
+                "accept" => ServerEvent::Accept,
+                "refuse" => ServerEvent::Refuse,
+                _ => return None,
+            };
+            let refs: Vec<String> = v["updates"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u["refname"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut subjects: Vec<Subject> = Vec::new();
+            for s in refs.iter().filter_map(|r| ref_subject(r)) {
+                if !subjects.contains(&s) {
+                    subjects.push(s);
+                }
+            }
+            (event, text("pusher"), refs, subjects)
+        }
+        (None, Some(e)) if e == "fetch" => {
+            // The versions read: the payload refs the fetch wanted.
+            let subjects = v["versions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| {
+                            Some(Subject {
+                                model: ModelName::parse(s["model"].as_str()?).ok()?,
+                                version: Some(Version::parse(s["version"].as_str()?).ok()?),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                ServerEvent::Fetch,
+                text("user"),
+                strings(&v["refs"]),
+                subjects,
+            )
+        }
+        _ => return None,
+    };
+    Some(ServerEntry {
+        line: line.to_owned(),
+        time: text("time").unwrap_or_default(),
+        event,
+        actor,
+        address: text("address"),
+        refs,
+        subjects,
+        rule: v["refusal"]["rule"].as_str().map(str::to_owned),
+    })
+}
+
+/// The model (and version) a ref of a push names: a payload ref, a
+/// registration, approval or promotion tag.
+fn ref_subject(refname: &str) -> Option<Subject> {
+    if let Some((model, version)) = parse_payload_ref(refname) {
+        return Some(Subject {
+            model,
+            version: Some(version),
+        });
+    }
+    let tag = refname.strip_prefix("refs/tags/")?;
+    if let Some((_, _, model, version)) = parse_approval_name(tag) {
+        return Some(Subject {
+            model,
+            version: Some(version),
+        });
+    }
+    if let Some((model, _, _)) = parse_promotion_name(tag) {
+        return Some(Subject {
+            model,
+            version: None,
+        });
+    }
+    let (model, version) = tag.split_once("@v")?;
+    Some(Subject {
+        model: ModelName::parse(model).ok()?,
+        version: Some(Version::parse(version).ok()?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn glob(g: &str) -> globset::GlobMatcher {
+        globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .expect("glob")
+            .compile_matcher()
+    }
+
+    /// A decision registering nlp/bert 1.0.0, bob's clone, bob's pull of
+    /// the payload, a day later alice's pull of cv/resnet 2.0.0.
+    fn sample_log() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lines = [
+            serde_json::json!({"time": "2026-11-22T10:00:00Z", "decision": "accept", "pusher": "alice",
+                "updates": [{"refname": "refs/heads/main"}, {"refname": "refs/tags/nlp/bert@v1.0.0"},
+                            {"refname": "refs/mvault/data/nlp/bert/1.0.0"}]}),
+            serde_json::json!({"time": "2026-11-22T10:00:00Z", "event": "fetch", "user": "bob",
+                "address": "127.0.0.1", "versions": [], "refs": ["refs/heads/main"], "wants": 1}),
+            serde_json::json!({"time": "2026-11-22T11:00:00Z", "event": "fetch", "user": "bob",
+                "address": "127.0.0.1", "versions": [{"model": "nlp/bert", "version": "1.0.0"}],
+                "refs": ["refs/mvault/data/nlp/bert/1.0.0"], "wants": 1}),
+            serde_json::json!({"time": "2026-11-23T10:00:00Z", "event": "fetch", "user": "alice",
+                "address": "10.0.0.2", "versions": [{"model": "cv/resnet", "version": "2.0.0"}],
+                "refs": ["refs/mvault/data/cv/resnet/2.0.0"], "wants": 1}),
+        ];
+        for l in lines {
+            append_chained(dir.path(), l).expect("append");
+        }
+        dir
+    }
+
+    fn users(dir: &Path, filter: ServerFilter) -> Vec<(ServerEvent, String)> {
+        read_log(dir, &filter)
+            .expect("reads")
+            .into_iter()
+            .map(|e| (e.event, e.actor.unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn server_log_filters_by_model_version_actor_action_and_time() {
+        use ServerEvent::{Accept, Fetch};
+        let log = sample_log();
+        let dir = log.path();
+        let all = read_log(dir, &ServerFilter::default()).expect("reads");
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[2].address.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            all[0].subjects,
+            vec![Subject {
+                model: ModelName::parse("nlp/bert").expect("name"),
+                version: Some(Version::parse("1.0.0").expect("version")),
+            }],
+            "the tag and the payload ref name the same version once"
+        );
+        let by_model = ServerFilter {
+            model: Some(glob("nlp/*")),
+            ..Default::default()
+        };
+        assert_eq!(
+            users(dir, by_model),
+            [(Accept, "alice".into()), (Fetch, "bob".into())],
+            "a clone reads no version; cv/resnet is another model"
+        );
+        let bobs = ServerFilter {
+            actor: Some("bob".into()),
+            ..Default::default()
+        };
+        assert_eq!(users(dir, bobs).len(), 2);
+        let fetches_since = ServerFilter {
+            events: vec![Fetch],
+            since: Some(1_795_345_200), // 2026-11-22T11:00:00Z
+            ..Default::default()
+        };
+        assert_eq!(
+            users(dir, fetches_since),
+            [(Fetch, "bob".into()), (Fetch, "alice".into())]
+        );
+        let until = ServerFilter {
+            until: Some(1_795_341_600),
+            limit: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(users(dir, until), [(Fetch, "bob".into())]);
+        let other_version = ServerFilter {
+            version: Some("1.1.0".into()),
+            ..Default::default()
+        };
+        assert!(users(dir, other_version).is_empty());
+    }
+
+    #[test]
+    fn a_line_without_a_readable_time_is_outside_every_period() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        append_chained(
+            dir.path(),
+            serde_json::json!({"time": "yesterday", "event": "fetch", "user": "bob"}),
+        )
+        .expect("append");
+        let since = ServerFilter {
+            since: Some(0),
+            ..Default::default()
+        };
+        assert!(read_log(dir.path(), &since).expect("reads").is_empty());
+        assert_eq!(
+            read_log(dir.path(), &ServerFilter::default())
+                .expect("reads")
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_no_entry_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(LOG_FILE), "{\"time\":\"x\"}\n").expect("write");
+        let err = read_log(dir.path(), &ServerFilter::default()).expect_err("malformed");
+        assert!(
+            matches!(err, ReadLogError::Malformed { line: 1, .. }),
+            "{err}"
+        );
+    }
 }
