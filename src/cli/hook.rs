@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use mvault::crypto;
+use mvault::model::text::escape;
 use mvault::ops::register;
+use mvault::server::install::CheckStatus;
 use mvault::server::{install as hook_install, log as server_log};
 use mvault::vault::{ErrorKind, VaultError};
 use mvault::verify::{prepush, receive};
@@ -17,7 +19,10 @@ use super::{load_identity, open_vault, CliError, CliResult};
 #[derive(Subcommand, Debug)]
 pub(super) enum HookCommand {
     /// Install the pre-receive hook into a bare server repository, pin the
-    /// root admin keys in its config and set the git options it relies on.
+    /// root admin keys in its config, set the git options it relies on and
+    /// point HEAD at main. In a gitolite repository (it has gl-conf), run
+    /// as the gitolite hosting user: the hook goes in as gitolite's
+    /// repo-specific hook `mvault`, and gitolite's own hooks stay.
     Install {
         /// The bare repository.
         repo: PathBuf,
@@ -29,14 +34,22 @@ pub(super) enum HookCommand {
         local_user: Option<String>,
         /// Also log fetches: set uploadpack.packObjectsHook in this git
         /// config file (git reads that key only from the server user's
-        /// global or system config; use the file GIT_CONFIG_GLOBAL names).
+        /// global or system config: the hosting user's ~/.gitconfig under
+        /// sshd or gitolite, the file the web server's GIT_CONFIG_GLOBAL
+        /// names under git http-backend).
         #[arg(long, value_name = "FILE")]
         log_fetches: Option<PathBuf>,
     },
-    /// Report whether a server repository is installed correctly.
+    /// Report whether a server repository is installed correctly: the
+    /// hook, the pinned keys, the git options, HEAD, and whether fetches
+    /// are logged.
     Check {
         /// The bare repository.
         repo: PathBuf,
+        /// The git config file the server's git reads as global, when it
+        /// is not this shell's (a web server's GIT_CONFIG_GLOBAL).
+        #[arg(long, value_name = "FILE")]
+        log_fetches: Option<PathBuf>,
     },
     /// Run as git's pre-receive hook (reads git's lines on stdin).
     PreReceive,
@@ -186,54 +199,42 @@ pub(super) fn run(
                 );
             }
             let exe = std::env::current_exe()?;
-            let items = hook_install::install(&repo, &keys, &exe, local_user.as_deref())
-                .map_err(CliError::user)?;
+            let log_fetches = log_fetches.map(|f| if f.is_relative() { dir.join(f) } else { f });
+            let installed = hook_install::install(&hook_install::InstallRequest {
+                repo: &repo,
+                root_keys: &keys,
+                mvault_bin: &exe,
+                local_user: local_user.as_deref(),
+                log_fetches: log_fetches.as_deref(),
+            })
+            .map_err(install_error)?;
+            let host = match &installed.host {
+                hook_install::Host::Plain => String::new(),
+                hook_install::Host::Gitolite { name } => {
+                    format!(" (gitolite repository {})", escape(name))
+                }
+            };
             writeln!(
                 out,
-                "installed the mvault pre-receive hook in {}",
+                "installed the mvault pre-receive hook in {}{host}",
                 repo.display()
             )?;
-            if let Some(cfg) = log_fetches {
-                let cfg = if cfg.is_relative() {
-                    dir.join(cfg)
-                } else {
-                    cfg
-                };
-                let value = format!("{} hook pack-objects", exe.display());
-                let status = std::process::Command::new("git")
-                    .args(["config", "--file"])
-                    .arg(&cfg)
-                    .args(["uploadpack.packObjectsHook", &value])
-                    .status()?;
-                if !status.success() {
-                    return Err(CliError::user(format!("cannot write {}", cfg.display())));
-                }
-                writeln!(
-                    out,
-                    "fetches are logged: uploadpack.packObjectsHook set in {}",
-                    cfg.display()
-                )?;
+            for line in &installed.done {
+                writeln!(out, "done {}", escape(line))?;
             }
-            print_check(out, &items)?;
+            print_check(out, &installed.check)?;
+            not_installed(&repo, &installed.check)?;
         }
-        HookCommand::Check { repo } => {
+        HookCommand::Check { repo, log_fetches } => {
             let repo = if repo.is_relative() {
                 dir.join(repo)
             } else {
                 repo
             };
-            let items = hook_install::check(&repo);
+            let log_fetches = log_fetches.map(|f| if f.is_relative() { dir.join(f) } else { f });
+            let items = hook_install::check(&repo, log_fetches.as_deref());
             print_check(out, &items)?;
-            if items.iter().any(|i| !i.ok) {
-                return Err(CliError::user(format!(
-                    "{} is not installed correctly",
-                    repo.display()
-                ))
-                .hint(format!(
-                    "run mvault hook install {} --root-key KEY.pub",
-                    repo.display()
-                )));
-            }
+            not_installed(&repo, &items)?;
         }
         HookCommand::Log {
             command: HookLogCommand::Verify { repo },
@@ -261,7 +262,52 @@ pub(super) fn run(
 
 fn print_check(out: &mut dyn Write, items: &[hook_install::CheckItem]) -> CliResult {
     for i in items {
-        writeln!(out, "{} {}", if i.ok { "ok  " } else { "FAIL" }, i.what)?;
+        let status = match i.status {
+            CheckStatus::Ok => "ok  ",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "FAIL",
+        };
+        writeln!(out, "{status} {}", escape(&i.what))?;
     }
     Ok(())
+}
+
+/// Exit 2 when a check failed (a warning does not fail).
+fn not_installed(repo: &Path, items: &[hook_install::CheckItem]) -> CliResult {
+    if items.iter().any(|i| i.status == CheckStatus::Fail) {
+        return Err(
+            CliError::user(format!("{} is not installed correctly", repo.display())).hint(format!(
+                "run mvault hook install {} --root-key KEY.pub (see the FAIL lines)",
+                repo.display()
+            )),
+        );
+    }
+    Ok(())
+}
+
+/// An install error, with what the admin can do about it.
+fn install_error(e: hook_install::InstallError) -> CliError {
+    use hook_install::{GitoliteProblem, InstallError};
+    let hint = match &e {
+        InstallError::ForeignHook { .. } => Some(
+            "move it to another name and call it from a hook of yours, or have it run `mvault hook pre-receive` on the same input",
+        ),
+        InstallError::Gitolite { problem, .. } => Some(match problem {
+            GitoliteProblem::NoCommand(_) | GitoliteProblem::Command { .. } => {
+                "run mvault hook install as the gitolite hosting user (HOME with its .gitolite.rc, gitolite on PATH)"
+            }
+            GitoliteProblem::RepoSpecificHooksOff | GitoliteProblem::NoLocalCode => {
+                "in ~/.gitolite.rc, set LOCAL_CODE => \"$ENV{HOME}/local\" and add 'repo-specific-hooks' to ENABLE"
+            }
+            GitoliteProblem::OutsideRepoBase { .. } => {
+                "give the repository's path under gitolite's repositories directory"
+            }
+        }),
+        _ => None,
+    };
+    let err = CliError::user(e.to_string());
+    match hint {
+        Some(h) => err.hint(h),
+        None => err,
+    }
 }
