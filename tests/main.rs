@@ -40,4 +40,6 @@ mod promotion_refusals;
 mod promotion_stock_tools;
 mod promotion_world;
 mod review_bypass;
+mod server_gitolite;
+mod server_http;
 mod unhooked;

@@ -12,6 +12,9 @@
 
 #![allow(dead_code)]
 
+pub mod gitolite;
+pub mod http;
+pub mod served;
 pub mod sshd;
 
 use std::collections::BTreeMap;
@@ -792,7 +795,8 @@ impl Manifest {
                                 blob_size: p
                                     .get("blob_size")
                                     .and_then(|v| v.as_integer())
-                                    .unwrap_or(-1) as u64,
+                                    .unwrap_or(-1)
+                                    as u64,
                             })
                             .collect()
                     })

@@ -6,6 +6,10 @@
 //! only place the user's identity comes from. Clients reach it with stock
 //! `git`/`mvault` and `GIT_SSH_COMMAND` (`Sshd::connect_as`).
 //!
+//! Other servers that sit behind sshd (gitolite, `common::gitolite`) bring
+//! their own `authorized_keys` and the session environment they need
+//! (`Sshd::start_with`). When the test fails, sshd's log is printed.
+//!
 //! A missing `sshd` fails the test with the package to install; it is never
 //! skipped. Run as root, the fixture creates `/run/sshd` (the privilege
 //! separation directory OpenSSH insists on) when it is missing; as another
@@ -39,7 +43,19 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- sshd log ({}) ---\n{}", self.log.display(), self.log());
+        }
     }
+}
+
+/// Who sshd lets in and with what environment: the `authorized_keys` file
+/// it reads (each line's forced command decides what a login runs), and
+/// variables it sets in every session after its own (`SetEnv`; they win
+/// over sshd's `HOME` and `PATH`).
+pub struct Logins {
+    pub authorized_keys: PathBuf,
+    pub set_env: Vec<(String, String)>,
 }
 
 /// One line of output of a command that must succeed.
@@ -52,14 +68,14 @@ pub fn output_line(cmd: &mut Command) -> String {
 }
 
 /// A port nobody listens on right now: bind port 0, read it, let it go.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
 }
 
 /// `git-shell`, which ships with git: next to the `git` on PATH, in its exec
 /// path, or Debian's /usr/bin.
-fn git_shell() -> PathBuf {
+pub fn git_shell() -> PathBuf {
     let git = require_program("git", "git");
     let exec_path = PathBuf::from(output_line(Command::new(&git).arg("--exec-path")));
     let candidates = [
@@ -142,6 +158,26 @@ impl Sshd {
     /// `git_config_global` as its global configuration), and waits until it
     /// listens.
     pub fn start(env: &TestEnv, keys: &[&Key], git_config_global: &Path) -> Sshd {
+        let path = std::env::var("PATH").expect("PATH is set");
+        let dir = env.path("sshd");
+        fs::create_dir_all(&dir).expect("create sshd dir");
+        let authorized_keys_file = dir.join("authorized_keys");
+        write_file(
+            &authorized_keys_file,
+            authorized_keys(env, keys, git_config_global, &path).as_bytes(),
+        );
+        Sshd::start_with(
+            env,
+            &Logins {
+                authorized_keys: authorized_keys_file,
+                set_env: Vec::new(),
+            },
+        )
+    }
+
+    /// Starts sshd reading `logins.authorized_keys` and setting
+    /// `logins.set_env` in each session, and waits until it listens.
+    pub fn start_with(env: &TestEnv, logins: &Logins) -> Sshd {
         if !Path::new(SSHD).is_file() {
             panic!("{SSHD} is missing; install openssh-server (apt-get install openssh-server)");
         }
@@ -168,11 +204,24 @@ impl Sshd {
         env.run(keygen).success();
 
         let path = std::env::var("PATH").expect("PATH is set");
-        let authorized_keys_file = dir.join("authorized_keys");
-        write_file(
-            &authorized_keys_file,
-            authorized_keys(env, keys, git_config_global, &path).as_bytes(),
-        );
+        let authorized_keys_file = &logins.authorized_keys;
+        // One SetEnv line: sshd keeps only the first.
+        let set_env: Vec<String> = logins
+            .set_env
+            .iter()
+            .map(|(k, v)| {
+                assert!(
+                    !v.contains('"') && !v.contains(char::is_whitespace),
+                    "SetEnv value {v:?} needs quoting"
+                );
+                format!("{k}={v}")
+            })
+            .collect();
+        let set_env = if set_env.is_empty() {
+            String::new()
+        } else {
+            format!("SetEnv {}\n", set_env.join(" "))
+        };
 
         let config = dir.join("sshd_config");
         let log = dir.join("sshd.log");
@@ -195,10 +244,11 @@ impl Sshd {
                  PermitRootLogin prohibit-password\n\
                  AllowUsers {user}\n\
                  PrintMotd no\n\
-                 LogLevel VERBOSE\n",
+                 LogLevel VERBOSE\n\
+                 {set_env}",
                 host_key = path_str(&host_key),
                 pid = path_str(&dir.join("sshd.pid")),
-                authorized_keys = path_str(&authorized_keys_file),
+                authorized_keys = path_str(authorized_keys_file),
             );
             write_file(&config, text.as_bytes());
 

@@ -1,0 +1,86 @@
+//! The vault behind smart HTTP (`common::http`): stock `git http-backend`
+//! behind Debian's nginx with basic authentication, the user nginx
+//! authenticated reaching the hook and the fetch log as `REMOTE_USER`, the
+//! client's address as `REMOTE_ADDR`. The server repository is made by a
+//! plain `git init --bare` (HEAD on master); fetch logging is in the file
+//! the web server gives git as `GIT_CONFIG_GLOBAL`.
+
+use crate::common::served::*;
+use crate::common::*;
+
+#[test]
+fn server_http_install_points_head_at_main_and_check_sees_fetch_logging() {
+    let s = Served::http();
+    let installed = s.install.stdout();
+    assert!(
+        installed.contains("HEAD: refs/heads/master -> refs/heads/main"),
+        "{installed}"
+    );
+    let check = s
+        .hook_check()
+        .success()
+        .mentions(&["HEAD points at refs/heads/main", "fetches are logged"]);
+    assert!(!check.stdout().contains("FAIL"), "{}", check.stdout());
+
+    // Without the web server's config file, this shell's git reads no
+    // fetch hook: a warning, not a failure.
+    let mut plain = s.command(env!("CARGO_BIN_EXE_mvault"));
+    plain.args(["hook", "check"]).arg(&s.server);
+    s.run(plain)
+        .success()
+        .mentions(&["warn fetches are not logged"]);
+
+    let clone = s.clone_as(&s.bob, "plain-clone");
+    assert_eq!(
+        s.git_ok(&clone, &["symbolic-ref", "HEAD"]),
+        "refs/heads/main"
+    );
+}
+
+#[test]
+fn server_http_allowed_add_lands_and_the_decision_names_remote_user() {
+    allowed_add_lands(&Served::http());
+}
+
+#[test]
+fn server_http_refused_push_shows_mvaults_line_and_moves_no_ref() {
+    refused_push_shows_mvaults_line(&Served::http());
+}
+
+#[test]
+fn server_http_pull_of_one_version_is_in_the_access_log_with_user_address_and_version() {
+    pull_of_one_version_is_in_the_access_log(&Served::http());
+}
+
+/// The web server, not the client, says who pushes: a wrong password gets
+/// no further than nginx, and nothing reaches the hook.
+#[test]
+fn server_http_wrong_password_is_refused_before_git() {
+    let s = Served::http();
+    let Front::Http { http, name, .. } = &s.front else {
+        unreachable!("an http world")
+    };
+    // bob's clone: one fetch in the log.
+    s.clone_as(&s.bob, "bob-clone");
+    let logged = s.server_log(&[]).len();
+    let dest = s.path("nobody");
+    let run = s
+        .git_as(
+            &s.alice,
+            s.root(),
+            &[
+                "clone",
+                "-q",
+                &http.url_with_wrong_password("alice", name),
+                path_str(&dest),
+            ],
+        )
+        .failure();
+    run.mentions_any(&["401", "authentication failed"]);
+    assert_eq!(
+        s.server_log(&[]).len(),
+        logged,
+        "a refused login reached git"
+    );
+    assert!(!dest.exists());
+}
