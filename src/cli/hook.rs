@@ -299,6 +299,9 @@ fn install_error(e: hook_install::InstallError) -> CliError {
             GitoliteProblem::RepoSpecificHooksOff | GitoliteProblem::NoLocalCode => {
                 "in ~/.gitolite.rc, set LOCAL_CODE => \"$ENV{HOME}/local\" and add 'repo-specific-hooks' to ENABLE"
             }
+            GitoliteProblem::RefNamesWithoutHash => {
+                "in ~/.gitolite.rc, before %RC, allow '#' in ref names: $REF_OR_FILENAME_PATT = qr(^[0-9a-zA-Z][-0-9a-zA-Z._\\@/+ :,#]*$);"
+            }
             GitoliteProblem::OutsideRepoBase { .. } => {
                 "give the repository's path under gitolite's repositories directory"
             }

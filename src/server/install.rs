@@ -188,7 +188,15 @@ pub enum GitoliteProblem {
     /// The repository is not under gitolite's repository base.
     #[error("it is not under gitolite's GL_REPO_BASE {base}")]
     OutsideRepoBase { base: PathBuf },
+    /// gitolite's update hook refuses ref names with `#`, so every
+    /// promotion tag would be refused after mvault accepted it.
+    #[error("gitolite refuses ref names with '#' ({GITOLITE_PROBE_REF}), and every promotion tag has one")]
+    RefNamesWithoutHash,
 }
+
+/// A ref named like a promotion tag, which gitolite's default
+/// `$REF_OR_FILENAME_PATT` refuses.
+pub const GITOLITE_PROBE_REF: &str = "refs/tags/mvault-probe#production#1";
 
 /// Install the hook into a server's bare repository (see the module's
 /// documentation for gitolite).
@@ -207,12 +215,15 @@ pub fn install(req: &InstallRequest<'_>) -> Result<Installed, InstallError> {
     // Refuse before changing anything: a hook we would overwrite, or a
     // gitolite that cannot take ours.
     let gitolite = if git_dir.join(GITOLITE_MARKER).is_file() {
-        Some(
-            Gitolite::find(&git_dir).map_err(|problem| InstallError::Gitolite {
-                repo: repo.to_owned(),
-                problem,
-            })?,
-        )
+        let problem = |problem| InstallError::Gitolite {
+            repo: repo.to_owned(),
+            problem,
+        };
+        let gl = Gitolite::find(&git_dir).map_err(problem)?;
+        if !gl.accepts_ref(GITOLITE_PROBE_REF).map_err(problem)? {
+            return Err(problem(GitoliteProblem::RefNamesWithoutHash));
+        }
+        Some(gl)
     } else {
         let hook = git_dir.join("hooks/pre-receive");
         if hook.exists() && !runs_mvault(&hook) {
@@ -430,6 +441,21 @@ impl Gitolite {
         }
     }
 
+    /// Whether gitolite's update hook lets a ref named `refname` through
+    /// its name check (`gitolite access` dies on a name its pattern
+    /// refuses, before it looks at any rule).
+    fn accepts_ref(&self, refname: &str) -> Result<bool, GitoliteProblem> {
+        match Gitolite::query(&["access", "-q", &self.name, "mvault-probe", "W", refname]) {
+            Ok(_) => Ok(true),
+            Err(GitoliteProblem::Command { stderr, .. }) if stderr.contains("invalid ref name") => {
+                Ok(false)
+            }
+            // Denied (the probe user has no rule): the name passed.
+            Err(GitoliteProblem::Command { stderr, .. }) if stderr.is_empty() => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Result<String, GitoliteProblem> {
         Gitolite::query(args)
     }
@@ -465,18 +491,17 @@ fn set_executable(_: &Path) -> std::io::Result<()> {
 /// is the git config file the server's git reads as global when that is
 /// not the one this process reads (a web server's `GIT_CONFIG_GLOBAL`).
 pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
-    let mut out = Vec::new();
+    let mut r = Report::default();
     let store = match Store::open(repo) {
         Ok(s) => s,
         Err(e) => {
-            out.push(CheckItem::new(false, e.to_string()));
-            return out;
+            r.item(false, e.to_string());
+            return r.0;
         }
     };
-    let mut item = |ok: bool, what: String| out.push(CheckItem::new(ok, what));
-    item(store.work_dir().is_none(), "the repository is bare".into());
+    r.item(store.work_dir().is_none(), "the repository is bare".into());
     let head = head_target(&store);
-    item(
+    r.item(
         head.as_deref() == Some(HEAD_REF),
         match head.as_deref() {
             Some(HEAD_REF) => format!("HEAD points at {HEAD_REF}"),
@@ -492,7 +517,7 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
         // gitolite's driver runs every hooks/pre-receive.* in turn.
         let driver = hooks.join("pre-receive");
         let is_driver = std::fs::read_to_string(&driver).is_ok_and(|t| t.contains("for h in $0.*"));
-        item(
+        r.item(
             is_driver,
             format!(
                 "{} is gitolite's repo-specific hook driver",
@@ -510,7 +535,7 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
                     .is_some_and(|n| n.starts_with("pre-receive."))
             })
             .find(|p| runs_mvault(p));
-        item(
+        r.item(
             linked.is_some(),
             match &linked {
                 Some(p) => format!("gitolite runs mvault's hook ({})", p.display()),
@@ -520,10 +545,29 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
                 ),
             },
         );
+        // What only gitolite can say: run as the hosting user.
+        match Gitolite::find(store.git_dir()) {
+            Ok(gl) => {
+                r.item(
+                    gl.names_mvault().unwrap_or(false),
+                    format!(
+                        "gitolite.conf gives repo {} `option hook.pre-receive = {GITOLITE_HOOK_NAME}`",
+                        gl.name
+                    ),
+                );
+                r.item(
+                    gl.accepts_ref(GITOLITE_PROBE_REF).unwrap_or(false),
+                    "gitolite accepts ref names with '#' (promotion tags; $REF_OR_FILENAME_PATT in ~/.gitolite.rc)".into(),
+                );
+            }
+            Err(problem) => r.warn(format!(
+                "cannot ask gitolite ({problem}): run hook check as the gitolite hosting user"
+            )),
+        }
         linked.unwrap_or_else(|| hooks.join(format!("pre-receive.h00-{GITOLITE_HOOK_NAME}")))
     } else {
         let hook = hooks.join("pre-receive");
-        item(
+        r.item(
             runs_mvault(&hook),
             format!("{} runs mvault hook pre-receive", hook.display()),
         );
@@ -536,13 +580,13 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
         let exec = std::fs::metadata(&hook)
             .map(|m| m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false);
-        item(exec, "the hook is executable".into());
+        r.item(exec, "the hook is executable".into());
     }
     let bin = text.lines().find_map(|l| {
         l.strip_prefix("MVAULT_BIN='")
             .and_then(|r| r.strip_suffix('\''))
     });
-    item(
+    r.item(
         bin.is_some_and(|b| Path::new(b).exists()),
         format!(
             "the mvault binary the hook runs exists ({})",
@@ -550,18 +594,18 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
         ),
     );
     match ServerConfig::read(&store) {
-        Ok(cfg) => item(
+        Ok(cfg) => r.item(
             !cfg.root_keys.is_empty(),
             format!(
                 "{} root key(s) pinned in the server config",
                 cfg.root_keys.len()
             ),
         ),
-        Err(e) => item(false, e),
+        Err(e) => r.item(false, e),
     }
     for (k, v) in SERVER_CONFIG {
         let got = store.config_string(k);
-        item(
+        r.item(
             got.as_deref() == Some(*v),
             format!(
                 "{k} = {v} (found {})",
@@ -571,12 +615,29 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
     }
     let attrs =
         std::fs::read_to_string(store.git_dir().join("info/attributes")).unwrap_or_default();
-    item(
+    r.item(
         attrs.contains("-delta"),
         "info/attributes keeps blobs out of delta search".into(),
     );
-    out.push(fetch_logging(&store, log_fetches));
-    out
+    r.0.push(fetch_logging(&store, log_fetches));
+    r.0
+}
+
+/// What `check` found so far.
+#[derive(Default)]
+struct Report(Vec<CheckItem>);
+
+impl Report {
+    fn item(&mut self, ok: bool, what: String) {
+        self.0.push(CheckItem::new(ok, what));
+    }
+
+    fn warn(&mut self, what: String) {
+        self.0.push(CheckItem {
+            status: CheckStatus::Warn,
+            what,
+        });
+    }
 }
 
 /// Whether fetches are logged: `uploadpack.packObjectsHook` runs this
