@@ -50,6 +50,8 @@ fn server_gitolite_install_goes_through_repo_specific_hooks_and_points_head_at_m
     let check = s.hook_check().success().mentions(&[
         "HEAD points at refs/heads/main",
         "gitolite runs mvault's hook",
+        "gitolite.conf gives repo vault `option hook.pre-receive = mvault`",
+        "gitolite accepts ref names with '#'",
         "fetches are logged",
     ]);
     assert!(!check.stdout().contains("FAIL"), "{}", check.stdout());
@@ -92,6 +94,11 @@ fn server_gitolite_pull_of_one_version_is_in_the_access_log_with_user_address_an
     pull_of_one_version_is_in_the_access_log(&Served::gitolite());
 }
 
+#[test]
+fn server_gitolite_purge_deletes_exactly_the_archived_versions_payload_ref() {
+    purge_deletes_one_payload_ref(&Served::gitolite());
+}
+
 /// Without gitolite's repo-specific hooks there is nowhere to put the hook
 /// that gitolite will keep: install refuses and says what to enable,
 /// and changes nothing.
@@ -121,5 +128,33 @@ fn server_gitolite_install_refuses_without_repo_specific_hooks() {
         v.git(&server, &["config", "mvault.rootKey"]).status.code() == Some(1),
         "a refused install pinned keys"
     );
+    assert!(!server.join("hooks/pre-receive.h00-mvault").exists());
+}
+
+/// gitolite's default pattern for ref names has no '#': every promotion
+/// tag would pass mvault and then die in gitolite's update hook. Install
+/// refuses, naming the rc line to add.
+#[test]
+fn server_gitolite_install_refuses_when_gitolite_refuses_promotion_tag_names() {
+    let v = Vault::new();
+    let gitolite = crate::common::gitolite::Gitolite::start(&v, &v.admin);
+    gitolite.admin_push(&v, &[&v.alice], "repo vault\n    RW = alice\n");
+    let rc = gitolite.home.join(".gitolite.rc");
+    let text = fs::read_to_string(&rc).expect("rc");
+    write_file(
+        &rc,
+        text.replace(crate::common::gitolite::HASH_IN_REF_NAMES, "")
+            .as_bytes(),
+    );
+    let server = gitolite.repo_path("vault");
+    let mut install = gitolite.server_command(&v, env!("CARGO_BIN_EXE_mvault"));
+    install
+        .args(["hook", "install"])
+        .arg(&server)
+        .arg("--root-key")
+        .arg(&v.admin.public);
+    v.run(install)
+        .mvault_error()
+        .mentions(&["refuses ref names with '#'", "REF_OR_FILENAME_PATT"]);
     assert!(!server.join("hooks/pre-receive.h00-mvault").exists());
 }

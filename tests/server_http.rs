@@ -52,6 +52,11 @@ fn server_http_pull_of_one_version_is_in_the_access_log_with_user_address_and_ve
     pull_of_one_version_is_in_the_access_log(&Served::http());
 }
 
+#[test]
+fn server_http_purge_deletes_exactly_the_archived_versions_payload_ref() {
+    purge_deletes_one_payload_ref(&Served::http());
+}
+
 /// The web server, not the client, says who pushes: a wrong password gets
 /// no further than nginx, and nothing reaches the hook.
 #[test]

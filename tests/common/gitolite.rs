@@ -2,7 +2,8 @@
 //! setup -pk admin.pub` as the current user with HOME pointed at a
 //! directory of the test (the "hosting user"'s home), its rc changed the
 //! way its documentation says to enable repo-specific hooks (`LOCAL_CODE`
-//! and `'repo-specific-hooks'` in `ENABLE`), and the shared sshd fixture in
+//! and `'repo-specific-hooks'` in `ENABLE`) and to let ref names carry the
+//! '#' of promotion tags (`$REF_OR_FILENAME_PATT`), and the shared sshd fixture in
 //! front of it reading the `authorized_keys` gitolite writes itself: each
 //! key's forced command is gitolite-shell with the user's name, which
 //! gitolite hands to hooks as `GL_USER`. sshd's `SetEnv` gives the sessions
@@ -21,6 +22,11 @@ use std::process::Command;
 
 use super::sshd::{output_line, Logins, Sshd};
 use super::{path_str, require_program, write_file, Key, TestEnv, NOW};
+
+/// The line of `.gitolite.rc` that lets ref names carry a '#' (gitolite's
+/// own pattern, plus '#').
+pub const HASH_IN_REF_NAMES: &str =
+    r"$REF_OR_FILENAME_PATT = qr(^[0-9a-zA-Z][-0-9a-zA-Z._\@/+ :,#]*$);";
 
 /// A gitolite installation and the sshd in front of it.
 pub struct Gitolite {
@@ -78,6 +84,9 @@ impl Gitolite {
                 && enabled.contains("\n            'repo-specific-hooks',"),
             "this gitolite's rc has no commented LOCAL_CODE or repo-specific-hooks line to enable:\n{rc}"
         );
+        // mvault's promotion tags (`nlp/bert#production#3`) carry a '#',
+        // which gitolite's default pattern for ref names refuses.
+        let enabled = format!("{HASH_IN_REF_NAMES}\n{enabled}");
         write_file(&rc_path, enabled.as_bytes());
         // The trigger refuses to run without the directory.
         fs::create_dir_all(home.join("local/hooks/repo-specific"))

@@ -1,8 +1,9 @@
 //! A vault behind a real git server other than plain sshd, and what every
 //! such server must do for mvault (issue "Real servers in the tests",
 //! acceptance 8): an allowed push lands, a refused push shows mvault's line
-//! to the client and moves no ref, a clone pulls one version, and the
-//! server's access log names who fetched which version from where.
+//! to the client and moves no ref, a clone pulls one version, the server's
+//! access log names who fetched which version from where, and a purge
+//! deletes one archived version's payload ref through the server.
 //!
 //! The same scenarios run on gitolite (`server_gitolite`) and on smart HTTP
 //! (`server_http`); only how a client reaches the server differs (`Front`).
@@ -132,7 +133,12 @@ impl Served {
             .arg("--log-fetches")
             .arg(&git_config_global);
         let install = vault.run(install).success();
-        let http = HttpServer::start(&vault, &root, &["alice", "bob"], &git_config_global);
+        let http = HttpServer::start(
+            &vault,
+            &root,
+            &["admin", "alice", "bob"],
+            &git_config_global,
+        );
         Served {
             vault,
             bob,
@@ -480,4 +486,83 @@ pub fn pull_of_one_version_is_in_the_access_log(s: &Served) {
     let mut verify = s.command(env!("CARGO_BIN_EXE_mvault"));
     verify.args(["hook", "log", "verify"]).arg(&s.server);
     s.run(verify).success().mentions(&["chain intact"]);
+}
+
+/// `mvault ARGS…` as `key`'s owner in `dir`, reaching the server as them.
+fn mvault_as(s: &Served, key: &Key, dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = s.mvault_command(dir, key, args);
+    s.connect_as(&mut cmd, key);
+    s.run(cmd)
+}
+
+/// nlp/bert 1.0.0 is approved (bob, once an approver), promoted by the
+/// admin through every stage to archived, then purged: the server deletes
+/// exactly its payload ref, the record stays, and a reader's pull says who
+/// purged it and why.
+pub fn purge_deletes_one_payload_ref(s: &Served) {
+    let alices = s.clone_as(&s.alice, "alice-clone");
+    let v1 = s.path("model-1");
+    let v2 = s.path("model-2");
+    sample_model(&v1, 100_000, 65);
+    sample_model(&v2, 100_000, 66);
+    s.add_as(&s.alice, &s.alice, &alices, &v1, "1.0.0", &[])
+        .success();
+    s.add_as(&s.alice, &s.alice, &alices, &v2, "1.1.0", &[])
+        .success();
+
+    let admins = s.clone_as(&s.admin, "admin-clone");
+    mvault_as(
+        s,
+        &s.admin,
+        &admins,
+        &[
+            "policy", "grant", "bob", "--role", "approver", "--models", "nlp/*",
+        ],
+    )
+    .success();
+    let bobs = s.clone_as(&s.bob, "bob-approves");
+    mvault_as(
+        s,
+        &s.bob,
+        &bobs,
+        &["approve", "nlp/bert@1.0.0", "--stage", "production"],
+    )
+    .success();
+    for stage in ["staging", "production", "deprecated", "archived"] {
+        mvault_as(
+            s,
+            &s.admin,
+            &admins,
+            &["promote", "nlp/bert@1.0.0", "--to", stage],
+        )
+        .success();
+    }
+    let kept = s
+        .server_rev("refs/mvault/data/nlp/bert/1.1.0")
+        .expect("1.1.0 payload");
+    mvault_as(
+        s,
+        &s.admin,
+        &admins,
+        &["purge", "nlp/bert@1.0.0", "--reason", "retention: 400 days"],
+    )
+    .success()
+    .mentions(&["purged nlp/bert@1.0.0"]);
+    assert_eq!(s.server_rev("refs/mvault/data/nlp/bert/1.0.0"), None);
+    assert_eq!(
+        s.server_rev("refs/mvault/data/nlp/bert/1.1.0").as_deref(),
+        Some(&*kept)
+    );
+    let decision = s.last_decision();
+    assert_eq!(decision["pusher"], "admin", "decision: {decision}");
+    assert_eq!(decision["decision"], "accept", "decision: {decision}");
+
+    let reader = s.clone_as(&s.bob, "bob-after-purge");
+    let out = s.path("out-purged");
+    s.pull_as(&s.bob, &reader, "nlp/bert@1.0.0", &out)
+        .failure()
+        .mentions(&["purged on", "by admin", "retention: 400 days"]);
+    let out = s.path("out-kept");
+    s.pull_as(&s.bob, &reader, "nlp/bert@1.1.0", &out).success();
+    assert_same_tree(&v2, &out);
 }
