@@ -234,7 +234,7 @@ pub fn store_files(
         }
         drop(done_tx);
         // The whole-file digests, in order, beside the workers.
-        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(4);
+        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(2);
         let hasher = s.spawn(move || whole_file_digests(hash_rx));
         let read = read_and_cut(inputs, splitter, &failed, |file, index, data| {
             let data = Arc::new(data);

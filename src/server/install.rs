@@ -23,6 +23,7 @@ pub fn shim(mvault_bin: &Path) -> String {
 /// The git settings the hook relies on, set by `mvault hook install`.
 pub const SERVER_CONFIG: &[(&str, &str)] = &[
     ("receive.denyNonFastForwards", "true"),
+    // Branches only (git's own rule); payload refs are the hook's to judge.
     ("receive.denyDeletes", "true"),
     ("receive.unpackLimit", "1"),
     ("core.looseCompression", "0"),
