@@ -63,8 +63,16 @@ fn one_changed_shard_of_eight_grows_the_store_by_about_one_shard() {
     let m2 = vault.manifest(&vault.repo, "nlp/llm", "1.1.0");
     for i in 0..SHARDS {
         let name = shard_name(i);
-        let f2 = m2.files.iter().find(|f| f.path == name).expect("shard in 1.1.0");
-        let f1 = m1.files.iter().find(|f| f.path == name).expect("shard in 1.0.0");
+        let f2 = m2
+            .files
+            .iter()
+            .find(|f| f.path == name)
+            .expect("shard in 1.1.0");
+        let f1 = m1
+            .files
+            .iter()
+            .find(|f| f.path == name)
+            .expect("shard in 1.0.0");
         assert!(!f2.parts.is_empty());
         for p in &f2.parts {
             let v2_oid = vault.git_ok(

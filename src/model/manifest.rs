@@ -479,7 +479,11 @@ impl Manifest {
             ));
         }
         let payload = raw.payload.get_ref();
-        if payload.len() != 40 || !payload.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if payload.len() != 40
+            || !payload
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(field(
                 raw.payload.span(),
                 "payload",
@@ -549,12 +553,12 @@ impl Manifest {
                 if known != (p.size, p.blob_size) {
                     return Err(field(
                         p.sha256.span(),
-                        &format!("{at}"),
+                        &at,
                         "parts with one digest are one object, of one size",
                         &format!("{} bytes ({} stored)", p.size, p.blob_size),
                     ));
                 }
-                sum = sum.checked_add(p.size).unwrap_or(u64::MAX);
+                sum = sum.saturating_add(p.size);
                 parts.push(Part {
                     sha256: digest,
                     size: p.size,

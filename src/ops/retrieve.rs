@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::{self, DataKey, KeyRing, SshIdentity};
 use crate::model::manifest::{FileEntry, Part, Sha256Digest};
-use crate::model::purge::PurgeRecord;
 use crate::model::names::{self, VersionRef};
+use crate::model::purge::PurgeRecord;
 use crate::store::Store;
 use crate::vault::{Vault, VaultError, VersionRecord};
 
@@ -109,7 +109,10 @@ fn payload_parts(vault: &Vault, rec: &VersionRecord) -> Result<Vec<Vec<ObjectId>
                 return Err(VaultError::NotFetched {
                     model: model.to_string(),
                     version: version.to_string(),
-                    reason: format!("part {} ({id}) of {} is missing from this clone", part.sha256, f.path),
+                    reason: format!(
+                        "part {} ({id}) of {} is missing from this clone",
+                        part.sha256, f.path
+                    ),
                 });
             }
             let size = vault.store.object_size(id)?;
@@ -128,12 +131,16 @@ fn payload_parts(vault: &Vault, rec: &VersionRecord) -> Result<Vec<Vec<ObjectId>
     Ok(out)
 }
 
+/// A record that passed checks 1 to 4: the part ids per file, the data key
+/// and the author.
+type CheckedRecord = (VersionRecord, Vec<Vec<ObjectId>>, DataKey, String);
+
 /// Checks 1 to 4, and the data key; returns the part ids per file.
 fn check_record(
     vault: &Vault,
     r: &VersionRef,
     who: &SshIdentity,
-) -> Result<(VersionRecord, Vec<Vec<ObjectId>>, DataKey, String), VaultError> {
+) -> Result<CheckedRecord, VaultError> {
     let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     // 1. parse, canonical form and Merkle root (inside `record`).
     let rec = vault.record(&model, &version)?;
@@ -433,7 +440,9 @@ pub fn pull_from(
     now: time::OffsetDateTime,
 ) -> Result<Verified, VaultError> {
     let _ = now;
-    let cache = cache.map(Path::to_owned).unwrap_or_else(|| default_cache(url));
+    let cache = cache
+        .map(Path::to_owned)
+        .unwrap_or_else(|| default_cache(url));
     if !cache.join("HEAD").exists() {
         std::fs::create_dir_all(&cache).map_err(|e| VaultError::Io {
             path: cache.display().to_string(),
@@ -443,8 +452,8 @@ pub fn pull_from(
         crate::store::run_git(&cache, &["remote", "add", "origin", url])?;
         crate::store::run_git(&cache, &["config", "branch.main.remote", "origin"])?;
     }
-    let configured = crate::store::run_git(&cache, &["remote", "get-url", "origin"])
-        .unwrap_or_default();
+    let configured =
+        crate::store::run_git(&cache, &["remote", "get-url", "origin"]).unwrap_or_default();
     if configured.trim() != url {
         return Err(VaultError::Input {
             path: cache.display().to_string(),

@@ -454,9 +454,9 @@ pub(crate) fn push_purge(
     let specs = [MAIN_REF.to_owned(), format!(":{payload_ref}")];
     match push_refs(vault, &remote, &specs)? {
         PushResult::Ok => Ok(Some(remote.clone())),
-        PushResult::NonFastForward => Err(undo(format!(
-            "main moved on the server; the local commit was undone. Run the purge again"
-        ))),
+        PushResult::NonFastForward => Err(undo(
+            "main moved on the server; the local commit was undone. Run the purge again".into(),
+        )),
         PushResult::Refused(why) => Err(undo(format!(
             "the server refused it; the local commit was undone\n{why}"
         ))),
@@ -665,7 +665,9 @@ pub fn fetch_payload(
         }])?;
     }
     if let Err(e) = fetched {
-        return Err(not_fetched(format!("git fetch {remote} {name} failed: {e}")));
+        return Err(not_fetched(format!(
+            "git fetch {remote} {name} failed: {e}"
+        )));
     }
     match got {
         Some(g) if g == expected => {}

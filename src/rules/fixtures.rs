@@ -179,7 +179,12 @@ impl MainLine for MemoryMain {
             .find(|(i, _)| *i > at)
             .map(|(_, d)| *d))
     }
-    fn stage_of(&self, model: &ModelName, version: &Version) -> Result<Stage, StoreError> {
+    fn stage_of(
+        &self,
+        model: &ModelName,
+        version: &Version,
+        _at: ObjectId,
+    ) -> Result<Stage, StoreError> {
         Ok(self
             .stages
             .get(&(model.to_string(), version.to_string()))

@@ -792,7 +792,8 @@ impl Manifest {
                                 blob_size: p
                                     .get("blob_size")
                                     .and_then(|v| v.as_integer())
-                                    .unwrap_or(-1) as u64,
+                                    .unwrap_or(-1)
+                                    as u64,
                             })
                             .collect()
                     })
