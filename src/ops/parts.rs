@@ -186,7 +186,7 @@ pub fn store_files(
     let mut digests: Vec<Option<Sha256Digest>> = vec![None; inputs.len()];
     let mut done: Vec<Done> = Vec::new();
     std::thread::scope(|s| {
-        let (job_tx, job_rx) = sync_channel::<Job>(workers);
+        let (job_tx, job_rx) = sync_channel::<Job>(1);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = channel::<Done>();
         for _ in 0..workers {
@@ -234,7 +234,7 @@ pub fn store_files(
         }
         drop(done_tx);
         // The whole-file digests, in order, beside the workers.
-        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(2);
+        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(1);
         let hasher = s.spawn(move || whole_file_digests(hash_rx));
         let read = read_and_cut(
             inputs,

@@ -647,7 +647,13 @@ pub fn fetch_payload(
     };
     let name = names::payload_ref(model, version);
     let scratch = format!("refs/mvault/fetch/{}", std::process::id());
+    // Keep what arrives as the pack it is: below git's default unpack
+    // limit a payload would be exploded into loose objects and deflated.
     let fetched = vault.store.git(&[
+        "-c",
+        "fetch.unpackLimit=1",
+        "-c",
+        "core.looseCompression=0",
         "fetch",
         "-q",
         "--no-tags",

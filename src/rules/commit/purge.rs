@@ -128,7 +128,11 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
         ));
     }
     // 4.
-    let stage = j.ctx.main.stage_of(&model, &version, j.commit.parents[0]).map_err(internal)?;
+    let stage = j
+        .ctx
+        .main
+        .stage_of(&model, &version, j.commit.parents[0])
+        .map_err(internal)?;
     if stage != Stage::Archived {
         return Err(bad(
             Rule::PurgeNotArchived,
