@@ -109,6 +109,7 @@ fn run() -> Result<(), String> {
                 identity: &identity,
                 push: false,
                 now: tick(),
+                part_size: None,
             },
         )
         .map_err(|e| format!("add {model}@{version}: {e}"))?;

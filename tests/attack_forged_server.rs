@@ -242,7 +242,11 @@ fn attack_forged_server_existing_clone_refuses_tags_off_main() {
     // written. `verify` and `show` use the clone's record as it is.
     let out = a.path("out-bob-production");
     refused(
-        a.mvault(&bob, &a.alice, &["pull", "nlp/bert#production", "-o", path_str(&out)]),
+        a.mvault(
+            &bob,
+            &a.alice,
+            &["pull", "nlp/bert#production", "-o", path_str(&out)],
+        ),
         &["nlp/bert@v1.0.0", "a published tag never changes"],
     );
     assert!(list_files(&out).is_empty(), "a refused pull wrote files");

@@ -63,8 +63,16 @@ fn one_changed_shard_of_eight_grows_the_store_by_about_one_shard() {
     let m2 = vault.manifest(&vault.repo, "nlp/llm", "1.1.0");
     for i in 0..SHARDS {
         let name = shard_name(i);
-        let f2 = m2.files.iter().find(|f| f.path == name).expect("shard in 1.1.0");
-        let f1 = m1.files.iter().find(|f| f.path == name).expect("shard in 1.0.0");
+        let f2 = m2
+            .files
+            .iter()
+            .find(|f| f.path == name)
+            .expect("shard in 1.1.0");
+        let f1 = m1
+            .files
+            .iter()
+            .find(|f| f.path == name)
+            .expect("shard in 1.0.0");
         assert!(!f2.parts.is_empty());
         for p in &f2.parts {
             let v2_oid = vault.git_ok(
@@ -131,4 +139,108 @@ fn identical_files_within_a_version_share_one_blob() {
         .pull_in(&vault.repo, &vault.alice, "nlp/twins@1.0.0", &out)
         .success();
     assert_same_tree(&model, &out);
+}
+
+/// A safetensors-like file: an 8-byte header length, a JSON header naming
+/// `tensors` tensors of `size` bytes each, then their data.
+fn safetensors(path: &Path, tensors: u64, size: u64, changed: &[u64], extra_name: bool) {
+    let mut header = String::from("{");
+    let count = tensors + u64::from(extra_name);
+    for t in 0..count {
+        if t > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!(
+            "\"layer.{t}.weight\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+            size / 4,
+            t * size,
+            (t + 1) * size
+        ));
+    }
+    header.push('}');
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    let dir = path.parent().expect("a directory");
+    std::fs::create_dir_all(dir).unwrap();
+    for t in 0..count {
+        let seed = if changed.contains(&t) { 10_000 + t } else { t };
+        let tensor = dir.join(format!(".tensor-{t}"));
+        write_pseudo_random(&tensor, size, seed);
+        bytes.extend(std::fs::read(&tensor).unwrap());
+        std::fs::remove_file(&tensor).unwrap();
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Ciphertext bytes of the parts `version` added that `earlier` did not
+/// have, from the two manifests.
+fn new_part_bytes(vault: &Vault, earlier: &str, version: &str) -> u64 {
+    let old = vault.manifest(&vault.repo, "nlp/ft", earlier);
+    let new = vault.manifest(&vault.repo, "nlp/ft", version);
+    let known: std::collections::BTreeSet<String> = old
+        .files
+        .iter()
+        .flat_map(|f| f.parts.iter().map(|p| p.sha256.clone()))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    new.files
+        .iter()
+        .flat_map(|f| f.parts.iter())
+        .filter(|p| !known.contains(&p.sha256) && seen.insert(p.sha256.clone()))
+        .map(|p| p.blob_size)
+        .sum()
+}
+
+/// A fine-tune that rewrites three tensors in the middle of one large
+/// safetensors file stores the changed region plus at most one part per
+/// change boundary; one whose header grows (every tensor shifts) still
+/// stores little more than the header's part, thanks to content-defined
+/// cut points.
+#[test]
+fn a_fine_tune_of_a_few_tensors_stores_about_the_changed_region() {
+    const TENSOR: u64 = 2 * MIB;
+    const TENSORS: u64 = 24;
+    const PART: u64 = MIB;
+    let vault = Vault::new();
+    let part_size = PART.to_string();
+    let extra = ["--part-size", part_size.as_str()];
+    let v1 = vault.path("ft-1/model.safetensors");
+    safetensors(&v1, TENSORS, TENSOR, &[], false);
+    vault
+        .add(v1.parent().unwrap(), "nlp/ft", "1.0.0", &extra)
+        .success();
+    // Tensors 10, 11 and 13: two changed regions.
+    let v2 = vault.path("ft-2/model.safetensors");
+    safetensors(&v2, TENSORS, TENSOR, &[10, 11, 13], false);
+    let mut args = extra.to_vec();
+    args.extend(["--parent", "1.0.0"]);
+    vault
+        .add(v2.parent().unwrap(), "nlp/ft", "1.1.0", &args)
+        .success();
+    let changed = 3 * TENSOR;
+    let grown = new_part_bytes(&vault, "1.0.0", "1.1.0");
+    let boundaries = 4; // two regions, two edges each
+    assert!(
+        grown <= changed + boundaries * (PART + PART / 50),
+        "1.1.0 stored {grown} new bytes for {changed} changed bytes"
+    );
+    // A header that grows shifts every tensor: still about one part.
+    let v3 = vault.path("ft-3/model.safetensors");
+    safetensors(&v3, TENSORS, TENSOR, &[], true);
+    let mut args = extra.to_vec();
+    args.extend(["--parent", "1.0.0"]);
+    vault
+        .add(v3.parent().unwrap(), "nlp/ft", "1.2.0", &args)
+        .success();
+    let grown = new_part_bytes(&vault, "1.0.0", "1.2.0");
+    // The new tensor's own bytes, plus the parts around the header.
+    assert!(
+        grown <= TENSOR + 3 * (PART + PART / 50),
+        "1.2.0 stored {grown} new bytes for a grown header and one new tensor"
+    );
+    let out = vault.path("out");
+    vault
+        .pull_in(&vault.repo, &vault.alice, "nlp/ft@1.2.0", &out)
+        .success();
+    assert_same_file(&v3, &out.join("model.safetensors"));
 }

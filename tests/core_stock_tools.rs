@@ -332,7 +332,10 @@ fn manifest_commit_and_tag_follow_docs_formats_md() {
     }
     // The payload ref names the tree the manifest names.
     assert_eq!(
-        vault.git_ok(&vault.repo, &["rev-parse", "refs/mvault/data/nlp/bert/1.1.0"]),
+        vault.git_ok(
+            &vault.repo,
+            &["rev-parse", "refs/mvault/data/nlp/bert/1.1.0"]
+        ),
         m.payload()
     );
     assert_eq!(

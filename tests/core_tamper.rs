@@ -163,18 +163,37 @@ const SIGNATURE_WORDS: &[&str] = &["signature", "signed", "signer"];
 /// A server that serves, under the version's payload ref, a payload tree
 /// whose part for `model.safetensors` is `forge(parts)`: a record-only
 /// clone of it fetches that payload when it pulls.
-fn clone_of_server_serving(vault: &Vault, name: &str, forge: impl FnOnce(&Vault, &Path, &str) -> Vec<u8>) -> (PathBuf, String) {
+fn clone_of_server_serving(
+    vault: &Vault,
+    name: &str,
+    forge: impl FnOnce(&Vault, &Path, &str) -> Vec<u8>,
+) -> (PathBuf, String) {
     let evil = vault.path(&format!("{name}.git"));
     vault.git_ok(
         vault.root(),
-        &["clone", "-q", "--mirror", path_str(&vault.repo), path_str(&evil)],
+        &[
+            "clone",
+            "-q",
+            "--mirror",
+            path_str(&vault.repo),
+            path_str(&evil),
+        ],
     );
     let m = vault.manifest(&vault.repo, "nlp/bert", "1.0.0");
-    let weights = m.files.iter().find(|f| f.path == "model.safetensors").expect("weights");
+    let weights = m
+        .files
+        .iter()
+        .find(|f| f.path == "model.safetensors")
+        .expect("weights");
     let sha = weights.parts[0].sha256.clone();
     let bytes = forge(vault, &evil, &sha);
     let cmd = vault.git_command(&evil, &["hash-object", "-w", "--stdin"]);
-    let oid = vault.run_with_input(cmd, &bytes).success().stdout().trim().to_owned();
+    let oid = vault
+        .run_with_input(cmd, &bytes)
+        .success()
+        .stdout()
+        .trim()
+        .to_owned();
     let listing = vault.git_ok(&evil, &["ls-tree", PAYLOAD_REF]);
     let forged: String = listing
         .lines()
@@ -188,14 +207,25 @@ fn clone_of_server_serving(vault: &Vault, name: &str, forge: impl FnOnce(&Vault,
         })
         .collect();
     let cmd = vault.git_command(&evil, &["mktree"]);
-    let tree = vault.run_with_input(cmd, forged.as_bytes()).success().stdout().trim().to_owned();
+    let tree = vault
+        .run_with_input(cmd, forged.as_bytes())
+        .success()
+        .stdout()
+        .trim()
+        .to_owned();
     vault.git_ok(&evil, &["update-ref", PAYLOAD_REF, &tree]);
     // Over the transport, not a local copy of the object directory: the
     // clone gets the record only, as from any server.
     let clone = vault.path(name);
     vault.git_ok(
         vault.root(),
-        &["clone", "-q", "--no-local", path_str(&evil), path_str(&clone)],
+        &[
+            "clone",
+            "-q",
+            "--no-local",
+            path_str(&evil),
+            path_str(&clone),
+        ],
     );
     (clone, sha)
 }
@@ -223,7 +253,11 @@ fn pull_refuses_a_blob_swapped_for_another_file_of_the_version() {
     // A well-formed part under the data key, but of another file.
     let (vault, _model) = vault_with_version();
     let m = vault.manifest(&vault.repo, "nlp/bert", "1.0.0");
-    let config = m.files.iter().find(|f| f.path == "config.json").expect("config");
+    let config = m
+        .files
+        .iter()
+        .find(|f| f.path == "config.json")
+        .expect("config");
     let other = config.parts[0].sha256.clone();
     let (clone, _sha) = clone_of_server_serving(&vault, "swapped", |v, evil, _| {
         v.git_show_bytes(evil, &format!("{PAYLOAD_REF}:{other}"))

@@ -146,7 +146,11 @@ pub fn weights_part(s: &Server, clone: &Path) -> ManifestPart {
 /// Writes `bytes` as a blob in `clone`; returns its id.
 pub fn hash_blob(s: &Server, clone: &Path, bytes: &[u8]) -> String {
     let cmd = s.git_command(clone, &["hash-object", "-w", "--stdin"]);
-    s.run_with_input(cmd, bytes).success().stdout().trim().to_owned()
+    s.run_with_input(cmd, bytes)
+        .success()
+        .stdout()
+        .trim()
+        .to_owned()
 }
 
 /// Replaces the prepared version's payload by the tree `edit` makes of
@@ -192,7 +196,12 @@ pub fn forge_payload(
         s,
         clone,
         &s.alice,
-        |t| manifest(t.replace(&format!("payload = \"{old}\""), &format!("payload = \"{tree}\""))),
+        |t| {
+            manifest(t.replace(
+                &format!("payload = \"{old}\""),
+                &format!("payload = \"{tree}\""),
+            ))
+        },
         |_| {},
     )
 }
@@ -203,7 +212,9 @@ pub fn with_part_blob_size(text: &str, sha256: &str, blob_size: u64) -> String {
         .find(&format!("sha256 = \"{sha256}\"\nsize = "))
         .unwrap_or_else(|| panic!("no part {sha256} in the manifest:\n{text}"));
     let (head, tail) = text.split_at(at);
-    let line = tail.find("blob_size = ").expect("a blob_size after the part");
+    let line = tail
+        .find("blob_size = ")
+        .expect("a blob_size after the part");
     let end = line + tail[line..].find('\n').expect("line end");
     format!(
         "{head}{}blob_size = {blob_size}{}",

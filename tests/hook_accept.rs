@@ -91,8 +91,7 @@ fn second_version_reusing_blobs_lands() {
         .find(|f| f.path == "model.safetensors")
         .expect("weights in manifest");
     let sha = &weights.parts[0].sha256;
-    let blob =
-        |version: &str| s.server_rev(&format!("refs/mvault/data/nlp/bert/{version}:{sha}"));
+    let blob = |version: &str| s.server_rev(&format!("refs/mvault/data/nlp/bert/{version}:{sha}"));
     assert_eq!(
         blob("1.0.0"),
         blob("1.1.0"),

@@ -10,7 +10,6 @@ use crate::hook_server::*;
 const MAIN: &str = "refs/heads/main";
 const V2: &str = "models/nlp/bert/2.0.0";
 
-
 /// Replaces the first `from` by `to` in the prepared version's manifest
 /// in the index of `clone`; the edit must change it.
 fn replace_in_manifest(s: &Server, clone: &std::path::Path, from: &str, to: &str) {
@@ -193,7 +192,11 @@ fn blob_size_mismatch_is_refused() {
     forge_payload(
         &s,
         &clone,
-        |es| es.iter_mut().filter(|e| e.name == part.sha256).for_each(|e| e.id = id.clone()),
+        |es| {
+            es.iter_mut()
+                .filter(|e| e.name == part.sha256)
+                .for_each(|e| e.id = id.clone())
+        },
         |t| t,
     );
     s.refused(&clone, Some("alice"), &["origin", "main"], P2, "blob size");
@@ -207,7 +210,13 @@ fn missing_blob_is_refused() {
     let clone = s.prepared("c", &s.alice, "2.0.0");
     let part = weights_part(&s, &clone);
     forge_payload(&s, &clone, |es| es.retain(|e| e.name != part.sha256), |t| t);
-    s.refused(&clone, Some("alice"), &["origin", "main"], P2, "missing blob");
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        P2,
+        "missing blob",
+    );
 }
 
 /// A file the manifest does not name would ride along unsigned: in the
@@ -245,7 +254,13 @@ fn unexpected_extra_part_in_the_payload_is_refused() {
         },
         |t| t,
     );
-    s.refused(&clone, Some("alice"), &["origin", "main"], P2, "unexpected file");
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        P2,
+        "unexpected file",
+    );
 }
 
 /// A symlink in a payload would point a checkout at files outside it.
@@ -259,14 +274,22 @@ fn symlink_in_the_version_directory_is_refused() {
         &s,
         &clone,
         |es| {
-            es.iter_mut().filter(|e| e.name == part.sha256).for_each(|e| {
-                e.mode = "120000".into();
-                e.id = id.clone();
-            })
+            es.iter_mut()
+                .filter(|e| e.name == part.sha256)
+                .for_each(|e| {
+                    e.mode = "120000".into();
+                    e.id = id.clone();
+                })
         },
         |t| t,
     );
-    s.refused(&clone, Some("alice"), &["origin", "main"], P2, "bad file mode");
+    s.refused(
+        &clone,
+        Some("alice"),
+        &["origin", "main"],
+        P2,
+        "bad file mode",
+    );
 }
 
 /// A manifest signed by someone other than the commit's signer (even a

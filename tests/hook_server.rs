@@ -201,8 +201,7 @@ impl Server {
         let args = &args[..];
         let pre = self.pre_push(dir, pusher, args);
         let mut full = vec!["push"];
-        if args.iter().any(|a| a.starts_with("refs/mvault/data/")) && !args.contains(&"--atomic")
-        {
+        if args.iter().any(|a| a.starts_with("refs/mvault/data/")) && !args.contains(&"--atomic") {
             full.push("--atomic");
         }
         full.extend_from_slice(args);
@@ -381,7 +380,11 @@ impl Server {
             // git itself may refuse a payload ref (a name that collides
             // with another ref): the record alone still replays.
             let mut bare: Vec<&str> = vec!["push"];
-            bare.extend(forced.iter().filter(|a| !a.starts_with("refs/mvault/data/")));
+            bare.extend(
+                forced
+                    .iter()
+                    .filter(|a| !a.starts_with("refs/mvault/data/")),
+            );
             self.git(dir, &bare).success();
         }
         let audit = self

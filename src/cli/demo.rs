@@ -450,21 +450,34 @@ pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
 
     step(
         out,
-        "a serving job pulls what is in production: decrypted, every digest verified before it lands",
+        "a serving job pulls what is in production straight from the server, no clone: only that version's payload is fetched, decrypted, every digest verified before it lands",
     )?;
     let serve = root.join("serve");
+    let server_url = root.join("server.git");
+    let cache = root.join("serving-cache");
     sh(
         out,
-        &alice_dir,
+        &root,
         &mv,
         &[
             "--key",
             alice_s,
             "pull",
+            "--from",
+            server_url.to_str().unwrap_or_default(),
+            "--cache",
+            cache.to_str().unwrap_or_default(),
             "nlp/bert#production",
             "-o",
             serve.to_str().unwrap_or_default(),
         ],
+        &[],
+    )?;
+    sh(
+        out,
+        &cache,
+        "git",
+        &["for-each-ref", "--format=%(refname)", "refs/mvault/data/"],
         &[],
     )?;
     sh(

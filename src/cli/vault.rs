@@ -203,7 +203,10 @@ pub(super) fn run(
                     o.model, o.version, o.commit, o.payload_ref
                 )?;
                 match &o.pushed {
-                    Some(r) => writeln!(out, "pushed to {r}; the server drops the ciphertext at its next git gc")?,
+                    Some(r) => writeln!(
+                        out,
+                        "pushed to {r}; the server drops the ciphertext at its next git gc"
+                    )?,
                     None => writeln!(out, "not pushed (no remote, or --no-push)")?,
                 }
             }

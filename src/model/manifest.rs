@@ -479,7 +479,11 @@ impl Manifest {
             ));
         }
         let payload = raw.payload.get_ref();
-        if payload.len() != 40 || !payload.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if payload.len() != 40
+            || !payload
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(field(
                 raw.payload.span(),
                 "payload",
@@ -549,12 +553,12 @@ impl Manifest {
                 if known != (p.size, p.blob_size) {
                     return Err(field(
                         p.sha256.span(),
-                        &format!("{at}"),
+                        &at,
                         "parts with one digest are one object, of one size",
                         &format!("{} bytes ({} stored)", p.size, p.blob_size),
                     ));
                 }
-                sum = sum.checked_add(p.size).unwrap_or(u64::MAX);
+                sum = sum.saturating_add(p.size);
                 parts.push(Part {
                     sha256: digest,
                     size: p.size,
@@ -703,10 +707,7 @@ mod tests {
                     path: "weights/b.bin".into(),
                     size: 10,
                     sha256: Sha256Digest::of(b"b"),
-                    parts: vec![
-                        part(b"b1", 6, 0),
-                        part(b"b2", 4, 0),
-                    ],
+                    parts: vec![part(b"b1", 6, 0), part(b"b2", 4, 0)],
                 },
                 FileEntry {
                     path: "config.json".into(),
@@ -849,10 +850,11 @@ mod tests {
             });
         }
         let big = 1u64 << 62;
+        // The stated total_size stays 0: what 4 * 2^62 wraps to.
         let text = m
             .to_canonical()
-            .replace("\nsize = 0\n", &format!("\nsize = {big}\n"))
-            .replace("total_size = 0\n", "total_size = 0\n");
+            .replace("\nsize = 0\n", &format!("\nsize = {big}\n"));
+        assert!(text.contains("total_size = 0\n"));
         let e = Manifest::parse(&text).unwrap_err();
         assert!(
             matches!(&e, ManifestError::Field { field, .. } if field == "total_size"
@@ -865,9 +867,23 @@ mod tests {
     fn parts_must_add_up_and_agree() {
         let m = sample();
         let text = m.to_canonical();
-        // A part that claims another size breaks the file's sum.
-        let e = Manifest::parse(&text.replacen("size = 6\n", "size = 7\n", 1)).unwrap_err();
+        // A part that claims another size (with a ciphertext size to match)
+        // breaks the file's sum.
+        let (six, seven) = (
+            crate::crypto::ciphertext_size_bounds(6).0,
+            crate::crypto::ciphertext_size_bounds(7).0,
+        );
+        let resized = text.replacen(
+            &format!("size = 6\nblob_size = {six}\n"),
+            &format!("size = 7\nblob_size = {seven}\n"),
+            1,
+        );
+        assert_ne!(resized, text);
+        let e = Manifest::parse(&resized).unwrap_err();
         assert!(e.to_string().contains("add up"), "{e}");
+        // Without it, the part is refused first, for its ciphertext size.
+        let e = Manifest::parse(&text.replacen("size = 6\n", "size = 7\n", 1)).unwrap_err();
+        assert!(e.to_string().contains("blob_size"), "{e}");
         // The same digest under two sizes is refused.
         let mut two = m.clone();
         two.files[1].parts[1].sha256 = two.files[1].parts[0].sha256;
@@ -876,7 +892,8 @@ mod tests {
         // A payload that is not a tree id, and a part size out of range.
         let e = Manifest::parse(&text.replace(&m.payload, "HEAD")).unwrap_err();
         assert!(e.to_string().contains("payload"), "{e}");
-        let e = Manifest::parse(&text.replace("part_size = 16777216", "part_size = 1")).unwrap_err();
+        let e =
+            Manifest::parse(&text.replace("part_size = 16777216", "part_size = 1")).unwrap_err();
         assert!(e.to_string().contains("part_size"), "{e}");
     }
 

@@ -24,7 +24,7 @@ use crate::store::{Actor, RefUpdate, Store, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
 
 /// The attributes every vault commits: blobs are binary and never deltified.
-pub const GITATTRIBUTES: &str = "# mvault: key rings are binary, incompressible and never deltified\n.mvault/keys/** binary -delta\n";
+pub const GITATTRIBUTES: &str = "# mvault: key rings and parts (named by their 64-hex digest) are binary, incompressible and never deltified\n.mvault/keys/** binary -delta\n????????????????????????????????????????????????????????????????  binary -delta\n";
 
 /// Sparse-checkout patterns: a checkout shows manifests and policy, never blobs.
 pub const SPARSE_PATTERNS: &str = "/*\n!blobs/\n";

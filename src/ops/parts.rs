@@ -56,7 +56,7 @@ impl Splitter {
             Chunking::Content => MAX_CDC_PART,
             Chunking::Fixed => *PART_SIZE_RANGE.end(),
         };
-        if max < *PART_SIZE_RANGE.start() || max > limit || max % 2 != 0 {
+        if max < *PART_SIZE_RANGE.start() || max > limit || !max.is_multiple_of(2) {
             return Err(format!(
                 "part size {max} is out of range: an even number of bytes from {} to {limit}",
                 PART_SIZE_RANGE.start()
@@ -141,9 +141,9 @@ fn store_part(
     let enc =
         age::Encryptor::with_recipients(std::iter::once(&key.recipient() as &dyn age::Recipient))
             .map_err(|e| VaultError::Decrypt {
-                path: format!("part {digest}"),
-                reason: e.to_string(),
-            })?;
+            path: format!("part {digest}"),
+            reason: e.to_string(),
+        })?;
     let mut w = enc
         .wrap_output(&mut ct)
         .map_err(|e| io_err(Path::new("(ciphertext)"), e))?;
@@ -186,7 +186,7 @@ pub fn store_files(
     let mut digests: Vec<Option<Sha256Digest>> = vec![None; inputs.len()];
     let mut done: Vec<Done> = Vec::new();
     std::thread::scope(|s| {
-        let (job_tx, job_rx) = sync_channel::<Job>(workers);
+        let (job_tx, job_rx) = sync_channel::<Job>(1);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = channel::<Done>();
         for _ in 0..workers {
@@ -234,21 +234,27 @@ pub fn store_files(
         }
         drop(done_tx);
         // The whole-file digests, in order, beside the workers.
-        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(4);
+        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(1);
         let hasher = s.spawn(move || whole_file_digests(hash_rx));
-        let read = read_and_cut(inputs, splitter, &failed, |file, index, data| {
-            let data = Arc::new(data);
-            hash_tx
-                .send(Some(data.clone()))
-                .map_err(|_| io::Error::other("hasher stopped"))?;
-            job_tx
-                .send(Job { file, index, data })
-                .map_err(|_| io::Error::other("workers stopped"))
-        }, || {
-            hash_tx
-                .send(None)
-                .map_err(|_| io::Error::other("hasher stopped"))
-        });
+        let read = read_and_cut(
+            inputs,
+            splitter,
+            &failed,
+            |file, index, data| {
+                let data = Arc::new(data);
+                hash_tx
+                    .send(Some(data.clone()))
+                    .map_err(|_| io::Error::other("hasher stopped"))?;
+                job_tx
+                    .send(Job { file, index, data })
+                    .map_err(|_| io::Error::other("workers stopped"))
+            },
+            || {
+                hash_tx
+                    .send(None)
+                    .map_err(|_| io::Error::other("hasher stopped"))
+            },
+        );
         drop(job_tx);
         drop(hash_tx);
         if let Err(e) = read {

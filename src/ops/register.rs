@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
 use crate::model::manifest::{self, FileEntry, Manifest, Sha256Digest};
 use crate::model::names::{self, ModelName, Version};
-use crate::ops::parts::{self, Chunking, PartInput, Reusable, Splitter};
 use crate::model::policy::{Ability, Policy};
+use crate::ops::parts::{self, Chunking, PartInput, Reusable, Splitter};
 use crate::ops::sync::{self, PushOutcome};
 use crate::store::{Actor, RefUpdate, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
@@ -275,8 +275,10 @@ fn reusable_parts(
             continue;
         }
         let entries = vault.store.tree_entries(payload)?;
-        let ids: BTreeMap<String, ObjectId> =
-            entries.into_iter().map(|(name, id, _)| (name, id)).collect();
+        let ids: BTreeMap<String, ObjectId> = entries
+            .into_iter()
+            .map(|(name, id, _)| (name, id))
+            .collect();
         for (digest, (size, blob_size)) in m.distinct_parts() {
             if let Some(id) = ids.get(&digest.to_hex()) {
                 if vault.store.has_object(*id) {
@@ -400,7 +402,14 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
     let key_recipient = key.recipient().to_string();
 
     // Parts an earlier version stored under the same data key.
-    let reuse = reusable_parts(vault, tree, &req.model, req.parent.as_ref(), &existing, &key_recipient)?;
+    let reuse = reusable_parts(
+        vault,
+        tree,
+        &req.model,
+        req.parent.as_ref(),
+        &existing,
+        &key_recipient,
+    )?;
     let splitter = splitter(vault, req.part_size)?;
     let part_inputs: Vec<PartInput<'_>> = inputs
         .iter()

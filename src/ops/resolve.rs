@@ -83,8 +83,9 @@ fn behind(vault: &Vault, model: &ModelName) -> Result<Option<String>, VaultError
                 continue;
             };
             let trailers = crate::model::trailers::trailers(&tag.message);
-            if let Some(record) = crate::model::trailers::trailer(&trailers, crate::model::approval::RECORD_TRAILER)
-                .and_then(|r| r.parse::<ObjectId>().ok())
+            if let Some(record) =
+                crate::model::trailers::trailer(&trailers, crate::model::approval::RECORD_TRAILER)
+                    .and_then(|r| r.parse::<ObjectId>().ok())
             {
                 if newer(record)? {
                     return Ok(Some(format!(

@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::{self, DataKey, KeyRing, SshIdentity};
 use crate::model::manifest::{FileEntry, Part, Sha256Digest};
-use crate::model::purge::PurgeRecord;
 use crate::model::names::{self, VersionRef};
+use crate::model::purge::PurgeRecord;
 use crate::store::Store;
 use crate::vault::{Vault, VaultError, VersionRecord};
 
@@ -109,7 +109,10 @@ fn payload_parts(vault: &Vault, rec: &VersionRecord) -> Result<Vec<Vec<ObjectId>
                 return Err(VaultError::NotFetched {
                     model: model.to_string(),
                     version: version.to_string(),
-                    reason: format!("part {} ({id}) of {} is missing from this clone", part.sha256, f.path),
+                    reason: format!(
+                        "part {} ({id}) of {} is missing from this clone",
+                        part.sha256, f.path
+                    ),
                 });
             }
             let size = vault.store.object_size(id)?;
@@ -128,12 +131,16 @@ fn payload_parts(vault: &Vault, rec: &VersionRecord) -> Result<Vec<Vec<ObjectId>
     Ok(out)
 }
 
+/// A record that passed checks 1 to 4: the part ids per file, the data key
+/// and the author.
+type CheckedRecord = (VersionRecord, Vec<Vec<ObjectId>>, DataKey, String);
+
 /// Checks 1 to 4, and the data key; returns the part ids per file.
 fn check_record(
     vault: &Vault,
     r: &VersionRef,
     who: &SshIdentity,
-) -> Result<(VersionRecord, Vec<Vec<ObjectId>>, DataKey, String), VaultError> {
+) -> Result<CheckedRecord, VaultError> {
     let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     // 1. parse, canonical form and Merkle root (inside `record`).
     let rec = vault.record(&model, &version)?;
@@ -221,89 +228,114 @@ fn decrypt_part(
     Ok(out)
 }
 
-/// Decrypt one file's parts on every core into `out` (or nowhere), in
-/// order, checking each part and then the whole file's size and digest.
-/// At most a few parts are in memory at once.
+/// Decrypt one file's parts on every core into `out` (or nowhere),
+/// checking each part, then the whole file's size and digest. Workers
+/// write their parts at their offsets; one thread hashes the whole file in
+/// order. At most a window of parts is in memory at once.
 fn decrypt_checked(
     store: &Store,
     ids: &[ObjectId],
     key: &DataKey,
     entry: &FileEntry,
-    mut out: Option<&mut File>,
+    out: Option<&mut File>,
 ) -> Result<(), VaultError> {
-    use std::sync::{Condvar, Mutex};
+    use std::os::unix::fs::FileExt;
+    use std::sync::{Arc, Condvar, Mutex};
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(ids.len())
         .max(1);
     let window = 2 * workers;
     let next = AtomicUsize::new(0);
-    let written = (Mutex::new(0usize), Condvar::new());
+    // How many parts the hasher has taken, in order.
+    let hashed = (Mutex::new(0usize), Condvar::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
+    let first_error: Mutex<Option<VaultError>> = Mutex::new(None);
     let git_dir = store.git_dir().to_owned();
-    let mut h = Sha256::new();
-    let mut n = 0u64;
-    let result = std::thread::scope(|s| -> Result<(), VaultError> {
-        let (tx, rx) = sync_channel::<(usize, Result<Vec<u8>, VaultError>)>(window);
+    let offsets: Vec<u64> = entry
+        .parts
+        .iter()
+        .scan(0u64, |at, p| {
+            let o = *at;
+            *at += p.size;
+            Some(o)
+        })
+        .collect();
+    let out: Option<&File> = out.map(|f| &*f);
+    let fail = |e: VaultError| {
+        failed.store(true, Ordering::Relaxed);
+        hashed.1.notify_all();
+        let mut slot = first_error.lock().expect("error slot");
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    };
+    let (n, digest) = std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<(usize, Arc<Vec<u8>>)>(window);
+        let hasher = s.spawn(|| {
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            let mut pending = std::collections::BTreeMap::new();
+            let mut expect = 0usize;
+            for (i, data) in rx {
+                pending.insert(i, data);
+                while let Some(data) = pending.remove(&expect) {
+                    h.update(&data[..]);
+                    n += data.len() as u64;
+                    expect += 1;
+                    *hashed.0.lock().expect("window") = expect;
+                    hashed.1.notify_all();
+                }
+            }
+            (n, Sha256Digest(h.finalize().into()))
+        });
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, written, failed, git_dir) = (&next, &written, &failed, &git_dir);
+            let (next, hashed, failed, git_dir, fail, offsets) =
+                (&next, &hashed, &failed, &git_dir, &fail, &offsets);
             s.spawn(move || {
                 let store = match Store::open(git_dir) {
                     Ok(s) => s,
-                    Err(e) => {
-                        let _ = tx.send((usize::MAX, Err(e.into())));
-                        return;
-                    }
+                    Err(e) => return fail(e.into()),
                 };
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= ids.len() || failed.load(Ordering::Relaxed) {
                         return;
                     }
-                    // Wait until the writer is within the window of this part.
-                    let mut w = written.0.lock().expect("window");
-                    while i >= *w + window && !failed.load(Ordering::Relaxed) {
-                        w = written.1.wait(w).expect("window");
+                    // Stay within the window ahead of the hasher.
+                    let mut h = hashed.0.lock().expect("window");
+                    while i >= *h + window && !failed.load(Ordering::Relaxed) {
+                        h = hashed.1.wait(h).expect("window");
                     }
-                    drop(w);
-                    let r = decrypt_part(&store, ids[i], key, entry, &entry.parts[i]);
-                    if tx.send((i, r)).is_err() {
+                    drop(h);
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let data = match decrypt_part(&store, ids[i], key, entry, &entry.parts[i]) {
+                        Ok(d) => d,
+                        Err(e) => return fail(e),
+                    };
+                    if let Some(f) = out {
+                        if let Err(e) = f.write_all_at(&data, offsets[i]) {
+                            return fail(VaultError::Io {
+                                path: entry.path.clone(),
+                                source: e,
+                            });
+                        }
+                    }
+                    if tx.send((i, Arc::new(data))).is_err() {
                         return;
                     }
                 }
             });
         }
         drop(tx);
-        let mut pending = std::collections::BTreeMap::new();
-        let mut expect = 0usize;
-        let stop = |e: VaultError| {
-            failed.store(true, Ordering::Relaxed);
-            written.1.notify_all();
-            e
-        };
-        for (i, r) in rx.iter() {
-            let data = r.map_err(stop)?;
-            pending.insert(i, data);
-            while let Some(data) = pending.remove(&expect) {
-                h.update(&data);
-                n += data.len() as u64;
-                if let Some(f) = out.as_deref_mut() {
-                    f.write_all(&data).map_err(|e| {
-                        stop(VaultError::Io {
-                            path: entry.path.clone(),
-                            source: e,
-                        })
-                    })?;
-                }
-                expect += 1;
-                *written.0.lock().expect("window") = expect;
-                written.1.notify_all();
-            }
-        }
-        Ok(())
+        hasher.join().expect("hasher panicked")
     });
-    result?;
+    if let Some(e) = first_error.into_inner().expect("error slot") {
+        return Err(e);
+    }
     if n != entry.size {
         return Err(VaultError::Mismatch {
             path: entry.path.clone(),
@@ -312,7 +344,6 @@ fn decrypt_checked(
             found: n.to_string(),
         });
     }
-    let digest = Sha256Digest(h.finalize().into());
     if digest != entry.sha256 {
         return Err(VaultError::Mismatch {
             path: entry.path.clone(),
@@ -433,7 +464,9 @@ pub fn pull_from(
     now: time::OffsetDateTime,
 ) -> Result<Verified, VaultError> {
     let _ = now;
-    let cache = cache.map(Path::to_owned).unwrap_or_else(|| default_cache(url));
+    let cache = cache
+        .map(Path::to_owned)
+        .unwrap_or_else(|| default_cache(url));
     if !cache.join("HEAD").exists() {
         std::fs::create_dir_all(&cache).map_err(|e| VaultError::Io {
             path: cache.display().to_string(),
@@ -443,8 +476,8 @@ pub fn pull_from(
         crate::store::run_git(&cache, &["remote", "add", "origin", url])?;
         crate::store::run_git(&cache, &["config", "branch.main.remote", "origin"])?;
     }
-    let configured = crate::store::run_git(&cache, &["remote", "get-url", "origin"])
-        .unwrap_or_default();
+    let configured =
+        crate::store::run_git(&cache, &["remote", "get-url", "origin"]).unwrap_or_default();
     if configured.trim() != url {
         return Err(VaultError::Input {
             path: cache.display().to_string(),

@@ -454,9 +454,9 @@ pub(crate) fn push_purge(
     let specs = [MAIN_REF.to_owned(), format!(":{payload_ref}")];
     match push_refs(vault, &remote, &specs)? {
         PushResult::Ok => Ok(Some(remote.clone())),
-        PushResult::NonFastForward => Err(undo(format!(
-            "main moved on the server; the local commit was undone. Run the purge again"
-        ))),
+        PushResult::NonFastForward => Err(undo(
+            "main moved on the server; the local commit was undone. Run the purge again".into(),
+        )),
         PushResult::Refused(why) => Err(undo(format!(
             "the server refused it; the local commit was undone\n{why}"
         ))),
@@ -647,7 +647,13 @@ pub fn fetch_payload(
     };
     let name = names::payload_ref(model, version);
     let scratch = format!("refs/mvault/fetch/{}", std::process::id());
+    // Keep what arrives as the pack it is: below git's default unpack
+    // limit a payload would be exploded into loose objects and deflated.
     let fetched = vault.store.git(&[
+        "-c",
+        "fetch.unpackLimit=1",
+        "-c",
+        "core.looseCompression=0",
         "fetch",
         "-q",
         "--no-tags",
@@ -665,7 +671,9 @@ pub fn fetch_payload(
         }])?;
     }
     if let Err(e) = fetched {
-        return Err(not_fetched(format!("git fetch {remote} {name} failed: {e}")));
+        return Err(not_fetched(format!(
+            "git fetch {remote} {name} failed: {e}"
+        )));
     }
     match got {
         Some(g) if g == expected => {}

@@ -6,7 +6,7 @@ use rand::Rng;
 use super::{mutate_once, mutated, random_string, run, seeded, text};
 use crate::crypto::{self, DataKey};
 use crate::model::manifest::{
-    self, check_path_set, validate_path, FileEntry, Manifest, Sha256Digest,
+    self, check_path_set, validate_path, FileEntry, Manifest, Part, Sha256Digest, PART_SIZE_RANGE,
 };
 use crate::model::names::{ModelName, Version};
 
@@ -47,23 +47,65 @@ fn random_path(rng: &mut StdRng) -> String {
         .join("/")
 }
 
+/// The parts of a file of `size` bytes cut at most `part_size` apart, at
+/// random places as a content-defined splitter cuts; now and then a part
+/// seen before (`seen`, same digest, same sizes: one object) is used again.
+fn random_parts(rng: &mut StdRng, size: u64, part_size: u64, seen: &mut Vec<Part>) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mut left = size;
+    while left > 0 {
+        if rng.gen_bool(0.2) {
+            if let Some(p) = seen.iter().find(|p| p.size <= left).copied() {
+                left -= p.size;
+                parts.push(p);
+                continue;
+            }
+        }
+        // Past a few cuts, whole parts: the count stays small.
+        let n = if parts.len() >= 8 || rng.gen_bool(0.5) {
+            left.min(part_size)
+        } else {
+            rng.gen_range(1..=left.min(part_size))
+        };
+        let (lo, hi) = crypto::ciphertext_size_bounds(n);
+        let p = Part {
+            sha256: Sha256Digest(rng.gen()),
+            size: n,
+            blob_size: rng.gen_range(lo..=hi),
+        };
+        seen.push(p);
+        parts.push(p);
+        left -= n;
+    }
+    parts
+}
+
 /// A manifest built in code from random valid parts.
 fn random_manifest(rng: &mut StdRng, recipients: &[String]) -> Manifest {
+    let part_size = match rng.gen_range(0..3) {
+        0 => *PART_SIZE_RANGE.start(),
+        1 => *PART_SIZE_RANGE.end(),
+        _ => rng.gen_range(PART_SIZE_RANGE),
+    };
+    let mut seen = Vec::new();
     let mut files: Vec<FileEntry> = Vec::new();
     for _ in 0..rng.gen_range(1..5) {
         let path = random_path(rng);
-        let size = match rng.gen_range(0..4) {
+        let size = match rng.gen_range(0..5) {
             0 => 0,
             1 => rng.gen_range(1..100),
             2 => rng.gen_range(65_530..65_540),
-            _ => rng.gen_range(0..1u64 << 40),
+            3 => rng.gen_range(part_size - 2..part_size + 3),
+            // Up to sixteen whole parts: large files, few parts.
+            _ => rng.gen_range(0..16 * part_size),
         };
-        let (lo, hi) = crypto::ciphertext_size_bounds(size);
+        let parts = random_parts(rng, size, part_size, &mut seen);
+        let size = parts.iter().map(|p| p.size).sum();
         files.push(FileEntry {
             path,
             size,
             sha256: Sha256Digest(rng.gen()),
-            blob_size: rng.gen_range(lo..=hi),
+            parts,
         });
     }
     let mut kept: Vec<FileEntry> = Vec::new();
@@ -81,7 +123,11 @@ fn random_manifest(rng: &mut StdRng, recipients: &[String]) -> Manifest {
             path: "model.bin".into(),
             size: 1,
             sha256: Sha256Digest(rng.gen()),
-            blob_size: crypto::ciphertext_size_bounds(1).0,
+            parts: vec![Part {
+                sha256: Sha256Digest(rng.gen()),
+                size: 1,
+                blob_size: crypto::ciphertext_size_bounds(1).0,
+            }],
         });
     }
     let words = ["team", "a b", "\"q\"", "\u{e9}", "x.y", "", "\n", "[t]"];
@@ -99,6 +145,8 @@ fn random_manifest(rng: &mut StdRng, recipients: &[String]) -> Manifest {
         created: ["2026-11-22T10:00:00Z", "1970-01-01T00:00:00Z"][rng.gen_range(0..2)].into(),
         framework: rng.gen_bool(0.5).then(|| pick(rng)),
         data_key: recipients[rng.gen_range(0..recipients.len())].clone(),
+        payload: hex::encode(rng.gen::<[u8; 20]>()),
+        part_size,
         metadata: (0..rng.gen_range(0..3))
             .map(|_| (pick(rng), pick(rng)))
             .collect(),
@@ -117,31 +165,47 @@ fn random_manifest(rng: &mut StdRng, recipients: &[String]) -> Manifest {
     m
 }
 
-/// Canonical text with every file's size set to `size`, its blob size made
-/// plausible for it, and `total_size` the sum as it wraps in u64: files
-/// whose sizes no TOML integer (i64) can sum.
+/// Canonical text with every file emptied (no parts) and then given
+/// `size` bytes, and `total_size` the sum as it wraps in u64: files whose
+/// sizes no TOML integer (i64) can sum, and whose parts do not add up.
 fn with_huge_sizes(m: &Manifest, size: u64) -> String {
-    let mut small = m.clone();
-    for f in &mut small.files {
-        f.size = 1;
-        f.blob_size = crypto::ciphertext_size_bounds(1).0;
+    let mut empty = m.clone();
+    for f in &mut empty.files {
+        f.size = 0;
+        f.parts.clear();
     }
-    let n = small.files.len() as u64;
-    let one = crypto::ciphertext_size_bounds(1).0;
-    small
+    let n = empty.files.len() as u64;
+    empty
         .to_canonical()
+        .replace("\nsize = 0\n", &format!("\nsize = {size}\n"))
         .replace(
-            &format!("blob_size = {one}\n"),
-            &format!("blob_size = {}\n", crypto::ciphertext_size_bounds(size).0),
-        )
-        .replace("\nsize = 1\n", &format!("\nsize = {size}\n"))
-        .replace(
-            &format!("total_size = {n}\n"),
+            "total_size = 0\n",
             &format!(
                 "total_size = {}\n",
                 size.wrapping_mul(n) & (i64::MAX as u64)
             ),
         )
+}
+
+/// Canonical text with one part's size changed by `delta` (the file's
+/// sum broken, or the digest's two sizes made to disagree).
+fn with_part_resized(rng: &mut StdRng, m: &Manifest) -> String {
+    let text = m.to_canonical();
+    let sizes: Vec<u64> = m
+        .files
+        .iter()
+        .flat_map(|f| f.parts.iter().map(|p| p.size))
+        .collect();
+    if sizes.is_empty() {
+        return text;
+    }
+    let old = sizes[rng.gen_range(0..sizes.len())];
+    let new = [old + 1, old - 1, 0, m.part_size + 1][rng.gen_range(0..4)];
+    text.replacen(
+        &format!("\nsize = {old}\n"),
+        &format!("\nsize = {new}\n"),
+        1,
+    )
 }
 
 #[test]
@@ -159,7 +223,14 @@ fn manifests_that_parse_are_canonical() {
         .collect();
     let dict: &[&[u8]] = &[
         b"schema = 1\n",
+        b"schema = 2\n",
         b"[[files]]\n",
+        b"[[files.parts]]\n",
+        b"part_size = ",
+        b"part_size = 65535\n",
+        b"payload = ",
+        b"payload = \"HEAD\"\n",
+        b"sha256 = ",
         b"[metadata]\n",
         b"[metrics]\n",
         b"[provenance]\n",
@@ -186,6 +257,11 @@ fn manifests_that_parse_are_canonical() {
                 let mut m = random_manifest(rng, &recipients);
                 m.files.reverse();
                 m.to_canonical().into_bytes()
+            }
+            // A part resized: sums and one-object sizes broken.
+            3 => {
+                let m = &corpus[rng.gen_range(0..corpus.len())];
+                with_part_resized(rng, m).into_bytes()
             }
             // Sizes that overflow the total when re-serialised.
             1 => {
@@ -214,10 +290,26 @@ fn manifests_that_parse_are_canonical() {
             assert_eq!(m.to_canonical(), s);
             // 2. What the type promises: valid, sorted, unique, non-empty files.
             assert!(!m.files.is_empty());
+            assert!(PART_SIZE_RANGE.contains(&m.part_size));
+            assert!(m.payload.len() == 40 && m.payload.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(m.payload, m.payload.to_ascii_lowercase());
+            let mut one_object = std::collections::BTreeMap::new();
             for f in &m.files {
                 assert!(validate_path(&f.path).is_ok(), "{:?}", f.path);
-                assert!(crypto::plausible_ciphertext_size(f.size, f.blob_size));
+                // Parts of 1..=part_size bytes that add up to the file.
+                assert_eq!(f.parts.iter().map(|p| p.size).sum::<u64>(), f.size);
+                for p in &f.parts {
+                    assert!((1..=m.part_size).contains(&p.size), "{p:?}");
+                    assert!(crypto::plausible_ciphertext_size(p.size, p.blob_size));
+                    let sizes = one_object.entry(p.sha256).or_insert((p.size, p.blob_size));
+                    assert_eq!(*sizes, (p.size, p.blob_size), "one digest, two sizes");
+                }
             }
+            assert_eq!(m.distinct_parts(), one_object);
+            let stored = one_object
+                .values()
+                .try_fold(0u64, |t, (_, b)| t.checked_add(*b));
+            assert_eq!(stored, Some(m.payload_size()));
             check_path_set(m.files.iter().map(|f| f.path.as_str())).expect("path set");
             let sum = m.files.iter().try_fold(0u64, |t, f| t.checked_add(f.size));
             assert_eq!(sum, Some(m.total_size()), "total_size wrapped");

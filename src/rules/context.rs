@@ -163,13 +163,15 @@ pub trait MainLine {
     fn tip(&self) -> ObjectId;
     /// The date of the first policy commit on main after `commit`, if any.
     fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError>;
-    /// The stage `version` of `model` is in, from the promotion tags the
-    /// judge already believes (the server's before the push, or the
-    /// replay's).
+    /// The stage `version` of `model` is in on main at commit `at`: from
+    /// the model's promotion tags whose record (`Mvault-Record`) is `at` or
+    /// one of its ancestors, so a later promotion never vouches for an
+    /// earlier commit, in the hook and in a replay alike.
     fn stage_of(
         &self,
         model: &crate::model::names::ModelName,
         version: &crate::model::names::Version,
+        at: ObjectId,
     ) -> Result<crate::model::names::Stage, StoreError>;
 }
 

@@ -1,29 +1,30 @@
 //! Real vault objects built in memory, for the rules' unit tests: no git
 //! process, no file system, no clock. [`MemorySource`] and [`MemoryMain`]
-//! are what the rules see; the builders write objects byte for byte as
-//! `ops::admin`, `ops::register` and `ops::release` write them, signed by
-//! in-process ed25519 keys derived from fixed seeds, and [`World`] puts
-//! them together into a small valid vault that each test then bends.
+//! are what the rules see; the builders here write objects byte for byte as
+//! `ops::admin`, `ops::register`, `ops::purge` and `ops::release` write
+//! them, signed by in-process ed25519 keys derived from fixed seeds, and
+//! [`World`] (in `fixtures/world.rs`) puts them together into a small valid
+//! vault that each test then bends.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ssh_key::private::Ed25519Keypair;
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey};
 
-use super::context::{Clock, Context, MainLine, RootKeys, ROOT_KEY_TRAILER};
+use super::context::{MainLine, ROOT_KEY_TRAILER};
 use super::source::ObjectSource;
-use super::stages::ModelStages;
-use crate::crypto::{self, DataKey, KeyRing, SignatureError, Signer};
-use crate::model::approval::approval_name;
-use crate::model::manifest::{FileEntry, Manifest, Sha256Digest};
-use crate::model::names::{self, ModelName, Stage, Version};
-use crate::model::policy::{Policy, POLICY_PATH};
-use crate::model::promotion::{parse_promotion, promotion_name, PromotionAction};
+use crate::crypto::{self, DataKey, SignatureError, Signer};
+use crate::model::names::{ModelName, Stage, Version};
+use crate::model::promotion::{promotion_name, PromotionAction};
 use crate::store::objects::{
     encode_commit_payload, encode_signed_commit, encode_tag_payload, encode_tree, object_id,
     EntryKind, ObjectId, ObjectKind, Person, TreeItem,
 };
 use crate::store::StoreError;
+
+mod world;
+
+pub use world::{Registered, VersionDraft, World};
 
 /// The vault's first moment (2023-11-14T22:13:20Z); later objects count from it.
 pub const T0: i64 = 1_700_000_000;
@@ -90,8 +91,21 @@ impl MemorySource {
         self.tree(here)
     }
 
+    /// The payload tree of `parts` (name → ciphertext), its blobs stored.
+    pub fn payload_tree(&mut self, parts: &BTreeMap<String, Vec<u8>>) -> ObjectId {
+        for bytes in parts.values() {
+            self.blob(bytes);
+        }
+        self.raw_tree(&payload_items(parts))
+    }
+
     pub fn set_ref(&mut self, name: &str, id: ObjectId) {
         self.refs.insert(name.to_owned(), id);
+    }
+
+    /// Drop object `id`, as a clone that never fetched it lacks it.
+    pub fn forget(&mut self, id: ObjectId) {
+        self.objects.remove(&id);
     }
 
     /// The bytes of object `id` (panics when absent: a fixture bug).
@@ -134,6 +148,18 @@ pub struct MemoryMain {
     /// main in order, and the dates of its policy commits by position.
     pub order: Vec<ObjectId>,
     pub policy_dates: Vec<(usize, i64)>,
+    /// The stage of each (model, version) the test set one for, as the
+    /// promotion tags the judge believes would say; every other version is
+    /// in development.
+    pub stages: BTreeMap<(String, String), Stage>,
+}
+
+impl MemoryMain {
+    /// Say that `model@version` is in `stage`.
+    pub fn set_stage(&mut self, model: &ModelName, version: &Version, stage: Stage) {
+        self.stages
+            .insert((model.to_string(), version.to_string()), stage);
+    }
 }
 
 impl MainLine for MemoryMain {
@@ -152,6 +178,18 @@ impl MainLine for MemoryMain {
             .iter()
             .find(|(i, _)| *i > at)
             .map(|(_, d)| *d))
+    }
+    fn stage_of(
+        &self,
+        model: &ModelName,
+        version: &Version,
+        _at: ObjectId,
+    ) -> Result<Stage, StoreError> {
+        Ok(self
+            .stages
+            .get(&(model.to_string(), version.to_string()))
+            .copied()
+            .unwrap_or(Stage::Development))
     }
 }
 
@@ -270,6 +308,21 @@ pub fn age_blob(key: &DataKey, plaintext: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     crypto::encrypt_stream(&key.recipient(), plaintext, &mut out).expect("encrypts");
     out
+}
+
+/// The entries of a payload tree holding `parts` (name → ciphertext), in
+/// git's order: each a regular file named as the part is named.
+pub fn payload_items(parts: &BTreeMap<String, Vec<u8>>) -> Vec<TreeItem> {
+    // Names of one length with no trees among them: byte order is git's.
+    parts
+        .iter()
+        .map(|(name, bytes)| item(name, object_id(ObjectKind::Blob, bytes), EntryKind::Blob))
+        .collect()
+}
+
+/// The id of the payload tree holding `parts`, as `ops::register` writes it.
+pub fn payload_id(parts: &BTreeMap<String, Vec<u8>>) -> ObjectId {
+    object_id(ObjectKind::Tree, &encode_tree(&payload_items(parts)))
 }
 
 /// The world's policy: an admin, alice (ml_engineer on nlp/*), bob
@@ -428,446 +481,11 @@ pub fn register_message(
     m
 }
 
-/// A version ready to be committed: its manifest, the ciphertext of each
-/// file, the plaintext files themselves (for size claims).
-pub struct VersionDraft {
-    pub manifest: Manifest,
-    /// `blobs/<sha256>` → ciphertext.
-    pub blobs: BTreeMap<String, Vec<u8>>,
-}
-
-/// A registered version of the world.
-#[derive(Clone)]
-pub struct Registered {
-    pub commit: ObjectId,
-    pub digest: String,
-    pub tag_name: String,
-    pub tag: ObjectId,
-}
-
-/// A small valid vault: init by the root key (the admin), a policy
-/// commit adding alice, bob and carol, `nlp/bert@1.0.0` registered by
-/// alice with its tag, promoted to staging (#1, with a ticket), approved
-/// for production by bob, promoted to production (#2).
-pub struct World {
-    pub src: MemorySource,
-    pub main: MemoryMain,
-    pub roots: RootKeys,
-    pub admin: TestKey,
-    pub alice: TestKey,
-    pub bob: TestKey,
-    pub carol: TestKey,
-    /// A key in no policy and not a root key.
-    pub mallory: TestKey,
-    pub policy: Policy,
-    pub model: ModelName,
-    pub version: Version,
-    /// nlp/bert's data key.
-    pub data_key: DataKey,
-    /// The paths of each commit's tree.
-    pub files: BTreeMap<ObjectId, Files>,
-    pub init: ObjectId,
-    pub policy_commit: ObjectId,
-    pub bert: Registered,
-    /// `nlp/bert#staging#1` (name, id).
-    pub staging: (String, ObjectId),
-    pub staging_spec: PromotionSpec,
-    /// bob's approval of 1.0.0 for production (name, id).
-    pub approval: (String, ObjectId),
-    /// `nlp/bert#production#2` (name, id).
-    pub production: (String, ObjectId),
-    pub production_spec: PromotionSpec,
-}
-
-impl World {
-    pub fn new() -> Self {
-        let admin = TestKey::new("admin", 1);
-        let alice = TestKey::new("alice", 2);
-        let bob = TestKey::new("bob", 3);
-        let carol = TestKey::new("carol", 4);
-        let mallory = TestKey::new("mallory", 5);
-        let mut src = MemorySource::default();
-        // 1. init, as ops::admin::init writes it.
-        let initial = Policy::initial("admin", admin.public_key());
-        let mut files = Files::new();
-        files.insert(
-            POLICY_PATH.into(),
-            (src.blob(initial.to_toml().as_bytes()), EntryKind::Blob),
-        );
-        files.insert(
-            ".gitattributes".into(),
-            (
-                src.blob(b"models/**/blobs/* binary -delta\n.mvault/keys/** binary -delta\n"),
-                EntryKind::Blob,
-            ),
-        );
-        let tree = src.tree_of(&files);
-        let message = init_message(&admin);
-        let init = src.put(
-            ObjectKind::Commit,
-            commit_bytes(
-                tree,
-                &[],
-                &admin.at(T0),
-                &admin.at(T0),
-                &message,
-                Some(&admin),
-            ),
-        );
-        let roots = RootKeys::from_keys([admin.public_key()]);
-        let policy_text = policy_text(&admin, &alice, &bob, &carol);
-        let policy = Policy::parse(&policy_text).expect("the world's policy parses");
-        let mut w = World {
-            main: MemoryMain {
-                commits: BTreeSet::from([init]),
-                tip: init,
-                order: vec![init],
-                policy_dates: Vec::new(),
-            },
-            src,
-            roots,
-            admin,
-            alice,
-            bob,
-            carol,
-            mallory,
-            policy,
-            model: ModelName::parse("nlp/bert").expect("valid"),
-            version: Version::parse("1.0.0").expect("valid"),
-            data_key: DataKey::generate(&rfc3339(T0 + 200)),
-            files: BTreeMap::from([(init, files)]),
-            init,
-            policy_commit: init,
-            bert: Registered {
-                commit: init,
-                digest: String::new(),
-                tag_name: String::new(),
-                tag: init,
-            },
-            staging: (String::new(), init),
-            staging_spec: placeholder_spec(init),
-            approval: (String::new(), init),
-            production: (String::new(), init),
-            production_spec: placeholder_spec(init),
-        };
-        // 2. The policy that adds the users.
-        let mut files = w.files[&init].clone();
-        files.insert(
-            POLICY_PATH.into(),
-            (w.src.blob(policy_text.as_bytes()), EntryKind::Blob),
-        );
-        let (admin, alice, bob) = (w.admin.clone(), w.alice.clone(), w.bob.clone());
-        let pc = w.commit_files(
-            &admin,
-            init,
-            &files,
-            "policy: add-user alice, bob, carol\n\nMvault-Action: policy\nMvault-Policy-Change: add-user alice\n",
-            T0 + 100,
-        );
-        w.advance_main(pc);
-        w.policy_commit = pc;
-        // 3. alice registers nlp/bert@1.0.0, creating its key ring.
-        let draft = w.version_draft(&alice, "1.0.0", T0 + 200);
-        let (files, digest) = w.version_files(pc, &draft, &alice, true);
-        let msg = register_message(
-            "nlp/bert",
-            "1.0.0",
-            &digest,
-            Some(&w.data_key.recipient().to_string()),
-        );
-        let commit = w.commit_files(&alice, pc, &files, &msg, T0 + 200);
-        w.advance_main(commit);
-        let tag_name = "nlp/bert@v1.0.0".to_owned();
-        let tag = w.tag(
-            &alice,
-            commit,
-            &tag_name,
-            &format!("register nlp/bert@1.0.0\n\nMvault-Manifest-Sha256: {digest}\n"),
-            T0 + 200,
-        );
-        w.bert = Registered {
-            commit,
-            digest: digest.clone(),
-            tag_name,
-            tag,
-        };
-        // 4. alice promotes to staging with a ticket.
-        let spec = w.promotion(1, Stage::Development, Stage::Staging, None);
-        let spec = PromotionSpec {
-            ticket: Some("JIRA-1".into()),
-            ..spec
-        };
-        let id = w.promotion_tag(&alice, &spec, T0 + 300);
-        w.staging = (spec.name(), id);
-        w.staging_spec = spec;
-        // 5. bob approves for production; 6. alice promotes to production.
-        let (aname, aid) = w.approve(&bob, Stage::Production, T0 + 400);
-        w.approval = (aname.clone(), aid);
-        let spec = PromotionSpec {
-            approvals: vec![(aname, aid.to_string())],
-            ..w.promotion(2, Stage::Staging, Stage::Production, Some(id))
-        };
-        let id = w.promotion_tag(&alice, &spec, T0 + 500);
-        w.production = (spec.name(), id);
-        w.production_spec = spec;
-        w
-    }
-
-    /// A context judging at push time (server clock), no pusher.
-    pub fn server(&self) -> Context<'_> {
-        Context {
-            roots: &self.roots,
-            clock: Clock::Server {
-                now: NOW,
-                skew: SKEW,
-            },
-            pusher: None,
-            main: &self.main,
-        }
-    }
-
-    /// A context replaying history.
-    pub fn replay(&self) -> Context<'_> {
-        Context {
-            roots: &self.roots,
-            clock: Clock::Replay {
-                now: NOW,
-                skew: SKEW,
-            },
-            pusher: None,
-            main: &self.main,
-        }
-    }
-
-    /// Put `commit` on main as its new tip.
-    pub fn advance_main(&mut self, commit: ObjectId) {
-        self.main.commits.insert(commit);
-        self.main.tip = commit;
-        self.main.order.push(commit);
-        let c = crate::rules::source::commit(&self.src, commit).expect("a commit of the world");
-        let t = crate::model::trailers::trailers(&c.message);
-        if crate::model::trailers::trailer(&t, "Mvault-Action") == Some("policy") {
-            self.main
-                .policy_dates
-                .push((self.main.order.len() - 1, c.committer.time));
-        }
-    }
-
-    /// A commit of `files` on `parent`, signed by `who`, with `who` as
-    /// author and committer at `time`.
-    pub fn commit_files(
-        &mut self,
-        who: &TestKey,
-        parent: ObjectId,
-        files: &Files,
-        message: &str,
-        time: i64,
-    ) -> ObjectId {
-        let tree = self.src.tree_of(files);
-        let id = self.src.put(
-            ObjectKind::Commit,
-            commit_bytes(
-                tree,
-                &[parent],
-                &who.at(time),
-                &who.at(time),
-                message,
-                Some(who),
-            ),
-        );
-        self.files.insert(id, files.clone());
-        id
-    }
-
-    /// A commit of tree `tree` with these parents, signed by `who` at `time`.
-    pub fn commit_tree(
-        &mut self,
-        who: &TestKey,
-        parents: &[ObjectId],
-        tree: ObjectId,
-        message: &str,
-        time: i64,
-    ) -> ObjectId {
-        self.src.put(
-            ObjectKind::Commit,
-            commit_bytes(
-                tree,
-                parents,
-                &who.at(time),
-                &who.at(time),
-                message,
-                Some(who),
-            ),
-        )
-    }
-
-    /// A signed annotated tag by `who` at `time`, stored but not a ref.
-    pub fn tag(
-        &mut self,
-        who: &TestKey,
-        target: ObjectId,
-        name: &str,
-        message: &str,
-        time: i64,
-    ) -> ObjectId {
-        let id = self.src.put(
-            ObjectKind::Tag,
-            tag_bytes(target, name, &who.at(time), message, Some(who)),
-        );
-        self.src.set_ref(&format!("refs/tags/{name}"), id);
-        id
-    }
-
-    /// A manifest of nlp/bert@`version` by `who`, created at `created`,
-    /// with one file encrypted to the world's data key.
-    pub fn version_draft(&self, who: &TestKey, version: &str, created: i64) -> VersionDraft {
-        let plaintext = format!("weights of {version}").into_bytes();
-        let cipher = age_blob(&self.data_key, &plaintext);
-        let entry = FileEntry {
-            path: "model.bin".into(),
-            size: plaintext.len() as u64,
-            sha256: Sha256Digest::of(&plaintext),
-            blob_size: cipher.len() as u64,
-        };
-        let manifest = Manifest {
-            model: self.model.clone(),
-            version: Version::parse(version).expect("valid"),
-            parent: None,
-            author: who.name.clone(),
-            author_key: who.fingerprint(),
-            created: rfc3339(created),
-            framework: None,
-            data_key: self.data_key.recipient().to_string(),
-            metadata: BTreeMap::new(),
-            metrics: BTreeMap::new(),
-            provenance: BTreeMap::new(),
-            files: vec![entry.clone()],
-        };
-        VersionDraft {
-            manifest,
-            blobs: BTreeMap::from([(entry.blob(), cipher)]),
-        }
-    }
-
-    /// The files of `parent` plus the draft's version directory (manifest
-    /// signed by `signer`), and the key ring when `new_ring`; the manifest
-    /// digest.
-    pub fn version_files(
-        &mut self,
-        parent: ObjectId,
-        draft: &VersionDraft,
-        signer: &TestKey,
-        new_ring: bool,
-    ) -> (Files, String) {
-        let m = &draft.manifest;
-        let text = m.to_canonical();
-        let sig = signer
-            .sign(crypto::MANIFEST_NAMESPACE, text.as_bytes())
-            .expect("signs");
-        let dir = names::version_dir(&m.model, &m.version);
-        let mut files = self.files[&parent].clone();
-        let blob = |src: &mut MemorySource, b: &[u8]| (src.blob(b), EntryKind::Blob);
-        files.insert(
-            format!("{dir}/manifest.toml"),
-            blob(&mut self.src, text.as_bytes()),
-        );
-        files.insert(
-            format!("{dir}/manifest.sig"),
-            blob(&mut self.src, sig.as_bytes()),
-        );
-        for (path, bytes) in &draft.blobs {
-            files.insert(format!("{dir}/{path}"), blob(&mut self.src, bytes));
-        }
-        if new_ring {
-            let sealed = self.ring_for(&self.policy);
-            files.insert(self.model.keyring_path(), blob(&mut self.src, &sealed));
-        }
-        (files, Sha256Digest::of(text.as_bytes()).to_hex())
-    }
-
-    /// nlp/bert's key ring sealed to `policy`'s readers now.
-    pub fn ring_for(&self, policy: &Policy) -> Vec<u8> {
-        let at = time::OffsetDateTime::from_unix_timestamp(NOW).expect("valid");
-        let readers: Vec<PublicKey> = policy
-            .readers(&self.model, at)
-            .into_iter()
-            .map(|(_, k)| k.clone())
-            .collect();
-        self.ring_to(&readers)
-    }
-
-    /// nlp/bert's key ring sealed to `readers`.
-    pub fn ring_to(&self, readers: &[PublicKey]) -> Vec<u8> {
-        KeyRing {
-            generations: vec![self.data_key.clone()],
-        }
-        .seal(self.model.as_str(), readers)
-        .expect("seals")
-    }
-
-    /// A promotion of nlp/bert@1.0.0 as mvault would write it next.
-    pub fn promotion(
-        &self,
-        counter: u64,
-        from: Stage,
-        to: Stage,
-        previous: Option<ObjectId>,
-    ) -> PromotionSpec {
-        PromotionSpec {
-            action: PromotionAction::Promote,
-            model: self.model.to_string(),
-            version: self.version.to_string(),
-            digest: self.bert.digest.clone(),
-            from,
-            to,
-            counter,
-            previous,
-            record: self.bert.commit,
-            approvals: Vec::new(),
-            ticket: None,
-            reason: None,
-        }
-    }
-
-    /// The promotion tag of `spec`, signed by `who` at `time`, on nlp/bert@1.0.0.
-    pub fn promotion_tag(&mut self, who: &TestKey, spec: &PromotionSpec, time: i64) -> ObjectId {
-        let target = self.bert.commit;
-        self.tag(who, target, &spec.name(), &spec.message(), time)
-    }
-
-    /// `who`'s approval of nlp/bert@1.0.0 for `stage`, against the
-    /// registering commit; (name, id), the ref set.
-    pub fn approve(&mut self, who: &TestKey, stage: Stage, time: i64) -> (String, ObjectId) {
-        let name = approval_name(stage, &who.name, &self.model, &self.version);
-        let msg = approval_message(
-            "nlp/bert",
-            "1.0.0",
-            stage,
-            &who.name,
-            &self.bert.digest,
-            self.bert.commit,
-        );
-        let target = self.bert.commit;
-        let id = self.tag(who, target, &name, &msg, time);
-        (name, id)
-    }
-
-    /// The model's stage story made of these promotion tags, in order.
-    pub fn history(&self, tags: &[(String, ObjectId)]) -> ModelStages {
-        let mut h = ModelStages::default();
-        for (name, id) in tags {
-            let p = parse_promotion(name, *id, &self.src.bytes(*id)).expect("a promotion");
-            h.max_counter = h.max_counter.max(p.counter);
-            h.promotions.push(p);
-        }
-        h
-    }
-}
-
-impl Default for World {
-    fn default() -> Self {
-        World::new()
-    }
+/// The message of a purge commit, as `ops::purge` writes it.
+pub fn purge_message(model: &str, version: &str, reason: &str) -> String {
+    format!(
+        "purge {model}@{version}\n\n{reason}\n\nMvault-Action: purge\nMvault-Model: {model}\nMvault-Version: {version}\n"
+    )
 }
 
 /// The message of an init commit recording `root` as admin and root key.
@@ -877,21 +495,4 @@ pub fn init_message(root: &TestKey) -> String {
         root.name,
         fp = root.fingerprint()
     )
-}
-
-fn placeholder_spec(id: ObjectId) -> PromotionSpec {
-    PromotionSpec {
-        action: PromotionAction::Promote,
-        model: String::new(),
-        version: String::new(),
-        digest: String::new(),
-        from: Stage::Development,
-        to: Stage::Staging,
-        counter: 0,
-        previous: None,
-        record: id,
-        approvals: Vec::new(),
-        ticket: None,
-        reason: None,
-    }
 }

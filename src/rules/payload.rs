@@ -141,7 +141,8 @@ pub fn judge_payload(
     manifest: &Manifest,
     tree: ObjectId,
 ) -> Result<(), Refusal> {
-    const HINT: &str = "register versions with mvault add, which writes the payload the manifest names";
+    const HINT: &str =
+        "register versions with mvault add, which writes the payload the manifest names";
     let internal = |e: crate::store::StoreError| Refusal::internal(subject, e);
     let what = format!("payload of {}@{}", manifest.model, manifest.version);
     let expected = manifest.distinct_parts();
@@ -149,11 +150,15 @@ pub fn judge_payload(
     let mut seen = std::collections::BTreeSet::new();
     for item in &items {
         let name = String::from_utf8_lossy(&item.name);
-        let Some(digest) = Sha256Digest::from_hex(&name).filter(|d| expected.contains_key(d)) else {
+        let Some(digest) = Sha256Digest::from_hex(&name).filter(|d| expected.contains_key(d))
+        else {
             return Err(Refusal::new(
                 Rule::UnexpectedFile,
                 subject,
-                format!("{what}: tree {tree} has {}, which is no part of the manifest", escape(&name)),
+                format!(
+                    "{what}: tree {tree} has {}, which is no part of the manifest",
+                    escape(&name)
+                ),
                 HINT,
             ));
         };
@@ -169,7 +174,10 @@ pub fn judge_payload(
             return Err(Refusal::new(
                 Rule::BadFileMode,
                 subject,
-                format!("{what}: part {digest} is a {:?}; parts are regular files", item.kind),
+                format!(
+                    "{what}: part {digest} is a {:?}; parts are regular files",
+                    item.kind
+                ),
                 HINT,
             ));
         }

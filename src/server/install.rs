@@ -38,6 +38,7 @@ pub fn shim(mvault_bin: &Path) -> String {
 /// The git settings the hook relies on, set by `mvault hook install`.
 pub const SERVER_CONFIG: &[(&str, &str)] = &[
     ("receive.denyNonFastForwards", "true"),
+    // Branches only (git's own rule); payload refs are the hook's to judge.
     ("receive.denyDeletes", "true"),
     ("receive.unpackLimit", "1"),
     ("core.looseCompression", "0"),
@@ -53,7 +54,7 @@ pub const SERVER_CONFIG: &[(&str, &str)] = &[
 
 /// The attributes a bare repository reads from `info/attributes`.
 pub const SERVER_ATTRIBUTES: &str =
-    "models/**/blobs/* binary -delta\n.mvault/keys/** binary -delta\n";
+    ".mvault/keys/** binary -delta\n????????????????????????????????????????????????????????????????  binary -delta\n";
 
 /// The ref a server's HEAD must name: a plain `git clone` checks it out,
 /// and a clone without `main` holds no vault.

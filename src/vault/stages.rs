@@ -61,6 +61,28 @@ pub fn read_stages_excluding(
     })
 }
 
+/// The stage of `version` as of main's commit `at`: only promotions whose
+/// `Mvault-Record` is `at` or an ancestor of it count.
+pub fn stage_at(
+    store: &Store,
+    model: &ModelName,
+    version: &Version,
+    at: crate::store::ObjectId,
+) -> Result<Stage, StoreError> {
+    let mut stages = read_stages(store, model).map_err(|e| StoreError::Git(e.to_string()))?;
+    let mut kept = Vec::new();
+    for p in std::mem::take(&mut stages.promotions) {
+        let Some(record) = p.record.as_deref().and_then(|r| r.parse().ok()) else {
+            continue;
+        };
+        if store.has_object(record) && store.is_ancestor(record, at)? {
+            kept.push(p);
+        }
+    }
+    stages.promotions = kept;
+    Ok(stages.stage_of(&version.to_string()).stage)
+}
+
 /// The version that `nlp/bert#production` names.
 pub fn resolve_stage(
     store: &Store,

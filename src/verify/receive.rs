@@ -17,10 +17,10 @@ use time::OffsetDateTime;
 
 use crate::model::manifest::Manifest;
 use crate::model::names::{self, parse_payload_ref, ModelName, DATA_PREFIX};
-use crate::rules::payload::judge_payload;
 use crate::model::promotion::{parse_promotion_name, seq_ref, Promotion, SEQ_PREFIX};
 use crate::model::updates::{parse_updates, Update};
 use crate::rules::commit::{judge_commit, Action};
+use crate::rules::payload::judge_payload;
 use crate::rules::promotion::judge_promotion;
 use crate::rules::stages::ModelStages;
 use crate::rules::tags::{judge_approval, judge_registration};
@@ -104,10 +104,9 @@ impl MainLine for PushedMain<'_> {
         &self,
         model: &crate::model::names::ModelName,
         version: &crate::model::names::Version,
+        at: ObjectId,
     ) -> Result<crate::model::names::Stage, StoreError> {
-        let stages = crate::vault::stages::read_stages(self.store, model)
-            .map_err(|e| StoreError::Git(e.to_string()))?;
-        Ok(stages.stage_of(&version.to_string()).stage)
+        crate::vault::stages::stage_at(self.store, model, version, at)
     }
 }
 
@@ -219,7 +218,10 @@ pub fn judge_push(
                         payload,
                         manifest,
                     } => {
-                        registered.insert(format!("{DATA_PREFIX}{model}/{version}"), (payload, manifest));
+                        registered.insert(
+                            format!("{DATA_PREFIX}{model}/{version}"),
+                            (payload, manifest),
+                        );
                     }
                     Action::Purge { model, version } => {
                         purged.insert(format!("{DATA_PREFIX}{model}/{version}"));
@@ -258,7 +260,10 @@ pub fn judge_push(
     let mut seqs: BTreeMap<String, ObjectId> = BTreeMap::new();
     // Payload refs: created with their version, never moved, deleted only
     // with a purge record.
-    for u in updates.iter().filter(|u| u.refname.starts_with(DATA_PREFIX)) {
+    for u in updates
+        .iter()
+        .filter(|u| u.refname.starts_with(DATA_PREFIX))
+    {
         let r = &u.refname;
         if u.is_deletion() {
             let on_main = match parse_payload_ref(r) {

@@ -55,10 +55,9 @@ impl MainLine for ReplayedMain<'_> {
         &self,
         model: &crate::model::names::ModelName,
         version: &crate::model::names::Version,
+        at: ObjectId,
     ) -> Result<crate::model::names::Stage, StoreError> {
-        let stages = crate::vault::stages::read_stages(self.store, model)
-            .map_err(|e| StoreError::Git(e.to_string()))?;
-        Ok(stages.stage_of(&version.to_string()).stage)
+        crate::vault::stages::stage_at(self.store, model, version, at)
     }
 }
 

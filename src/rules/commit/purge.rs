@@ -21,7 +21,8 @@ use crate::rules::source;
 use crate::rules::{escape, Accepted, Refusal, Rule};
 use crate::store::objects::EntryKind;
 
-const HINT: &str = "purge with mvault purge MODEL@VERSION --reason TEXT, after archiving the version";
+const HINT: &str =
+    "purge with mvault purge MODEL@VERSION --reason TEXT, after archiving the version";
 
 pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict, Refusal> {
     let bad = |rule: Rule, detail: String| j.refuse(rule, detail, HINT);
@@ -123,22 +124,21 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
     if p.time != dated {
         return Err(bad(
             Rule::BadPurge,
-            format!(
-                "{path} is dated {}, its commit {dated}",
-                escape(&p.time)
-            ),
+            format!("{path} is dated {}, its commit {dated}", escape(&p.time)),
         ));
     }
     // 4.
     let stage = j
         .ctx
         .main
-        .stage_of(&model, &version)
+        .stage_of(&model, &version, j.commit.parents[0])
         .map_err(internal)?;
     if stage != Stage::Archived {
         return Err(bad(
             Rule::PurgeNotArchived,
-            format!("{model}@{version} is in {stage}; only an archived version's payload is purged"),
+            format!(
+                "{model}@{version} is in {stage}; only an archived version's payload is purged"
+            ),
         ));
     }
     Ok(CommitVerdict {

@@ -230,10 +230,12 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
             ));
         }
     }
-    let payload: ObjectId = m
-        .payload
-        .parse()
-        .map_err(|_| bad(Rule::BadManifest, format!("payload {:?} is not a tree id", m.payload)))?;
+    let payload: ObjectId = m.payload.parse().map_err(|_| {
+        bad(
+            Rule::BadManifest,
+            format!("payload {:?} is not a tree id", m.payload),
+        )
+    })?;
     // 11. Key ring: created with the version, wrapped to exactly the
     // policy's readers; otherwise it must already exist.
     match new_ring {

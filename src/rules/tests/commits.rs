@@ -41,13 +41,20 @@ fn the_worlds_commits_are_accepted_at_push_time_and_in_replay() {
         let v = accepted(judge_commit(&w.src, &ctx, "main", w.policy_commit));
         assert_eq!(v.action, Action::Policy);
         let v = accepted(judge_commit(&w.src, &ctx, "main", w.bert.commit));
-        assert_eq!(
-            v.action,
-            Action::Register {
-                model: "nlp/bert".into(),
-                version: "1.0.0".into()
-            }
-        );
+        let Action::Register {
+            model,
+            version,
+            payload,
+            manifest,
+        } = v.action
+        else {
+            panic!("not a registration: {:?}", v.action);
+        };
+        assert_eq!((model.as_str(), version.as_str()), ("nlp/bert", "1.0.0"));
+        // The payload the signed manifest names, for the driver to judge.
+        assert_eq!(payload, w.bert.payload);
+        assert_eq!(manifest.payload, payload.to_string());
+        assert_eq!(manifest.digest().to_hex(), w.bert.digest);
     }
 }
 

@@ -1,12 +1,14 @@
 //! Unit tests of the rules core: every numbered rule, allowed and refused,
-//! judged over objects in memory (`rules::fixtures`), no git process
-//! started. Each area has its file; this one holds the helpers, the
+//! judged over objects in memory (`rules::fixtures`, layout 2), no git
+//! process started. Each area has its file; this one holds the helpers, the
 //! numbering tests and the coverage meta-test that keeps the lists below
 //! honest.
 
 mod commits;
 mod parts;
+mod payload;
 mod promotions;
+mod purge;
 mod register;
 mod tags;
 
@@ -49,6 +51,8 @@ const COVERED: &[Rule] = &[
     Rule::NotCiphertext,
     Rule::MissingKeyRing,
     Rule::KeyRingRecipients,
+    Rule::BadPurge,
+    Rule::PurgeNotArchived,
     Rule::PolicyNotByAdmin,
     Rule::MixedActions,
     Rule::NoAdminLeft,
@@ -94,6 +98,10 @@ const DRIVER_OWNED: &[(Rule, &str)] = &[
     (Rule::UnknownPusher, "src/verify/receive.rs"),
     (Rule::PolicyNotLast, "src/verify/receive.rs"),
     (Rule::TagMoved, "src/verify/receive.rs"),
+    (Rule::PayloadRefMissing, "src/verify/receive.rs"),
+    (Rule::PayloadRefWithoutVersion, "src/verify/receive.rs"),
+    (Rule::PayloadMismatch, "src/verify/receive.rs"),
+    (Rule::PayloadRefMoved, "src/verify/receive.rs"),
     (Rule::CounterNotClaimed, "src/verify/receive.rs"),
     (Rule::HookNotConfigured, "src/verify/receive.rs"),
 ];
@@ -102,7 +110,9 @@ const DRIVER_OWNED: &[(Rule, &str)] = &[
 const SOURCES: &[&str] = &[
     include_str!("commits.rs"),
     include_str!("parts.rs"),
+    include_str!("payload.rs"),
     include_str!("promotions.rs"),
+    include_str!("purge.rs"),
     include_str!("register.rs"),
     include_str!("tags.rs"),
 ];
@@ -147,11 +157,13 @@ pub(super) fn register_version(
         &format!("register nlp/bert@{version}\n\nMvault-Manifest-Sha256: {digest}\n"),
         time,
     );
+    let payload = w.publish_payload(&draft);
     Registered {
         commit,
         digest,
         tag_name,
         tag,
+        payload,
     }
 }
 

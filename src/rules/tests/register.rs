@@ -1,15 +1,18 @@
 //! Register commits (`rules::commit::register`): one new version
-//! directory, its manifest, its blobs and its key ring.
+//! directory holding its record only (manifest and signature), and its key
+//! ring. The payload tree the manifest names is judged apart, with its ref
+//! (`tests/payload.rs`).
 
 use super::{accepted, refused};
 use crate::crypto::Signer;
 use crate::model::manifest::Sha256Digest;
 use crate::model::names::Version;
-use crate::rules::commit::{judge_commit, CommitVerdict};
+use crate::rules::commit::{judge_commit, Action, CommitVerdict};
 use crate::rules::context::Context;
-use crate::rules::fixtures::{register_message, Files, TestKey, VersionDraft, World, T0};
+use crate::rules::fixtures::{age_blob, register_message, Files, TestKey, VersionDraft, World, T0};
+use crate::rules::ObjectSource;
 use crate::rules::{Refusal, Rule};
-use crate::store::objects::{EntryKind, ObjectId};
+use crate::store::objects::{object_id, EntryKind, ObjectId, ObjectKind};
 
 const DIR: &str = "models/nlp/bert/1.1.0";
 
@@ -54,9 +57,58 @@ fn register_bent(
 #[test]
 fn a_second_version_is_accepted() {
     let mut w = World::new();
-    let id = register_bent(&mut w, |_, _, _| {});
+    let alice = w.alice.clone();
+    let d = draft(&w, &alice);
+    let p = parts(&mut w, &alice, &d, false);
+    let id = commit(
+        &mut w,
+        &alice,
+        &p.files,
+        &register_message("nlp/bert", "1.1.0", &p.digest, None),
+    );
     let v = accepted(judge(&w, id));
     assert!(v.accepted.what.contains("nlp/bert@1.1.0 by alice"));
+    // The verdict carries the payload the signed manifest names, for the
+    // driver to hold the payload ref to.
+    let expected = d.manifest.payload.clone();
+    match &v.action {
+        Action::Register {
+            model,
+            version,
+            payload,
+            manifest,
+        } => {
+            assert_eq!((model.as_str(), version.as_str()), ("nlp/bert", "1.1.0"));
+            assert_eq!(payload.to_string(), expected);
+            assert_eq!(manifest.payload, expected);
+            assert_eq!(manifest.files.len(), 2);
+        }
+        other => panic!("not a registration: {other:?}"),
+    }
+    accepted(judge_commit(&w.src, &w.replay(), "main", id));
+}
+
+#[test]
+fn a_registration_is_judged_without_its_payload() {
+    // A record-only clone never fetched the payload: the commit is judged
+    // on its record alone, the payload with its ref.
+    let mut w = World::new();
+    let alice = w.alice.clone();
+    let d = draft(&w, &alice);
+    let p = parts(&mut w, &alice, &d, false);
+    let id = commit(
+        &mut w,
+        &alice,
+        &p.files,
+        &register_message("nlp/bert", "1.1.0", &p.digest, None),
+    );
+    let tree: ObjectId = d.manifest.payload.parse().expect("a tree id");
+    assert!(w.src.has_object(tree));
+    w.src.forget(tree);
+    for bytes in d.parts.values() {
+        w.src.forget(object_id(ObjectKind::Blob, bytes));
+    }
+    accepted(judge(&w, id));
     accepted(judge_commit(&w.src, &w.replay(), "main", id));
 }
 
@@ -154,7 +206,7 @@ fn adding_to_an_existing_version_is_refused() {
     let alice = w.alice.clone();
     let mut files = w.files[&w.main.tip].clone();
     files.insert(
-        "models/nlp/bert/1.0.0/blobs/extra".into(),
+        "models/nlp/bert/1.0.0/extra".into(),
         (w.src.blob(b"more"), EntryKind::Blob),
     );
     let msg = register_message("nlp/bert", "1.0.0", &w.bert.digest.clone(), None);
@@ -320,35 +372,44 @@ fn a_manifest_signature_by_another_key_or_namespace_is_refused() {
 }
 
 #[test]
-fn a_file_the_manifest_does_not_name_is_unexpected() {
+fn a_file_other_than_the_record_in_the_version_directory_is_unexpected() {
     let mut w = World::new();
     let id = register_bent(&mut w, |w, f, _| {
         let b = w.src.blob(b"smuggled");
         f.insert(format!("{DIR}/notes.txt"), (b, EntryKind::Blob));
     });
     refused(judge(&w, id), Rule::UnexpectedFile);
-}
-
-#[test]
-fn a_blob_the_manifest_names_must_be_there() {
-    let mut w = World::new();
-    let id = register_bent(&mut w, |_, f, _| {
-        let blob = f
-            .keys()
-            .find(|k| k.starts_with(&format!("{DIR}/blobs/")))
-            .cloned()
-            .expect("a blob");
-        f.remove(&blob);
+    // A layout-1 blob, real ciphertext under the name the manifest's
+    // digest would have given it: the payload is no longer on main.
+    let id = register_bent(&mut w, |w, f, _| {
+        let cipher = age_blob(&w.data_key, b"weights");
+        let name = format!("{DIR}/blobs/{}", Sha256Digest::of(b"weights"));
+        let b = w.src.blob(&cipher);
+        f.insert(name, (b, EntryKind::Blob));
     });
-    refused(judge(&w, id), Rule::MissingBlob);
+    refused(judge(&w, id), Rule::UnexpectedFile);
+    // The payload tree itself, grafted into the version directory.
+    let id = register_bent(&mut w, |w, f, _| {
+        let alice = w.alice.clone();
+        let d = draft(w, &alice);
+        let tree = w.src.payload_tree(&d.parts);
+        f.insert(format!("{DIR}/payload"), (tree, EntryKind::Tree));
+    });
+    let e = refused(judge(&w, id), Rule::UnexpectedFile);
+    assert!(
+        e.line().contains("refs/mvault/data/nlp/bert/1.1.0"),
+        "{}",
+        e.line()
+    );
 }
 
 #[test]
-fn a_blob_of_another_size_than_the_manifest_says_is_refused() {
+fn a_manifest_whose_payload_is_no_tree_id_is_refused() {
+    // The parser refuses it: the signed manifest must name a 40-hex tree.
     let mut w = World::new();
     let alice = w.alice.clone();
     let mut d = draft(&w, &alice);
-    d.manifest.files[0].blob_size += 1;
+    d.manifest.payload = "HEAD".into();
     let p = parts(&mut w, &alice, &d, false);
     let id = commit(
         &mut w,
@@ -356,26 +417,7 @@ fn a_blob_of_another_size_than_the_manifest_says_is_refused() {
         &p.files,
         &register_message("nlp/bert", "1.1.0", &p.digest, None),
     );
-    refused(judge(&w, id), Rule::BlobSize);
-}
-
-#[test]
-fn a_blob_that_is_not_ciphertext_is_refused() {
-    let mut w = World::new();
-    let alice = w.alice.clone();
-    let mut d = draft(&w, &alice);
-    // Plaintext of exactly the size the manifest claims for the blob.
-    let size = d.manifest.files[0].blob_size as usize;
-    let name = d.manifest.files[0].blob();
-    d.blobs.insert(name, vec![b'P'; size]);
-    let p = parts(&mut w, &alice, &d, false);
-    let id = commit(
-        &mut w,
-        &alice,
-        &p.files,
-        &register_message("nlp/bert", "1.1.0", &p.digest, None),
-    );
-    refused(judge(&w, id), Rule::NotCiphertext);
+    refused(judge(&w, id), Rule::BadManifest);
 }
 
 /// A first version of nlp/gpt by alice, with the ring `ring` if any.
