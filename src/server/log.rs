@@ -36,6 +36,9 @@ pub const HEAD_FILE: &str = "mvault-decisions.head";
 struct LogLine<'a> {
     time: String,
     pusher: Option<&'a str>,
+    /// The client's address (`SSH_CLIENT`, `REMOTE_ADDR`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<&'a str>,
     decision: &'a str,
     updates: &'a [Update],
     accepted: &'a [Accepted],
@@ -48,6 +51,7 @@ struct LogLine<'a> {
 pub fn append_log(
     git_dir: &Path,
     pusher: Option<&str>,
+    address: Option<&str>,
     updates: &[Update],
     outcome: &Result<Vec<Accepted>, Refusal>,
     now: OffsetDateTime,
@@ -56,6 +60,7 @@ pub fn append_log(
     let line = LogLine {
         time: crate::vault::rfc3339(now),
         pusher,
+        address,
         decision: if outcome.is_ok() { "accept" } else { "refuse" },
         updates,
         accepted: outcome.as_ref().map(Vec::as_slice).unwrap_or(&empty),

@@ -576,7 +576,15 @@ pub fn pre_receive(
         judge_push(&store, &pc, &updates)
     })();
     let mut lines = Vec::new();
-    if let Err(e) = append_log(git_dir, pusher.as_deref(), &updates, &outcome, now) {
+    let address = crate::server::config::client_address_from_env(&env);
+    if let Err(e) = append_log(
+        git_dir,
+        pusher.as_deref(),
+        address.as_deref(),
+        &updates,
+        &outcome,
+        now,
+    ) {
         lines.push(format!(
             "mvault: refused: internal error: cannot write the decision log: {e}"
         ));
