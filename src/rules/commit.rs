@@ -301,6 +301,22 @@ impl CommitUnderJudgement<'_> {
         )
     }
 
+    /// The one model and version the commit's trailers name.
+    pub fn model_and_version(
+        &self,
+        hint: &str,
+    ) -> Result<(ModelName, crate::model::names::Version), Refusal> {
+        let bad = |rule: Rule, detail: String| self.refuse(rule, detail, hint);
+        let model_s = trailer(self.trailers, "Mvault-Model")
+            .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Model trailer".into()))?;
+        let version_s = trailer(self.trailers, "Mvault-Version")
+            .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Version trailer".into()))?;
+        let model = ModelName::parse(model_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
+        let version = crate::model::names::Version::parse(version_s)
+            .map_err(|e| bad(Rule::BadName, e.to_string()))?;
+        Ok((model, version))
+    }
+
     /// The judgement time of this commit.
     pub fn at(&self) -> time::OffsetDateTime {
         self.ctx.clock.judgement_time(self.commit.committer.time)

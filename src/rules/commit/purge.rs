@@ -12,10 +12,9 @@
 //! lets exactly that version's payload ref be deleted.
 
 use super::{Action, CommitUnderJudgement, CommitVerdict};
-use crate::model::names::{self, ModelName, Stage, Version};
+use crate::model::names::{self, Stage};
 use crate::model::policy::Ability;
 use crate::model::purge::PurgeRecord;
-use crate::model::trailers::trailer;
 use crate::rules::context::rfc3339;
 use crate::rules::source;
 use crate::rules::{escape, Accepted, Refusal, Rule};
@@ -28,12 +27,7 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
     let bad = |rule: Rule, detail: String| j.refuse(rule, detail, HINT);
     let internal = |e: crate::store::StoreError| Refusal::internal(j.subject, e);
     // 1.
-    let model_s = trailer(j.trailers, "Mvault-Model")
-        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Model trailer".into()))?;
-    let version_s = trailer(j.trailers, "Mvault-Version")
-        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Version trailer".into()))?;
-    let model = ModelName::parse(model_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
-    let version = Version::parse(version_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
+    let (model, version) = j.model_and_version(HINT)?;
     let dir = names::version_dir(&model, &version);
     if source::entry(j.src, j.parent.tree, &format!("{dir}/manifest.toml"))
         .map_err(internal)?

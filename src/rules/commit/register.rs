@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use super::{Action, CommitUnderJudgement, CommitVerdict};
 use crate::crypto;
 use crate::model::manifest::{Manifest, Sha256Digest};
-use crate::model::names::{self, ModelName, Version};
+use crate::model::names;
 use crate::model::policy::Ability;
 use crate::model::trailers::trailer;
 use crate::rules::context::rfc3339;
@@ -31,12 +31,7 @@ const HINT: &str = "register versions with mvault add; a version directory is wr
 pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict, Refusal> {
     let bad = |rule: Rule, detail: String| j.refuse(rule, detail, HINT);
     let internal = |e: crate::store::StoreError| Refusal::internal(j.subject, e);
-    let model_s = trailer(j.trailers, "Mvault-Model")
-        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Model trailer".into()))?;
-    let version_s = trailer(j.trailers, "Mvault-Version")
-        .ok_or_else(|| bad(Rule::BadTrailers, "no single Mvault-Version trailer".into()))?;
-    let model = ModelName::parse(model_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
-    let version = Version::parse(version_s).map_err(|e| bad(Rule::BadName, e.to_string()))?;
+    let (model, version) = j.model_and_version(HINT)?;
     let at = j.at();
     // 7. Roles: the signer and the pusher may register this model.
     let Some(user) = j.signer.user.as_deref() else {
