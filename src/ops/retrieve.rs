@@ -245,7 +245,7 @@ fn decrypt_checked(
         .map_or(2, |n| n.get())
         .min(ids.len())
         .max(1);
-    let window = 2 * workers;
+    let window = workers + 1;
     let next = AtomicUsize::new(0);
     // How many parts the hasher has taken, in order.
     let hashed = (Mutex::new(0usize), Condvar::new());
@@ -362,10 +362,17 @@ where
 {
     let next = AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(files.len())
-        .max(1);
+    // A file of several parts already decrypts on every core: files go one
+    // at a time then, so memory holds one file's window of parts.
+    let parallel_files = files.iter().all(|f| f.parts.len() <= 1);
+    let workers = if parallel_files {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(files.len())
+            .max(1)
+    } else {
+        1
+    };
     let git_dir = vault.store.git_dir().to_owned();
     let results: Vec<Result<(), VaultError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
