@@ -528,14 +528,44 @@ pub fn fetch_checked(vault: &Vault, remote: &str) -> Result<(), VaultError> {
     let scratch = RemoteTags { vault };
     scratch.clear()?;
     let tracking = format!("refs/remotes/{remote}/main");
-    vault.store.git(&[
-        "fetch",
-        "-q",
-        "--no-tags",
-        remote,
-        &format!("+{MAIN_REF}:{tracking}"),
-        &format!("refs/tags/*:{REMOTE_TAGS}*"),
-    ])?;
+    // 0. The server's tags by name (one ref advertisement): a tag the clone
+    //    has with another id is refused at once, and only the tags it lacks
+    //    are fetched, so a refresh costs what is new, not every tag again.
+    let local: std::collections::HashMap<String, ObjectId> = vault
+        .store
+        .refs_with_prefix("refs/tags/")?
+        .into_iter()
+        .collect();
+    let listed = vault
+        .store
+        .git(&["ls-remote", "--refs", "--tags", remote])?;
+    let mut refspecs = format!("+{MAIN_REF}:{tracking}\n");
+    for line in listed.lines() {
+        let Some((id, name)) = line.split_once('\t') else {
+            continue;
+        };
+        let (Ok(id), Some(short)) = (
+            id.trim().parse::<ObjectId>(),
+            name.trim().strip_prefix("refs/tags/"),
+        ) else {
+            continue;
+        };
+        match local.get(&format!("refs/tags/{short}")) {
+            Some(l) if *l == id => {}
+            Some(l) => {
+                return Err(VaultError::TagReplaced {
+                    tag: short.to_owned(),
+                    local: l.to_string(),
+                    remote: id.to_string(),
+                })
+            }
+            None => refspecs.push_str(&format!("refs/tags/{short}:{REMOTE_TAGS}{short}\n")),
+        }
+    }
+    vault.store.git_with_input(
+        &["fetch", "-q", "--no-tags", "--stdin", remote],
+        refspecs.as_bytes(),
+    )?;
     // 1.
     let mut edits = new_tags(vault, &scratch.list()?)?;
     // 2.

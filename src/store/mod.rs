@@ -296,6 +296,30 @@ impl Store {
         run_git(self.command_dir(), args)
     }
 
+    /// Run a stock git command with `input` on its stdin; returns stdout.
+    pub fn git_with_input(&self, args: &[&str], input: &[u8]) -> Result<String, StoreError> {
+        use std::io::Write as _;
+        let mut child = Command::new("git")
+            .args(args)
+            .current_dir(self.command_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(StoreError::NoGit)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input)?;
+        }
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            return Err(StoreError::Command {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Resolve a full ref name to the object it points at.
     pub fn ref_target(&self, name: &str) -> Result<Option<ObjectId>, StoreError> {
         match self.repo.try_find_reference(name).map_err(git_err)? {
