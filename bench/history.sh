@@ -29,8 +29,8 @@ read -r -a sizes <<<"$AT"
 ((${#sizes[@]} >= 2)) || die "BENCH_HISTORY_AT needs two sizes or more"
 # Every run and size uses models of its own (see model_at below).
 span=$((RUNS * ${#sizes[@]}))
-((2 * span + 2 * ${#sizes[@]} <= MODELS)) ||
-  die "BENCH_HISTORY_MODELS must be at least 2 x (BENCH_HISTORY_RUNS + 1) x the number of sizes"
+((3 * span + 2 * ${#sizes[@]} <= MODELS)) ||
+  die "BENCH_HISTORY_MODELS must be at least (3 x BENCH_HISTORY_RUNS + 2) x the number of sizes"
 
 bench_setup history
 echo "mvault history bench: $MVAULT, work dir $work"
@@ -111,8 +111,9 @@ bob=(env MVAULT_USER=bob "$MVAULT" --key "$work/bob")
 alice=(env MVAULT_USER=alice "$MVAULT" --key "$work/alice")
 # Model number N, spread over the record (37 is prime to 100). Runs add to
 # and promote models 1..span and pull from span+1..2 span; the first pull of
-# size k uses 2 span + k, the traced runs 2 span + sizes + k: no command
-# finds a payload an earlier one fetched, or a stage an earlier one set.
+# size k uses 2 span + k, the traced runs 2 span + sizes + k, the fetch then
+# local pull 2 span + 2 sizes + 1..3 span + 2 sizes: no command finds a
+# payload an earlier one fetched, or a stage an earlier one set.
 model_at() { printf 'bench/m%03d' $((($1 * 37) % MODELS)); }
 
 built=0
@@ -164,6 +165,15 @@ for size in "${sizes[@]}"; do
     rm -rf "$work/out"
     sample pull "$k" "$WALL_MS" "$CPU_MS"
     u_wall=$WALL_MS
+    # the two halves of that: stock git fetching one payload ref, and mvault
+    # pulling a version whose payload the clone already has
+    fm=$(model_at $((q + 2 * span + 2 * ${#sizes[@]})))
+    timed "git fetch" git -C "$client" fetch -q --no-tags --no-write-fetch-head origin \
+      "+refs/mvault/data/$fm/1.0.1:refs/mvault/data/$fm/1.0.1"
+    sample git-fetch "$k" "$WALL_MS" "$CPU_MS"
+    timed "pull (local)" "${bob[@]}" -C "$client" pull "$fm@1.0.1" -o "$work/out"
+    rm -rf "$work/out"
+    sample pull-local "$k" "$WALL_MS" "$CPU_MS"
     # promote to staging, with its push, the hook's time taken out
     hooked "promote" "${alice[@]}" -C "$client" promote "$m@1.0.1" --to staging
     sample promote "$k" "$(minus "$WALL_MS" "$HOOK_WALL")" "$(minus "$CPU_MS" "$HOOK_CPU")"
@@ -174,8 +184,16 @@ for size in "${sizes[@]}"; do
     grep -q "$m@1.0.1" "$work/cmd.out" || die "pull $m#staging did not pull $m@1.0.1: $(cat "$work/cmd.out")"
     rm -rf "$work/out"
     sample pull-stage "$k" "$WALL_MS" "$CPU_MS"
-    printf '  run %d (%s): add --no-push %6.1f ms, git push %6.1f, add %6.1f (hook %5.1f), pull %6.1f, promote %6.1f (hook %5.1f), pull #staging %6.1f ms wall\n' \
-      "$i" "$m" "$a_wall" "$p_wall" "$d_wall" "$dh_wall" "$u_wall" "$r_wall" "$rh_wall" "$WALL_MS"
+    s_wall=$WALL_MS
+    # the same, of a model promoted when the record had its first size: the
+    # stage was set long ago (at the first size, just now)
+    om=$(model_at "$i")
+    timed "pull #staging" "${bob[@]}" -C "$client" pull "$om#staging" -o "$work/out"
+    grep -q "$om@1.0.1" "$work/cmd.out" || die "pull $om#staging did not pull $om@1.0.1: $(cat "$work/cmd.out")"
+    rm -rf "$work/out"
+    sample pull-stage-old "$k" "$WALL_MS" "$CPU_MS"
+    printf '  run %d (%s): add --no-push %6.1f ms, git push %6.1f, add %6.1f (hook %5.1f), pull %6.1f, promote %6.1f (hook %5.1f), pull #staging %6.1f, of %s %6.1f ms wall\n' \
+      "$i" "$m" "$a_wall" "$p_wall" "$d_wall" "$dh_wall" "$u_wall" "$r_wall" "$rh_wall" "$s_wall" "$om" "$WALL_MS"
   done
 
   if ((TRACE)); then
@@ -224,9 +242,12 @@ row() { # ROW LABEL JUDGED(1/0)
 row add-local "add --no-push (tiny version)" 1
 row add "add, pushed (hook subtracted)" 1
 row pull "pull NAME@VERSION (fetches its payload)" 1
+row pull-local "pull NAME@VERSION, payload already fetched" 1
 row pull-stage "pull NAME#staging (refreshes the record)" 1
+row pull-stage-old "pull NAME#staging, promoted at ${sizes[0]} versions" 1
 row promote "promote --to staging, pushed (hook subtracted)" 1
 row git-push "stock git push of a version (hook included)" 0
+row git-fetch "stock git fetch of one payload ref" 0
 row hook-add "the hook, for an add's push" 0
 row hook-promote "the hook, for a promotion's push" 0
 row first "first command in a fresh clone (1 run)" 0

@@ -26,8 +26,13 @@ bench_setup() {
     die "install python3 or /usr/bin/time (apt-get install python3 time)"
   [ -n "${EPOCHREALTIME:-}" ] || die "bash >= 5 is needed (EPOCHREALTIME)"
   work=$(mktemp -d "${TMPDIR:-/tmp}/mvault-bench-$name.XXXXXX")
-  # shellcheck disable=SC2064 # expand now: $work must be the one made here
-  trap "rm -rf '$work'" EXIT
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    # shellcheck disable=SC2064 # expand now: $work must be the one made here
+    trap "echo 'bench: work dir kept: $work'" EXIT
+  else
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" EXIT
+  fi
   # Hermetic, like the tests: no user config, fixed clock.
   export HOME=$work/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
   export MVAULT_NOW=1795341600 LC_ALL=C TZ=UTC
@@ -99,12 +104,16 @@ timed() {
   shift
   if command -v python3 >/dev/null 2>&1; then
     if ! python3 -c '
-import os, resource, subprocess, sys, time
+import resource, subprocess, sys, time
+# Children this process already has (a pyenv shim runs some before it
+# execs python) are not the command'"'"'s.
+r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
 t = time.perf_counter()
 rc = subprocess.call(sys.argv[2:], stdout=open(sys.argv[1], "wb"), stderr=subprocess.STDOUT)
 wall = time.perf_counter() - t
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print("%.3f %.3f %.1f" % (wall * 1000, (r.ru_utime + r.ru_stime) * 1000, r.ru_maxrss / 1024), file=sys.stderr)
+cpu = r.ru_utime + r.ru_stime - r0.ru_utime - r0.ru_stime
+print("%.3f %.3f %.1f" % (wall * 1000, cpu * 1000, r.ru_maxrss / 1024), file=sys.stderr)
 sys.exit(rc)' "$work/cmd.out" "$@" 2>"$work/time.txt"; then
       cat "$work/cmd.out" >&2
       die "$label: command failed: $*"

@@ -205,8 +205,8 @@ report() {
         if (!hit) c++ }
       END { print c + 0 }' "$work/new.parts")
   fi
-  printf '  %-8s %-34s %3d of %3d parts new, %9d B plaintext, %9d B ciphertext = %7.3f x changed; server objects +%d B = %7.3f x; add+push %s s\n' \
-    "$strategy" "$label" "$np" "$nparts" "$plain" "$cipher" "$ratio_c" "$GROWTH_OBJ" "$ratio_o" "$ADD_S"
+  printf '  %-8s %-34s %3d of %3d parts new, %9d B plaintext (%5.1f %% of the version), %9d B ciphertext = %7.3f x changed; server objects +%d B = %7.3f x; add+push %s s\n' \
+    "$strategy" "$label" "$np" "$nparts" "$plain" "$(awk -v p="$plain" -v t="$total" 'BEGIN { print 100 * p / t }')" "$cipher" "$ratio_c" "$GROWTH_OBJ" "$ratio_o" "$ADD_S"
   if (($#)); then
     awk -v p="$plain" -v c="$changed" -v b="$boundaries" -v s="$stray" 'BEGIN {
       printf "           beyond the changed bytes: %d B plaintext, %.2f MiB per change boundary (%d boundaries); new parts overlapping no change: %d\n", p - c, (p - c) / b / 1048576, b, s }'
