@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The client side of add, pull and promote as the record grows (see
-# bench/README.md): a hooked server holding 100 versions, then 10,000
-# (100 models; real signed versions made with `mvault add`), and at each size
-# a fresh plain `git clone` in which the commands are timed:
+# bench/README.md): a hooked server holding 100 versions, and one holding
+# 10,000 (100 models; real signed versions made with `mvault add`), and on
+# each a fresh plain `git clone` in which the commands are timed:
 #   add --no-push of a tiny version; add with its push; pull of one version
 #   (its payload fetched from the server); pull of MODEL#staging; promote
 #   --to staging with its push.
@@ -18,7 +18,7 @@ MVAULT=${MVAULT:-$root/target/release/mvault}
 . "$root/bench/lib.sh"
 
 MODELS=${BENCH_HISTORY_MODELS:-100}      # models in the record
-AT=${BENCH_HISTORY_AT:-"100 10000"}      # record sizes to measure at, ascending
+AT=${BENCH_HISTORY_AT:-"100 10000"}      # record sizes to measure at, the first is the baseline
 RUNS=${BENCH_HISTORY_RUNS:-5}            # timed runs of each command at each size
 MAX_RATIO=${BENCH_HISTORY_MAX_RATIO:-1.5} # last size / first size, per command
 JUDGE=${BENCH_HISTORY_JUDGE:-cpu}        # the time the target applies to: cpu or wall
@@ -27,10 +27,11 @@ TRACE=${BENCH_HISTORY_TRACE:-1}          # 1: count the processes each command r
 case $JUDGE in wall | cpu) ;; *) die "BENCH_HISTORY_JUDGE must be wall or cpu" ;; esac
 read -r -a sizes <<<"$AT"
 ((${#sizes[@]} >= 2)) || die "BENCH_HISTORY_AT needs two sizes or more"
+((sizes[0] >= MODELS)) || die "the smallest size must give every model a version (BENCH_HISTORY_AT >= BENCH_HISTORY_MODELS)"
 # Every run and size uses models of its own (see model_at below).
 span=$((RUNS * ${#sizes[@]}))
-((3 * span + 2 * ${#sizes[@]} <= MODELS)) ||
-  die "BENCH_HISTORY_MODELS must be at least (3 x BENCH_HISTORY_RUNS + 2) x the number of sizes"
+((3 * span + 2 * ${#sizes[@]} + RECORD_PROMOTED <= MODELS)) ||
+  die "BENCH_HISTORY_MODELS must be at least (3 x BENCH_HISTORY_RUNS + 2) x the number of sizes + $RECORD_PROMOTED"
 
 bench_setup history
 echo "mvault history bench: $MVAULT, work dir $work"
@@ -41,17 +42,19 @@ if ((TRACE)) && ! command -v strace >/dev/null 2>&1; then
 fi
 
 keys admin alice bob
-hooked_vault "$work/vault" "$work/server.git"
-rm -rf "$work/vault"
-server=$work/server.git
-
-# The hook, timed: the installed shim moves aside and a wrapper records the
-# wall and CPU time (user + system of the shim and mvault) of each run.
-hooks=$server/hooks
-mv "$hooks/pre-receive" "$hooks/pre-receive.mvault"
 hook_times=$work/hook-times.txt
 : >"$hook_times"
-cat >"$hooks/pre-receive" <<'WRAPPER'
+export MVAULT_BENCH_TIMES=$hook_times
+
+# time_hook SERVER: the installed shim moves aside and a wrapper records the
+# wall and CPU time (user + system of the shim and mvault) of each run.
+time_hook() {
+  local hooks=$1/hooks
+  mv "$hooks/pre-receive" "$hooks/pre-receive.mvault"
+  cp "$work/hook-wrapper" "$hooks/pre-receive"
+  chmod +x "$hooks/pre-receive"
+}
+cat >"$work/hook-wrapper" <<'WRAPPER'
 #!/usr/bin/env bash
 start=$EPOCHREALTIME
 "${0%/*}/pre-receive.mvault"
@@ -64,8 +67,6 @@ awk -v a="${start/,/.}" -v b="${end/,/.}" -v rc="$rc" '
   END { printf "%.3f %.3f %d\n", (b - a) * 1000, cpu * 1000, rc }' "$MVAULT_BENCH_TIMES.cpu" >>"$MVAULT_BENCH_TIMES"
 exit $rc
 WRAPPER
-chmod +x "$hooks/pre-receive"
-export MVAULT_BENCH_TIMES=$hook_times
 
 # hooked LABEL CMD...: `timed`, for a command that pushes once: sets HOOK_WALL
 # and HOOK_CPU of that push (0 when it did not push).
@@ -109,24 +110,27 @@ trace_execs() {
 
 bob=(env MVAULT_USER=bob "$MVAULT" --key "$work/bob")
 alice=(env MVAULT_USER=alice "$MVAULT" --key "$work/alice")
-# Model number N, spread over the record (37 is prime to 100). Runs add to
-# and promote models 1..span and pull from span+1..2 span; the first pull of
-# size k uses 2 span + k, the traced runs 2 span + sizes + k, the fetch then
-# local pull 2 span + 2 sizes + 1..3 span + 2 sizes: no command finds a
-# payload an earlier one fetched, or a stage an earlier one set.
-model_at() { printf 'bench/m%03d' $((($1 * 37) % MODELS)); }
+# Model number N, spread over the models the record did not promote (37 is
+# prime to 95). Runs add to and promote models 1..span and pull from
+# span+1..2 span; the first pull of size k uses 2 span + k, the traced runs
+# 2 span + sizes + k, the fetch then local pull 2 span + 2 sizes + 1..3 span
+# + 2 sizes: no command finds a payload an earlier one fetched, or a stage an
+# earlier one set.
+model_at() { printf 'bench/m%03d' $((RECORD_PROMOTED + ($1 * 37) % (MODELS - RECORD_PROMOTED))); }
+# A model the record promoted when it had RECORD_PROMOTE_AT versions.
+promoted_at() { printf 'bench/m%03d' $((($1 - 1) % RECORD_PROMOTED)); }
 
-built=0
 k=0
 for size in "${sizes[@]}"; do
   k=$((k + 1))
   echo
   echo "record of $size versions ($MODELS models):"
-  ((size > built)) || die "BENCH_HISTORY_AT must be ascending"
-  t0=$(now_s)
-  build_record "$server" "$MODELS" $((built + 1)) "$size"
-  built=$size
-  echo "  built to $size in $(awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "%.0f", b - a }') s; server: $(git -C "$server" rev-list --count main) commits, $(git -C "$server" for-each-ref | wc -l) refs, $(human "$(dir_bytes "$server")")"
+  # Each size is a server of its own, made the same way.
+  server=$work/server-$size.git
+  record_server "$server" "$MODELS" "$size"
+  ((RECORD_BUILD_S)) && echo "  built in $RECORD_BUILD_S s (mvault add --no-push into the server, one version after the other)"
+  time_hook "$server"
+  echo "  server: $(git -C "$server" rev-list --count main) commits, $(git -C "$server" for-each-ref | wc -l) refs, $(human "$(dir_bytes "$server")")"
 
   client=$work/client-$size
   timed "git clone" git clone -q --no-local "$server" "$client"
@@ -185,9 +189,9 @@ for size in "${sizes[@]}"; do
     rm -rf "$work/out"
     sample pull-stage "$k" "$WALL_MS" "$CPU_MS"
     s_wall=$WALL_MS
-    # the same, of a model promoted when the record had its first size: the
-    # stage was set long ago (at the first size, just now)
-    om=$(model_at "$i")
+    # the same, of a model the record promoted when it held 100 versions:
+    # at 10,000 versions, a stage set long ago
+    om=$(promoted_at "$i")
     timed "pull #staging" "${bob[@]}" -C "$client" pull "$om#staging" -o "$work/out"
     grep -q "$om@1.0.1" "$work/cmd.out" || die "pull $om#staging did not pull $om@1.0.1: $(cat "$work/cmd.out")"
     rm -rf "$work/out"
@@ -212,6 +216,8 @@ for size in "${sizes[@]}"; do
     rm -rf "$work/out"
   fi
   rm -rf "$client"
+  "$MVAULT" hook log verify "$server" >/dev/null || fail "the decision log's chain is broken ($size versions)"
+  rm -rf "$server"
 done
 
 # ------------------------------------------------------------------ summary
@@ -244,7 +250,7 @@ row add "add, pushed (hook subtracted)" 1
 row pull "pull NAME@VERSION (fetches its payload)" 1
 row pull-local "pull NAME@VERSION, payload already fetched" 1
 row pull-stage "pull NAME#staging (refreshes the record)" 1
-row pull-stage-old "pull NAME#staging, promoted at ${sizes[0]} versions" 1
+row pull-stage-old "pull NAME#staging, promoted at $RECORD_PROMOTE_AT versions" 1
 row promote "promote --to staging, pushed (hook subtracted)" 1
 row git-push "stock git push of a version (hook included)" 0
 row git-fetch "stock git fetch of one payload ref" 0
@@ -252,7 +258,6 @@ row hook-add "the hook, for an add's push" 0
 row hook-promote "the hook, for a promotion's push" 0
 row first "first command in a fresh clone (1 run)" 0
 
-"$MVAULT" hook log verify "$server" >/dev/null || fail "the decision log's chain is broken"
 
 echo
 if ((failures)); then

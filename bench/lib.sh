@@ -128,11 +128,20 @@ sys.exit(rc)' "$work/cmd.out" "$@" 2>"$work/time.txt"; then
   read -r WALL_MS CPU_MS RSS_MIB < <(awk 'END { printf "%.1f %.1f %.1f\n", $1 * 1000, ($2 + $3) * 1000, $4 / 1024 }' "$work/time.txt")
 }
 
-# keys NAME...: an ed25519 key pair $work/NAME(.pub) per name.
+# keys NAME...: an ed25519 key pair $work/NAME(.pub) per name; with
+# BENCH_RECORD_CACHE, the cache's (made there on first use), so that the
+# records it keeps verify under them.
 keys() {
   local k
   for k in "$@"; do
-    ssh-keygen -q -t ed25519 -N '' -C "$k" -f "$work/$k"
+    if [ -n "${BENCH_RECORD_CACHE:-}" ]; then
+      mkdir -p "$BENCH_RECORD_CACHE/keys"
+      [ -f "$BENCH_RECORD_CACHE/keys/$k" ] ||
+        ssh-keygen -q -t ed25519 -N '' -C "$k" -f "$BENCH_RECORD_CACHE/keys/$k"
+      cp "$BENCH_RECORD_CACHE/keys/$k" "$BENCH_RECORD_CACHE/keys/$k.pub" "$work/"
+    else
+      ssh-keygen -q -t ed25519 -N '' -C "$k" -f "$work/$k"
+    fi
   done
 }
 
@@ -163,11 +172,18 @@ hooked_vault() {
   git -C "$vault" branch -q --set-upstream-to=origin/main
 }
 
+# The models build_record promotes early: bench/m000 ... of RECORD_PROMOTED.
+RECORD_PROMOTED=5
+RECORD_PROMOTE_AT=100
+
 # build_record SERVER MODELS FROM TO: registers versions FROM..TO (counted
 # over the whole record, model = n % MODELS, bench/m000...) as alice with
 # `mvault add --no-push` of a tiny file straight into the bare SERVER, as
 # bench/hook.sh does: real signed manifests, commits and tags. The hook judges
 # pushes only; a version written into the server directly does not pass it.
+# When the record holds RECORD_PROMOTE_AT versions (or at its end, if
+# smaller), @1.0.1 of the first RECORD_PROMOTED models is promoted to
+# staging (`mvault promote --no-push`, signed tags): stages set long ago.
 # Refs and objects are packed every 1,000 versions (a long-lived server is
 # packed; 10,000 loose tags would slow every command). `--part-size 64K`:
 # the part reader zero-fills a buffer of twice the part size for every file
@@ -176,7 +192,7 @@ hooked_vault() {
 # third of the CPU, and the record is the same but for each manifest's
 # `part_size`. Prints progress.
 build_record() {
-  local server=$1 models=$2 from=$3 to=$4 n t0 m v
+  local server=$1 models=$2 from=$3 to=$4 n t0 m v p
   mkdir -p "$work/tiny"
   t0=$(now_s)
   for ((n = from; n <= to; n++)); do
@@ -189,12 +205,49 @@ build_record() {
     if ((n % 1000 == 0)); then
       git -C "$server" gc -q
     fi
+    if ((n == RECORD_PROMOTE_AT || (n == to && to < RECORD_PROMOTE_AT))); then
+      for ((p = 0; p < RECORD_PROMOTED && p < models; p++)); do
+        "$MVAULT" --key "$work/alice" -C "$server" promote "$(printf 'bench/m%03d' "$p")@1.0.1" \
+          --to staging --no-push >/dev/null || die "mvault promote bench/m$p@1.0.1 in the record failed"
+      done
+    fi
     if ((n % 1000 == 0 || n == to)); then
       awk -v n="$n" -v f="$from" -v t="$to" -v a="$t0" -v b="$(now_s)" -v l="$(cut -d' ' -f1 /proc/loadavg)" \
         'BEGIN { printf "  %6d / %d versions, %.0f s, %.1f ms per add (load %s)\n", n, t, b - a, (b - a) * 1000 / (n - f + 1), l }'
     fi
   done
   git -C "$server" gc -q
+}
+
+# record_server SERVER MODELS VERSIONS: a hooked server (see hooked_vault)
+# holding a record of VERSIONS tiny versions over MODELS models, made by
+# build_record; sets RECORD_BUILD_S (0 when it came from the cache). With
+# BENCH_RECORD_CACHE=DIR a record built once is kept in DIR and copied on
+# later runs (the hook installed again for this run's binary): building
+# 10,000 versions takes 12-14 minutes here. Needs keys admin, alice, bob.
+record_server() {
+  local server=$1 models=$2 versions=$3 cached= t0
+  if [ -n "${BENCH_RECORD_CACHE:-}" ]; then
+    cached=$BENCH_RECORD_CACHE/record-$models-$versions-p$RECORD_PROMOTED.git
+    if [ -f "$cached/mvault-bench-complete" ]; then
+      cp -a "$cached" "$server"
+      rm -f "$server/mvault-bench-complete"
+      "$MVAULT" hook install "$server" --root-key "$work/admin.pub" >/dev/null
+      RECORD_BUILD_S=0
+      echo "  record of $versions versions copied from $cached (built by an earlier run in $(cat "$cached/mvault-bench-complete") s)"
+      return
+    fi
+  fi
+  hooked_vault "$work/record-vault" "$server"
+  rm -rf "$work/record-vault"
+  t0=$(now_s)
+  build_record "$server" "$models" 1 "$versions"
+  RECORD_BUILD_S=$(awk -v a="$t0" -v b="$(now_s)" 'BEGIN { printf "%.0f", b - a }')
+  if [ -n "$cached" ]; then
+    rm -rf "$cached"
+    cp -a "$server" "$cached"
+    echo "$RECORD_BUILD_S" >"$cached/mvault-bench-complete"
+  fi
 }
 
 # The upload-pack wrapper: counts the bytes git's upload-pack sends and
