@@ -74,6 +74,12 @@ minmax() { # numbers on stdin -> "min max"
 }
 
 echo "mvault hook bench: $MVAULT, $(nproc) cores, work dir $work"
+# The CPU and whether it has SHA extensions (x86 sha_ni, arm sha2).
+cpu_model=$(awk -F': *' '/^(model name|Model|Hardware)[[:space:]]*:/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+if grep -qw sha_ni /proc/cpuinfo 2>/dev/null; then cpu_sha="yes (sha_ni)"
+elif grep -qiE '^Features.*\bsha2\b' /proc/cpuinfo 2>/dev/null; then cpu_sha="yes (sha2)"
+else cpu_sha="no (no sha_ni flag)"; fi
+echo "cpu: ${cpu_model:-unknown}, $(nproc) cores, SHA extensions: $cpu_sha; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ------------------------------------------------------------ the history
 # A vault with alice, developer on bench/*; the server is a bare copy.
