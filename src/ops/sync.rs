@@ -540,6 +540,7 @@ pub fn fetch_checked(vault: &Vault, remote: &str) -> Result<(), VaultError> {
         .store
         .git(&["ls-remote", "--refs", "--tags", remote])?;
     let mut refspecs = format!("+{MAIN_REF}:{tracking}\n");
+    let mut missing = Vec::new();
     for line in listed.lines() {
         let Some((id, name)) = line.split_once('\t') else {
             continue;
@@ -559,8 +560,15 @@ pub fn fetch_checked(vault: &Vault, remote: &str) -> Result<(), VaultError> {
                     remote: id.to_string(),
                 })
             }
-            None => refspecs.push_str(&format!("refs/tags/{short}:{REMOTE_TAGS}{short}\n")),
+            None => missing.push(format!("refs/tags/{short}:{REMOTE_TAGS}{short}\n")),
         }
+    }
+    // Many missing (a new cache, a clone far behind): one wildcard, since
+    // the server's ref listing costs refs × prefixes.
+    if missing.len() > 64 {
+        refspecs.push_str(&format!("refs/tags/*:{REMOTE_TAGS}*\n"));
+    } else {
+        missing.iter().for_each(|m| refspecs.push_str(m));
     }
     vault.store.git_with_input(
         &["fetch", "-q", "--no-tags", "--stdin", remote],
