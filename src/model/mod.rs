@@ -5,6 +5,7 @@
 pub mod approval;
 pub mod manifest;
 pub mod names;
+pub mod paths;
 pub mod policy;
 pub mod promotion;
 pub mod purge;
