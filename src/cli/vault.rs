@@ -153,7 +153,7 @@ pub(super) fn run(
             let v = match from {
                 Some(url) => {
                     let cache = cache.map(|c| if c.is_relative() { dir.join(c) } else { c });
-                    retrieve::pull_from(&url, cache.as_deref(), &r, &output, &identity, now)?
+                    retrieve::pull_from(&url, cache.as_deref(), &r, &output, &identity)?
                 }
                 None => {
                     let vault = open_vault(dir)?;

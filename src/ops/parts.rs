@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
@@ -378,14 +378,6 @@ fn changed(path: &Path, how: &str) -> VaultError {
         path: path.display().to_string(),
         reason: format!("the file {how} while it was being read; register it again when it is no longer being written"),
     }
-}
-
-/// The inputs as owned paths, for callers that build them on the fly.
-pub fn inputs_of(files: &[(PathBuf, u64)]) -> Vec<PartInput<'_>> {
-    files
-        .iter()
-        .map(|(abs, size)| PartInput { abs, size: *size })
-        .collect()
 }
 
 #[cfg(test)]

@@ -469,9 +469,7 @@ pub fn pull_from(
     r: &VersionRef,
     out: &Path,
     who: &SshIdentity,
-    now: time::OffsetDateTime,
 ) -> Result<Verified, VaultError> {
-    let _ = now;
     let cache = cache
         .map(Path::to_owned)
         .unwrap_or_else(|| default_cache(url));
