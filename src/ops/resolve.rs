@@ -56,13 +56,16 @@ fn behind(vault: &Vault, model: &ModelName) -> Result<Option<String>, VaultError
     let Some(tip) = vault.store.main_tip()? else {
         return Ok(None);
     };
+    // main's history, read once per tip and shared with the stage check
+    // after this one: a commit on it is answered in memory, and git is
+    // asked only about the few that are not (main is linear, so being on
+    // its first-parent history is being an ancestor of its tip).
+    let history = vault.main_history()?;
     let newer = |commit: ObjectId| -> Result<bool, VaultError> {
         // A commit this clone lacks is one its main has not reached yet; a
         // commit it has is newer when it descends from main.
         Ok(!vault.store.has_object(commit)
-            || (commit != tip
-                && !vault.store.is_ancestor(commit, tip)?
-                && vault.store.is_ancestor(tip, commit)?))
+            || (!history.contains(commit) && vault.store.is_ancestor(tip, commit)?))
     };
     for prefix in [format!("refs/tags/{model}#"), format!("refs/tags/{model}@")] {
         for (name, id) in vault.store.refs_with_prefix(&prefix)? {
