@@ -323,10 +323,13 @@ fn read_and_cut(
     mut end_file: impl FnMut() -> io::Result<()>,
 ) -> Result<(), VaultError> {
     let max = splitter.max as usize;
-    let cap = 2 * max;
-    let mut buf: Vec<u8> = Vec::with_capacity(cap);
+    let mut buf: Vec<u8> = Vec::new();
     for (fi, input) in inputs.iter().enumerate() {
         let mut file = File::open(input.abs).map_err(|e| io_err(input.abs, e))?;
+        // Two parts' worth, or the whole file and one byte to see its end:
+        // a small file does not pay for zeroing a large buffer.
+        let cap =
+            (2 * max).min(usize::try_from(input.size).map_or(usize::MAX, |n| n.saturating_add(1)));
         buf.clear();
         let mut pos = 0usize;
         let mut eof = false;
