@@ -1,5 +1,7 @@
-//! Compare-and-swap ref updates: every ref of one update moves together or
-//! none does, under one advisory lock per repository.
+//! Compare-and-swap ref updates under one advisory lock per repository.
+//! An update that moves `main` writes loose refs with `main` last (cost
+//! independent of how many refs the repository has); any other update of
+//! several refs moves them together in one rewrite of `packed-refs`.
 
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
@@ -8,7 +10,13 @@ use super::{git_err, ObjectId, Store, StoreError};
 
 impl Store {
     /// Update refs together, each only if it still has its expected value
-    /// (`None`: must not exist). Either all move or none does.
+    /// (`None`: must not exist).
+    ///
+    /// With `main` among them, every other ref is written first and `main`
+    /// last, each as a loose ref: a killed mvault leaves `main` where it was
+    /// (the others are then refs of a version or record main never got,
+    /// which the next attempt replaces) or everything moved. Without `main`,
+    /// all move or none does.
     pub fn update_refs(&self, edits: &[RefUpdate]) -> Result<(), StoreError> {
         // One mvault writer at a time per repository (an advisory lock the
         // kernel drops when the process dies). Holding it, a ref's `.lock`
@@ -30,7 +38,13 @@ impl Store {
                 let _ = std::fs::remove_file(&stale);
             }
         }
-        let ref_edits = edits
+        let moves_main = edits.iter().any(|e| e.name == super::MAIN_REF);
+        let ordered: Vec<&RefUpdate> = edits
+            .iter()
+            .filter(|e| e.name != super::MAIN_REF)
+            .chain(edits.iter().filter(|e| e.name == super::MAIN_REF))
+            .collect();
+        let ref_edits = ordered
             .iter()
             .map(|e| {
                 let expected = match e.expected {
@@ -73,18 +87,24 @@ impl Store {
             };
             let who = configured.and_then(|c| c.ok()).unwrap_or(fallback);
             let mut buf = gix::date::parse::TimeBuf::default();
-            // Every ref mvault moves lives in packed-refs only: all the refs
-            // of one update land in a single rename of that file, so a
-            // killed mvault leaves all of them moved or none.
+            // Without main: the refs land in a single rename of
+            // packed-refs, so a killed mvault leaves all of them moved or
+            // none. With main: loose refs, renamed in order, main last (a
+            // rewrite of packed-refs costs as much as the repository has
+            // refs, 140,000 writes at 20,000 refs); deletions still go
+            // through packed-refs.
             use gix::refs::file::transaction::PackedRefs;
+            let mode = if moves_main {
+                PackedRefs::DeletionsOnly
+            } else {
+                PackedRefs::DeletionsAndNonSymbolicUpdatesRemoveLooseSourceReference(Box::new(
+                    &self.repo.objects,
+                ))
+            };
             self.repo
                 .refs
                 .transaction()
-                .packed_refs(
-                    PackedRefs::DeletionsAndNonSymbolicUpdatesRemoveLooseSourceReference(Box::new(
-                        &self.repo.objects,
-                    )),
-                )
+                .packed_refs(mode)
                 .prepare(
                     ref_edits,
                     gix::lock::acquire::Fail::Immediately,
