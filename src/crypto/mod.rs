@@ -11,6 +11,7 @@ use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 mod header;
+pub mod stream;
 
 pub use header::{age_header, AgeHeader, HeaderError, StanzaHead};
 

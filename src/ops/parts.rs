@@ -11,17 +11,18 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use crate::crypto::stream::{Sealer, CHUNK};
 use crate::crypto::DataKey;
 use crate::model::manifest::{Part, Sha256Digest, PART_SIZE_RANGE};
-use crate::store::{ObjectId, Store};
+use crate::store::{LooseBlob, ObjectId, Store};
 use crate::vault::VaultError;
 
 /// The default largest part: 16 MiB of plaintext, a sixth of the 100 MB
@@ -109,10 +110,61 @@ pub struct StoredFile {
     pub reused: usize,
 }
 
+/// Buffers for parts' plaintext, lent out and given back, so that no part
+/// allocates and the number of parts in flight (so memory) is bounded by
+/// the pool's size: a borrower waits until a buffer comes back.
+pub(crate) struct PartPool {
+    home: SyncSender<Vec<u8>>,
+    free: Mutex<Receiver<Vec<u8>>>,
+}
+
+impl PartPool {
+    /// A pool of `n` buffers (grown to a part's size on first use).
+    pub(crate) fn new(n: usize) -> Self {
+        let (home, free) = sync_channel(n);
+        for _ in 0..n {
+            home.send(Vec::new()).expect("the pool has room");
+        }
+        PartPool {
+            home,
+            free: Mutex::new(free),
+        }
+    }
+
+    /// An empty buffer, once one is free.
+    pub(crate) fn take(&self) -> PartBuf {
+        let data = self
+            .free
+            .lock()
+            .expect("part pool")
+            .recv()
+            .expect("the pool holds its own sender");
+        PartBuf {
+            data,
+            home: self.home.clone(),
+        }
+    }
+}
+
+/// One part's plaintext, lent from a [`PartPool`]; it goes back when it is
+/// dropped (shared through an `Arc`: when its last holder lets go).
+pub(crate) struct PartBuf {
+    pub(crate) data: Vec<u8>,
+    home: SyncSender<Vec<u8>>,
+}
+
+impl Drop for PartBuf {
+    fn drop(&mut self) {
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
+        let _ = self.home.try_send(data);
+    }
+}
+
 struct Job {
     file: usize,
     index: usize,
-    data: Arc<Vec<u8>>,
+    data: Arc<PartBuf>,
 }
 
 struct Done {
@@ -130,32 +182,31 @@ fn io_err(path: &Path, e: io::Error) -> VaultError {
     }
 }
 
-/// Encrypt one part to `key` and write it as a git object.
+/// Encrypt one part to `recipient` and write it as a git object, each 64
+/// KiB chunk sealed in `scratch` and hashed into the object id while it is
+/// in cache: the ciphertext is never held whole.
 fn store_part(
     objects: &Path,
-    key: &DataKey,
+    recipient: &age::x25519::Recipient,
     data: &[u8],
     digest: Sha256Digest,
+    scratch: &mut Vec<u8>,
 ) -> Result<(Part, ObjectId), VaultError> {
-    let mut ct = Vec::with_capacity(data.len() + data.len() / 4096 + 1024);
-    let enc =
-        age::Encryptor::with_recipients(std::iter::once(&key.recipient() as &dyn age::Recipient))
-            .map_err(|e| VaultError::Decrypt {
-            path: format!("part {digest}"),
-            reason: e.to_string(),
-        })?;
-    let mut w = enc
-        .wrap_output(&mut ct)
+    let sealer = Sealer::new(recipient).map_err(|e| VaultError::Decrypt {
+        path: format!("part {digest}"),
+        reason: e.to_string(),
+    })?;
+    let blob_size = sealer.sealed_len(data.len() as u64);
+    let mut blob = LooseBlob::create(objects, blob_size)?;
+    sealer
+        .seal(data, scratch, |c| blob.write(c).map_err(io::Error::other))
         .map_err(|e| io_err(Path::new("(ciphertext)"), e))?;
-    w.write_all(data)
-        .and_then(|()| w.finish().map(|_| ()))
-        .map_err(|e| io_err(Path::new("(ciphertext)"), e))?;
-    let id = Store::write_part(objects, &ct)?;
+    let id = blob.finish()?;
     Ok((
         Part {
             sha256: digest,
             size: data.len() as u64,
-            blob_size: ct.len() as u64,
+            blob_size,
         },
         id,
     ))
@@ -171,6 +222,7 @@ pub fn store_files(
     splitter: Splitter,
 ) -> Result<Vec<StoredFile>, VaultError> {
     let objects = store.objects_dir();
+    let recipient = key.recipient();
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .max(1);
@@ -185,63 +237,71 @@ pub fn store_files(
     };
     let mut digests: Vec<Option<Sha256Digest>> = vec![None; inputs.len()];
     let mut done: Vec<Done> = Vec::new();
+    // The parts in flight: one with each worker, one being hashed whole,
+    // one being filled. Memory is that many parts, whatever the file size.
+    let pool = PartPool::new(workers + 2);
     std::thread::scope(|s| {
-        let (job_tx, job_rx) = sync_channel::<Job>(1);
+        let (job_tx, job_rx) = channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = channel::<Done>();
         for _ in 0..workers {
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
-            let objects = &objects;
-            let failed = &failed;
-            let fail = &fail;
-            s.spawn(move || loop {
-                let job = {
-                    let rx = job_rx.lock().expect("job queue");
-                    rx.recv()
-                };
-                let Ok(job) = job else { break };
-                if failed.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let digest = Sha256Digest(Sha256::digest(&job.data[..]).into());
-                let size = job.data.len() as u64;
-                let result = match reuse.get(&digest) {
-                    Some(r) if r.size == size => Ok((
-                        Part {
-                            sha256: digest,
-                            size,
-                            blob_size: r.blob_size,
-                        },
-                        r.id,
-                        true,
-                    )),
-                    _ => store_part(objects, key, &job.data, digest).map(|(p, id)| (p, id, false)),
-                };
-                match result {
-                    Ok((part, id, reused)) => {
-                        let _ = done_tx.send(Done {
-                            file: job.file,
-                            index: job.index,
-                            part,
-                            id,
-                            reused,
-                        });
+            let (objects, recipient, failed, fail) = (&objects, &recipient, &failed, &fail);
+            s.spawn(move || {
+                let mut scratch = Vec::with_capacity(CHUNK + 16);
+                loop {
+                    let job = {
+                        let rx = job_rx.lock().expect("job queue");
+                        rx.recv()
+                    };
+                    let Ok(job) = job else { break };
+                    if failed.load(Ordering::Relaxed) {
+                        continue;
                     }
-                    Err(e) => fail(e),
+                    let data = &job.data.data[..];
+                    let digest = Sha256Digest(Sha256::digest(data).into());
+                    let size = data.len() as u64;
+                    let result = match reuse.get(&digest) {
+                        Some(r) if r.size == size => Ok((
+                            Part {
+                                sha256: digest,
+                                size,
+                                blob_size: r.blob_size,
+                            },
+                            r.id,
+                            true,
+                        )),
+                        _ => store_part(objects, recipient, data, digest, &mut scratch)
+                            .map(|(p, id)| (p, id, false)),
+                    };
+                    match result {
+                        Ok((part, id, reused)) => {
+                            let _ = done_tx.send(Done {
+                                file: job.file,
+                                index: job.index,
+                                part,
+                                id,
+                                reused,
+                            });
+                        }
+                        Err(e) => fail(e),
+                    }
                 }
             });
         }
         drop(done_tx);
         // The whole-file digests, in order, beside the workers.
-        let (hash_tx, hash_rx) = sync_channel::<Option<Arc<Vec<u8>>>>(1);
+        let (hash_tx, hash_rx) = channel::<Option<Arc<PartBuf>>>();
         let hasher = s.spawn(move || whole_file_digests(hash_rx));
         let read = read_and_cut(
             inputs,
             splitter,
             &failed,
-            |file, index, data| {
-                let data = Arc::new(data);
+            |file, index, bytes| {
+                let mut buf = pool.take();
+                buf.data.extend_from_slice(bytes);
+                let data = Arc::new(buf);
                 hash_tx
                     .send(Some(data.clone()))
                     .map_err(|_| io::Error::other("hasher stopped"))?;
@@ -301,12 +361,12 @@ pub fn store_files(
 }
 
 /// Digest each file from its parts, in order; `None` ends a file.
-fn whole_file_digests(rx: Receiver<Option<Arc<Vec<u8>>>>) -> Vec<Sha256Digest> {
+fn whole_file_digests(rx: Receiver<Option<Arc<PartBuf>>>) -> Vec<Sha256Digest> {
     let mut out = Vec::new();
     let mut h = Sha256::new();
     for msg in rx {
         match msg {
-            Some(data) => h.update(&data[..]),
+            Some(part) => h.update(&part.data[..]),
             None => out.push(Sha256Digest(std::mem::take(&mut h).finalize().into())),
         }
     }
@@ -319,7 +379,7 @@ fn read_and_cut(
     inputs: &[PartInput<'_>],
     splitter: Splitter,
     failed: &AtomicBool,
-    mut emit: impl FnMut(usize, usize, Vec<u8>) -> io::Result<()>,
+    mut emit: impl FnMut(usize, usize, &[u8]) -> io::Result<()>,
     mut end_file: impl FnMut() -> io::Result<()>,
 ) -> Result<(), VaultError> {
     let max = splitter.max as usize;
@@ -342,21 +402,15 @@ fn read_and_cut(
             if !eof && buf.len() - pos < max {
                 buf.drain(..pos);
                 pos = 0;
-                let start = buf.len();
-                buf.resize(cap, 0);
-                let mut filled = start;
-                while filled < cap {
-                    let k = file
-                        .read(&mut buf[filled..])
-                        .map_err(|e| io_err(input.abs, e))?;
-                    if k == 0 {
-                        eof = true;
-                        break;
-                    }
-                    filled += k;
-                }
-                buf.truncate(filled);
-                total += (filled - start) as u64;
+                // Into the buffer's spare room, which is never zeroed.
+                let want = cap - buf.len();
+                buf.reserve_exact(want);
+                let k = (&mut file)
+                    .take(want as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| io_err(input.abs, e))?;
+                eof = k < want;
+                total += k as u64;
                 if total > input.size {
                     return Err(changed(input.abs, "grew"));
                 }
@@ -364,7 +418,7 @@ fn read_and_cut(
             let Some(n) = splitter.next_cut(&buf[pos..], eof) else {
                 break;
             };
-            emit(fi, index, buf[pos..pos + n].to_vec()).map_err(|e| io_err(input.abs, e))?;
+            emit(fi, index, &buf[pos..pos + n]).map_err(|e| io_err(input.abs, e))?;
             index += 1;
             pos += n;
         }

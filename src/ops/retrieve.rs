@@ -34,6 +34,7 @@ use crate::model::manifest::{FileEntry, Part, Sha256Digest};
 use crate::model::names::{self, VersionRef};
 use crate::model::purge::PurgeRecord;
 use crate::ops::output::{check_destination, check_output_dir, make_parents};
+use crate::ops::parts::{PartBuf, PartPool};
 use crate::store::Store;
 use crate::vault::{Vault, VaultError, VersionRecord};
 
@@ -185,39 +186,25 @@ fn check_record(
     Ok((rec, ids, key, author))
 }
 
-/// Decrypt one part fully into memory, checking its size and digest.
+/// Decrypt one part into `out` (empty, from the part pool), checking its
+/// size and digest. The ciphertext streams from the object store through
+/// the cipher straight into `out`: it is never held whole.
 fn decrypt_part(
     store: &Store,
     id: ObjectId,
     key: &DataKey,
     entry: &FileEntry,
     part: &Part,
-) -> Result<Vec<u8>, VaultError> {
+    out: &mut Vec<u8>,
+) -> Result<(), VaultError> {
     let dec_err = |e: String| VaultError::Decrypt {
         path: entry.path.clone(),
         reason: e,
     };
-    let mut ct = Vec::with_capacity(usize::try_from(part.blob_size).unwrap_or(0));
-    store
-        .blob_reader(id)?
-        .read_to_end(&mut ct)
+    let mut reader = store.blob_reader(id)?;
+    crypto::stream::open(key.identity(), &mut reader, part.size, out)
         .map_err(|e| dec_err(e.to_string()))?;
-    let mut plain = crypto::decrypt_reader(key, &ct[..]).map_err(|e| dec_err(e.to_string()))?;
-    let mut out = Vec::with_capacity(usize::try_from(part.size).unwrap_or(0));
-    // Read one byte past the declared size, to see a longer part.
-    (&mut plain)
-        .take(part.size + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| dec_err(e.to_string()))?;
-    if out.len() as u64 != part.size {
-        return Err(VaultError::Mismatch {
-            path: entry.path.clone(),
-            check: "part size",
-            expected: part.size.to_string(),
-            found: out.len().to_string(),
-        });
-    }
-    let digest = Sha256Digest(Sha256::digest(&out).into());
+    let digest = Sha256Digest(Sha256::digest(&out[..]).into());
     if digest != part.sha256 {
         return Err(VaultError::Mismatch {
             path: entry.path.clone(),
@@ -226,7 +213,7 @@ fn decrypt_part(
             found: digest.to_hex(),
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Decrypt one file's parts on every core into `out` (or nowhere),
@@ -247,6 +234,9 @@ fn decrypt_checked(
         .min(ids.len())
         .max(1);
     let window = workers + 1;
+    // At most a window of parts is alive at once, and one more buffer for a
+    // worker that has sent its part but not yet let go of it.
+    let pool = PartPool::new(window + 1);
     let next = AtomicUsize::new(0);
     // How many parts the hasher has taken, in order.
     let hashed = (Mutex::new(0usize), Condvar::new());
@@ -272,7 +262,7 @@ fn decrypt_checked(
         }
     };
     let (n, digest) = std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<(usize, Arc<Vec<u8>>)>(window);
+        let (tx, rx) = sync_channel::<(usize, Arc<PartBuf>)>(window);
         let hasher = s.spawn(|| {
             let mut h = Sha256::new();
             let mut n = 0u64;
@@ -280,9 +270,9 @@ fn decrypt_checked(
             let mut expect = 0usize;
             for (i, data) in rx {
                 pending.insert(i, data);
-                while let Some(data) = pending.remove(&expect) {
-                    h.update(&data[..]);
-                    n += data.len() as u64;
+                while let Some(part) = pending.remove(&expect) {
+                    h.update(&part.data[..]);
+                    n += part.data.len() as u64;
                     expect += 1;
                     *hashed.0.lock().expect("window") = expect;
                     hashed.1.notify_all();
@@ -292,8 +282,8 @@ fn decrypt_checked(
         });
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, hashed, failed, git_dir, fail, offsets) =
-                (&next, &hashed, &failed, &git_dir, &fail, &offsets);
+            let (next, hashed, failed, git_dir, fail, offsets, pool) =
+                (&next, &hashed, &failed, &git_dir, &fail, &offsets, &pool);
             s.spawn(move || {
                 let store = match Store::open(git_dir) {
                     Ok(s) => s,
@@ -313,12 +303,14 @@ fn decrypt_checked(
                     if failed.load(Ordering::Relaxed) {
                         return;
                     }
-                    let data = match decrypt_part(&store, ids[i], key, entry, &entry.parts[i]) {
-                        Ok(d) => d,
-                        Err(e) => return fail(e),
-                    };
+                    let mut data = pool.take();
+                    if let Err(e) =
+                        decrypt_part(&store, ids[i], key, entry, &entry.parts[i], &mut data.data)
+                    {
+                        return fail(e);
+                    }
                     if let Some(f) = out {
-                        if let Err(e) = f.write_all_at(&data, offsets[i]) {
+                        if let Err(e) = f.write_all_at(&data.data, offsets[i]) {
                             return fail(VaultError::Io {
                                 path: entry.path.clone(),
                                 source: e,

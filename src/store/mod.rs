@@ -19,6 +19,7 @@ mod pack;
 mod refs;
 
 pub use blobs::BlobReader;
+pub use loose::LooseBlob;
 pub use objects::{EntryKind, ObjectId, ObjectKind};
 use pack::write_blob_pack;
 pub use pack::PACK_THRESHOLD;
