@@ -128,6 +128,18 @@ if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN { exit !(l > 1) }'; then
   echo "$busy"
 fi
 
+# The payload cipher alone, in memory on one core: the age crate's stream
+# against mvault's (ring's ChaCha20-Poly1305 in the same age file).
+CIPHER_BENCH=${CIPHER_BENCH:-$root/target/release/examples/payload_cipher}
+if [ ! -x "$CIPHER_BENCH" ]; then
+  command -v cargo >/dev/null 2>&1 || die "$CIPHER_BENCH not found and no cargo to build it"
+  echo "bench: building examples/payload_cipher" >&2
+  (cd "$root" && cargo build -q --release --example payload_cipher) || die "cannot build payload_cipher"
+fi
+echo
+"$CIPHER_BENCH" 256 | sed 's/^/  /'
+echo
+
 # A vault with alice, ml_engineer on bench/*, like the tests'.
 ssh-keygen -q -t ed25519 -N '' -C admin -f "$work/admin"
 ssh-keygen -q -t ed25519 -N '' -C alice -f "$work/alice"
