@@ -110,6 +110,7 @@ fn run() -> Result<(), String> {
                 push: false,
                 now: tick(),
                 part_size: None,
+                progress: &mvault::ops::progress::Silent,
             },
         )
         .map_err(|e| format!("add {model}@{version}: {e}"))?;

@@ -17,6 +17,7 @@ mod core_concurrent;
 mod core_crash;
 mod core_dedup;
 mod core_inputs;
+mod core_progress;
 mod core_roundtrip;
 mod core_stock_tools;
 mod core_tamper;

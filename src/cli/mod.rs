@@ -8,6 +8,7 @@ mod demo;
 mod error;
 mod hook;
 mod policy;
+mod progress;
 mod release;
 mod vault;
 
@@ -37,6 +38,13 @@ pub struct Cli {
     /// Run as if started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Draw no progress on the terminal (errors and warnings still print).
+    #[arg(short = 'q', long, global = true)]
+    quiet: bool,
+    /// Say what each long step did: one line per step and per file on
+    /// stderr, terminal or not.
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -411,7 +419,10 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         | Command::Verify { .. }
         | Command::List { .. }
         | Command::Show { .. }
-        | Command::Signers) => vault::run(cmd, &cli.key, &dir, now, out),
+        | Command::Signers) => {
+            let progress = progress::Feedback::new(cli.quiet, cli.verbose);
+            vault::run(cmd, &cli.key, &dir, now, &progress, out)
+        }
         cmd @ (Command::Approve { .. }
         | Command::Promote { .. }
         | Command::Rollback { .. }

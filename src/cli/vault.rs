@@ -9,6 +9,7 @@ use mvault::crypto;
 use mvault::model::names::{ModelName, Version, VersionRef};
 use mvault::model::text::escape;
 use mvault::ops::admin;
+use mvault::ops::progress::Progress;
 use mvault::ops::register::{self, AddRequest};
 use mvault::ops::retrieve::{self, DirProblem};
 use mvault::vault::{Vault, VaultError};
@@ -21,6 +22,7 @@ pub(super) fn run(
     key_path: &Option<PathBuf>,
     dir: &Path,
     now: time::OffsetDateTime,
+    progress: &dyn Progress,
     out: &mut dyn Write,
 ) -> CliResult {
     match cmd {
@@ -110,6 +112,7 @@ pub(super) fn run(
                     push: !no_push,
                     now,
                     part_size,
+                    progress,
                 },
             )?;
             if json {
@@ -153,14 +156,14 @@ pub(super) fn run(
             let v = match from {
                 Some(url) => {
                     let cache = cache.map(|c| if c.is_relative() { dir.join(c) } else { c });
-                    retrieve::pull_from(&url, cache.as_deref(), &r, &output, &identity)?
+                    retrieve::pull_from(&url, cache.as_deref(), &r, &output, &identity, progress)?
                 }
                 None => {
                     let vault = open_vault(dir)?;
                     if let Some(warning) = retrieve::refresh_for(&vault, &r)? {
                         eprintln!("mvault: warning: {warning}");
                     }
-                    retrieve::pull(&vault, &r, &output, &identity)?
+                    retrieve::pull(&vault, &r, &output, &identity, progress)?
                 }
             };
             if json {
@@ -272,7 +275,7 @@ pub(super) fn run(
                 }
                 None => {
                     let identity = load_identity(key_path, dir)?;
-                    let v = retrieve::verify(&vault, &r, &identity)?;
+                    let v = retrieve::verify(&vault, &r, &identity, progress)?;
                     if json {
                         json_line(out, &v)?;
                     } else {

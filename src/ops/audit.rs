@@ -19,7 +19,7 @@ pub fn verify(vault: &Vault, decrypt: Option<&SshIdentity>) -> Result<AuditRepor
     for (model, versions) in vault.models(tip_tree)? {
         for v in versions {
             let r = VersionRef::Exact(model.clone(), v.clone());
-            match crate::ops::retrieve::verify(vault, &r, who) {
+            match crate::ops::retrieve::verify(vault, &r, who, &crate::ops::progress::Silent) {
                 Ok(_) => report.versions_decrypted += 1,
                 Err(VaultError::NoReadAccess { .. }) => {}
                 Err(e) => {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod output;
 pub mod parts;
+pub mod progress;
 pub mod purge;
 pub mod register;
 pub mod release;

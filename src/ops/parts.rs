@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::crypto::stream::{Sealer, CHUNK};
 use crate::crypto::DataKey;
 use crate::model::manifest::{Part, Sha256Digest, PART_SIZE_RANGE};
+use crate::ops::progress::Progress;
 use crate::store::{LooseBlob, ObjectId, Store};
 use crate::vault::VaultError;
 
@@ -97,6 +98,8 @@ pub struct Reusable {
 /// One input file.
 pub struct PartInput<'a> {
     pub abs: &'a Path,
+    /// Its path in the version, for progress.
+    pub rel: &'a str,
     pub size: u64,
 }
 
@@ -220,6 +223,7 @@ pub fn store_files(
     key: &DataKey,
     reuse: &BTreeMap<Sha256Digest, Reusable>,
     splitter: Splitter,
+    progress: &dyn Progress,
 ) -> Result<Vec<StoredFile>, VaultError> {
     let objects = store.objects_dir();
     let recipient = key.recipient();
@@ -277,6 +281,7 @@ pub fn store_files(
                     };
                     match result {
                         Ok((part, id, reused)) => {
+                            progress.advance(size);
                             let _ = done_tx.send(Done {
                                 file: job.file,
                                 index: job.index,
@@ -299,6 +304,9 @@ pub fn store_files(
             splitter,
             &failed,
             |file, index, bytes| {
+                if index == 0 {
+                    progress.file(inputs[file].rel);
+                }
                 let mut buf = pool.take();
                 buf.data.extend_from_slice(bytes);
                 let data = Arc::new(buf);

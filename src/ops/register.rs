@@ -19,6 +19,7 @@ use crate::model::manifest::{self, FileEntry, Manifest, Sha256Digest};
 use crate::model::names::{self, ModelName, Version};
 use crate::model::policy::{Ability, Policy};
 use crate::ops::parts::{self, Chunking, PartInput, Reusable, Splitter};
+use crate::ops::progress::Progress;
 use crate::ops::sync::{self, PushOutcome};
 use crate::store::{Actor, RefUpdate, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
@@ -39,6 +40,8 @@ pub struct AddRequest<'a> {
     pub now: OffsetDateTime,
     /// The largest part, in bytes; `mvault.partSize` or the default.
     pub part_size: Option<u64>,
+    /// Told how encrypting and pushing go.
+    pub progress: &'a dyn Progress,
 }
 
 /// What `add` did.
@@ -415,10 +418,22 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         .iter()
         .map(|i| PartInput {
             abs: &i.abs,
+            rel: &i.rel,
             size: i.size,
         })
         .collect();
-    let stored = parts::store_files(&vault.store, &part_inputs, &key, &reuse, splitter)?;
+    req.progress
+        .begin("encrypting", inputs.iter().map(|i| i.size).sum());
+    let stored = parts::store_files(
+        &vault.store,
+        &part_inputs,
+        &key,
+        &reuse,
+        splitter,
+        req.progress,
+    );
+    req.progress.end();
+    let stored = stored?;
     let reused: usize = stored.iter().map(|f| f.reused).sum();
     // The payload tree: every distinct part once, named by its digest.
     let mut objects: BTreeMap<String, ObjectId> = BTreeMap::new();
@@ -490,7 +505,10 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
     let (commit, tag) = commit_version(vault, &prepared, tip, tree, req.identity, req.now)?;
 
     let pushed = if req.push {
-        sync::push_version(vault, &prepared, tip, commit, tag, req.identity, req.now)?
+        req.progress.begin("pushing", 0);
+        let pushed = sync::push_version(vault, &prepared, tip, commit, tag, req.identity, req.now);
+        req.progress.end();
+        pushed?
     } else {
         None
     };

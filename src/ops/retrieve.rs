@@ -35,6 +35,7 @@ use crate::model::names::{self, VersionRef};
 use crate::model::purge::PurgeRecord;
 use crate::ops::output::{check_destination, check_output_dir, make_parents};
 use crate::ops::parts::{PartBuf, PartPool};
+use crate::ops::progress::Progress;
 use crate::store::Store;
 use crate::vault::{Vault, VaultError, VersionRecord};
 
@@ -55,7 +56,11 @@ pub struct Verified {
 
 /// The part objects of every file, in manifest order, after checking the
 /// payload tree against the manifest (fetching it first when missing).
-fn payload_parts(vault: &Vault, rec: &VersionRecord) -> Result<Vec<Vec<ObjectId>>, VaultError> {
+fn payload_parts(
+    vault: &Vault,
+    rec: &VersionRecord,
+    progress: &dyn Progress,
+) -> Result<Vec<Vec<ObjectId>>, VaultError> {
     let (model, version) = (&rec.model, &rec.version);
     let payload: ObjectId = rec
         .manifest
@@ -87,7 +92,10 @@ fn payload_parts(vault: &Vault, rec: &VersionRecord) -> Result<Vec<Vec<ObjectId>
                 reason: p.reason,
             });
         }
-        crate::ops::sync::fetch_payload(vault, model, version, payload)?;
+        progress.begin("fetching", 0);
+        let fetched = crate::ops::sync::fetch_payload(vault, model, version, payload);
+        progress.end();
+        fetched?;
     }
     let entries: std::collections::BTreeMap<String, ObjectId> = vault
         .store
@@ -142,6 +150,7 @@ fn check_record(
     vault: &Vault,
     r: &VersionRef,
     who: &SshIdentity,
+    progress: &dyn Progress,
 ) -> Result<CheckedRecord, VaultError> {
     let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     // 1. parse, canonical form and Merkle root (inside `record`).
@@ -154,7 +163,7 @@ fn check_record(
     }
     // 4. the payload: fetched if this clone lacks it (never when purged),
     // the tree the manifest names, every part present with its size.
-    let ids = payload_parts(vault, &rec)?;
+    let ids = payload_parts(vault, &rec, progress)?;
     // The data key, from the newest key ring: rotations keep old generations
     // for current readers.
     let (_, main_tree) = vault.main()?;
@@ -226,6 +235,7 @@ fn decrypt_checked(
     key: &DataKey,
     entry: &FileEntry,
     out: Option<&mut File>,
+    progress: &dyn Progress,
 ) -> Result<(), VaultError> {
     use std::os::unix::fs::FileExt;
     use std::sync::{Arc, Condvar, Mutex};
@@ -317,6 +327,7 @@ fn decrypt_checked(
                             });
                         }
                     }
+                    progress.advance(entry.parts[i].size);
                     if tx.send((i, Arc::new(data))).is_err() {
                         return;
                     }
@@ -398,12 +409,21 @@ where
 }
 
 /// `mvault verify REF`: every signature and every blob, decrypted and hashed.
-pub fn verify(vault: &Vault, r: &VersionRef, who: &SshIdentity) -> Result<Verified, VaultError> {
-    let (rec, ids, key, author) = check_record(vault, r, who)?;
+pub fn verify(
+    vault: &Vault,
+    r: &VersionRef,
+    who: &SshIdentity,
+    progress: &dyn Progress,
+) -> Result<Verified, VaultError> {
+    let (rec, ids, key, author) = check_record(vault, r, who, progress)?;
     let files = &rec.manifest.files;
-    for_each_file(vault, files, |store, i| {
-        decrypt_checked(store, &ids[i], &key, &files[i], None)
-    })?;
+    progress.begin("verifying", rec.manifest.total_size());
+    let checked = for_each_file(vault, files, |store, i| {
+        progress.file(&files[i].path);
+        decrypt_checked(store, &ids[i], &key, &files[i], None, progress)
+    });
+    progress.end();
+    checked?;
     Ok(verified(&rec, author))
 }
 
@@ -461,6 +481,7 @@ pub fn pull_from(
     r: &VersionRef,
     out: &Path,
     who: &SshIdentity,
+    progress: &dyn Progress,
 ) -> Result<Verified, VaultError> {
     let cache = cache
         .map(Path::to_owned)
@@ -499,7 +520,7 @@ pub fn pull_from(
         },
         other => other,
     })?;
-    pull(&vault, r, out, who)
+    pull(&vault, r, out, who, progress)
 }
 
 /// Removes the staging directory (and a destination it created) unless
@@ -527,9 +548,10 @@ pub fn pull(
     r: &VersionRef,
     out: &Path,
     who: &SshIdentity,
+    progress: &dyn Progress,
 ) -> Result<Verified, VaultError> {
     check_output_dir(out)?;
-    let (rec, ids, key, author) = check_record(vault, r, who)?;
+    let (rec, ids, key, author) = check_record(vault, r, who, progress)?;
     let io_err = |p: &Path, e: io::Error| VaultError::Io {
         path: p.display().to_string(),
         source: e,
@@ -554,12 +576,16 @@ pub fn pull(
         created_out,
         done: false,
     };
-    for_each_file(vault, files, |store, i| {
+    progress.begin("decrypting", rec.manifest.total_size());
+    let written = for_each_file(vault, files, |store, i| {
+        progress.file(&files[i].path);
         let tmp = staging_dir.join(i.to_string());
         let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        decrypt_checked(store, &ids[i], &key, &files[i], Some(&mut f))?;
+        decrypt_checked(store, &ids[i], &key, &files[i], Some(&mut f), progress)?;
         f.flush().map_err(|e| io_err(&tmp, e))
-    })?;
+    });
+    progress.end();
+    written?;
     // Every file passed: move them into place.
     for (i, f) in files.iter().enumerate() {
         let dest = make_parents(out, &f.path)?;
