@@ -33,6 +33,7 @@ mod hook_roles;
 mod hook_server;
 mod hook_ssh;
 mod hook_time;
+mod json_schemas;
 mod layers;
 mod payload_refs;
 mod promotion_concurrent;

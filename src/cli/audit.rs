@@ -199,6 +199,7 @@ pub(super) fn run(
             until,
             format,
             output,
+            json,
         } => {
             let model = ModelName::parse(&model)?;
             let vault = open_vault(dir)?;
@@ -211,6 +212,10 @@ pub(super) fn run(
                 mvault::ops::audit::verify(&vault, None)?,
             )?;
             let text = match format.as_str() {
+                // --json: one line, like every other command's JSON.
+                _ if json => {
+                    serde_json::to_string(&r).map_err(|e| CliError::user(e.to_string()))? + "\n"
+                }
                 "json" => {
                     serde_json::to_string_pretty(&r).map_err(|e| CliError::user(e.to_string()))?
                         + "\n"

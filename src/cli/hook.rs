@@ -14,7 +14,7 @@ use mvault::server::{install as hook_install, log as server_log};
 use mvault::vault::{ErrorKind, VaultError};
 use mvault::verify::{prepush, receive};
 
-use super::{load_identity, open_vault, CliError, CliResult};
+use super::{json_line, load_identity, open_vault, CliError, CliResult};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum HookCommand {
@@ -39,6 +39,9 @@ pub(super) enum HookCommand {
         /// names under git http-backend).
         #[arg(long, value_name = "FILE")]
         log_fetches: Option<PathBuf>,
+        /// What was done and what the check found, as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Report whether a server repository is installed correctly: the
     /// hook, the pinned keys, the git options, HEAD, and whether fetches
@@ -50,6 +53,9 @@ pub(super) enum HookCommand {
         /// is not this shell's (a web server's GIT_CONFIG_GLOBAL).
         #[arg(long, value_name = "FILE")]
         log_fetches: Option<PathBuf>,
+        /// One JSON object per check: status (ok, warn, fail) and what.
+        #[arg(long)]
+        json: bool,
     },
     /// Run as git's pre-receive hook (reads git's lines on stdin).
     PreReceive,
@@ -61,7 +67,10 @@ pub(super) enum HookCommand {
         url: Option<String>,
     },
     /// Install the client-side pre-push check into this clone.
-    InstallPrePush,
+    InstallPrePush {
+        #[arg(long)]
+        json: bool,
+    },
     /// Run in place of git pack-objects (uploadpack.packObjectsHook): log
     /// who fetched which refs, then pack.
     #[command(trailing_var_arg = true)]
@@ -83,6 +92,8 @@ pub(super) enum HookLogCommand {
     Verify {
         /// The bare repository (default: the current one).
         repo: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -153,10 +164,16 @@ pub(super) fn run(
                 });
             }
         }
-        HookCommand::InstallPrePush => {
+        HookCommand::InstallPrePush { json } => {
             let store =
                 mvault::store::Store::open(dir).map_err(|e| CliError::from(VaultError::from(e)))?;
             let path = hook_install::install_pre_push(&store, &std::env::current_exe()?)?;
+            if json {
+                return json_line(
+                    out,
+                    &serde_json::json!({ "installed": path.display().to_string() }),
+                );
+            }
             writeln!(
                 out,
                 "installed {}: pushes are checked against the vault's rules first",
@@ -183,6 +200,7 @@ pub(super) fn run(
             root_keys,
             local_user,
             log_fetches,
+            json,
         } => {
             let repo = if repo.is_relative() {
                 dir.join(repo)
@@ -208,6 +226,18 @@ pub(super) fn run(
                 log_fetches: log_fetches.as_deref(),
             })
             .map_err(install_error)?;
+            if json {
+                json_line(
+                    out,
+                    &serde_json::json!({
+                        "repo": repo.display().to_string(),
+                        "host": installed.host,
+                        "done": installed.done,
+                        "check": installed.check,
+                    }),
+                )?;
+                return not_installed(&repo, &installed.check);
+            }
             let host = match &installed.host {
                 hook_install::Host::Plain => String::new(),
                 hook_install::Host::Gitolite { name } => {
@@ -225,7 +255,11 @@ pub(super) fn run(
             print_check(out, &installed.check)?;
             not_installed(&repo, &installed.check)?;
         }
-        HookCommand::Check { repo, log_fetches } => {
+        HookCommand::Check {
+            repo,
+            log_fetches,
+            json,
+        } => {
             let repo = if repo.is_relative() {
                 dir.join(repo)
             } else {
@@ -233,11 +267,17 @@ pub(super) fn run(
             };
             let log_fetches = log_fetches.map(|f| if f.is_relative() { dir.join(f) } else { f });
             let items = hook_install::check(&repo, log_fetches.as_deref());
-            print_check(out, &items)?;
+            if json {
+                for i in &items {
+                    json_line(out, i)?;
+                }
+            } else {
+                print_check(out, &items)?;
+            }
             not_installed(&repo, &items)?;
         }
         HookCommand::Log {
-            command: HookLogCommand::Verify { repo },
+            command: HookLogCommand::Verify { repo, json },
         } => {
             let repo = repo
                 .map(|r| if r.is_relative() { dir.join(r) } else { r })
@@ -245,6 +285,10 @@ pub(super) fn run(
             let store = mvault::store::Store::open(&repo)
                 .map_err(|e| CliError::from(VaultError::from(e)))?;
             match server_log::verify_log(store.git_dir()) {
+                Ok(n) if json => json_line(
+                    out,
+                    &serde_json::json!({ "log": server_log::LOG_FILE, "entries": n, "intact": true }),
+                )?,
                 Ok(n) => writeln!(out, "{}: {n} entries (decisions and fetches), chain intact", server_log::LOG_FILE)?,
                 Err(e) => {
                     return Err(CliError {

@@ -62,6 +62,8 @@ enum Command {
         /// The admin's user name in the policy.
         #[arg(long, default_value = "admin")]
         admin_name: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Register a model version from a file or directory.
     Add {
@@ -281,10 +283,17 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// The report as JSON (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
     },
     /// Print an allowed_signers file from the policy, for
     /// `git -c gpg.ssh.allowedSignersFile=FILE verify-commit` and `ssh-keygen -Y verify`.
-    Signers,
+    Signers {
+        /// One JSON object per key: user, namespaces, expiry, key.
+        #[arg(long)]
+        json: bool,
+    },
     /// Administer the policy (admin-signed commits).
     Policy {
         #[command(subcommand)]
@@ -419,7 +428,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         | Command::Verify { .. }
         | Command::List { .. }
         | Command::Show { .. }
-        | Command::Signers) => {
+        | Command::Signers { .. }) => {
             let progress = progress::Feedback::new(cli.quiet, cli.verbose);
             vault::run(cmd, &cli.key, &dir, now, &progress, out)
         }

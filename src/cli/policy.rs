@@ -11,7 +11,7 @@ use mvault::model::policy::{self, Role};
 use mvault::ops::admin::{self, PolicyChange};
 use mvault::vault::{ErrorKind, VaultError};
 
-use super::{load_identity, open_vault, CliError, CliResult};
+use super::{json_line, load_identity, open_vault, CliError, CliResult};
 
 #[derive(Subcommand, Debug)]
 pub(super) enum PolicyCommand {
@@ -26,12 +26,16 @@ pub(super) enum PolicyCommand {
         expires: Option<String>,
         #[arg(long)]
         no_push: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a user and their grants; rotates the data keys they could read.
     RemoveUser {
         name: String,
         #[arg(long)]
         no_push: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Grant a role on models matching a glob; re-wraps their key rings.
     Grant {
@@ -44,6 +48,8 @@ pub(super) enum PolicyCommand {
         models: String,
         #[arg(long)]
         no_push: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a role; rotates the data keys of models the user can no longer read.
     Revoke {
@@ -54,11 +60,22 @@ pub(super) enum PolicyCommand {
         models: String,
         #[arg(long)]
         no_push: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Print the policy in force on main.
-    Show,
+    Show {
+        /// The policy as one JSON object, with the keys of policy.toml.
+        #[arg(long)]
+        json: bool,
+    },
     /// Lint a policy file; errors name the line.
-    Check { file: PathBuf },
+    Check {
+        file: PathBuf,
+        /// One JSON object: ok, and the counts or the error.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, CliError> {
@@ -77,18 +94,46 @@ pub(super) fn run(
     now: time::OffsetDateTime,
     out: &mut dyn Write,
 ) -> CliResult {
-    let (change, no_push) = match cmd {
-        PolicyCommand::Show => {
+    let (change, no_push, json) = match cmd {
+        PolicyCommand::Show { json } => {
             let vault = open_vault(dir)?;
-            write!(out, "{}", vault.policy()?.to_toml())?;
+            let text = vault.policy()?.to_toml();
+            if json {
+                let value: toml::Value = toml::from_str(&text)
+                    .map_err(|e| CliError::user(format!("the policy as TOML: {e}")))?;
+                return json_line(out, &value);
+            }
+            write!(out, "{text}")?;
             return Ok(());
         }
-        PolicyCommand::Check { file } => {
+        PolicyCommand::Check { file, json } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::user(format!("cannot read {}: {e}", file.display())))?;
-            return match admin::check_policy_text(&text) {
+            let checked = admin::check_policy_text(&text);
+            if json {
+                json_line(
+                    out,
+                    &match &checked {
+                        Ok(summary) => serde_json::json!({
+                            "file": file.display().to_string(),
+                            "ok": true,
+                            "summary": summary,
+                            "error": null,
+                        }),
+                        Err(e) => serde_json::json!({
+                            "file": file.display().to_string(),
+                            "ok": false,
+                            "summary": null,
+                            "error": e.to_string(),
+                        }),
+                    },
+                )?;
+            }
+            return match checked {
                 Ok(summary) => {
-                    writeln!(out, "{}: ok: {summary}", file.display())?;
+                    if !json {
+                        writeln!(out, "{}: ok: {summary}", file.display())?;
+                    }
                     Ok(())
                 }
                 Err(e) => Err(CliError {
@@ -104,6 +149,7 @@ pub(super) fn run(
             key_file,
             expires,
             no_push,
+            json,
         } => {
             let text = std::fs::read_to_string(&key_file)
                 .map_err(|e| CliError::user(format!("cannot read {}: {e}", key_file.display())))?;
@@ -115,14 +161,19 @@ pub(super) fn run(
                     CliError::user(format!("--expires {d:?}: expected YYYY-MM-DD"))
                 })?),
             };
-            (PolicyChange::AddUser { name, key, expires }, no_push)
+            (PolicyChange::AddUser { name, key, expires }, no_push, json)
         }
-        PolicyCommand::RemoveUser { name, no_push } => (PolicyChange::RemoveUser { name }, no_push),
+        PolicyCommand::RemoveUser {
+            name,
+            no_push,
+            json,
+        } => (PolicyChange::RemoveUser { name }, no_push, json),
         PolicyCommand::Grant {
             name,
             role,
             models,
             no_push,
+            json,
         } => (
             PolicyChange::Grant {
                 user: name,
@@ -130,12 +181,14 @@ pub(super) fn run(
                 models,
             },
             no_push,
+            json,
         ),
         PolicyCommand::Revoke {
             name,
             role,
             models,
             no_push,
+            json,
         } => (
             PolicyChange::Revoke {
                 user: name,
@@ -143,11 +196,15 @@ pub(super) fn run(
                 models,
             },
             no_push,
+            json,
         ),
     };
     let vault = open_vault(dir)?;
     let identity = load_identity(key, dir)?;
     let o = admin::change_policy(&vault, change, &identity, now, !no_push)?;
+    if json {
+        return json_line(out, &o);
+    }
     writeln!(out, "policy: {} (commit {})", o.change, o.commit)?;
     for m in &o.rewrapped {
         writeln!(out, "re-wrapped the key ring of {m} to its new readers")?;

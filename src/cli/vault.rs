@@ -30,6 +30,7 @@ pub(super) fn run(
             path,
             admin_key,
             admin_name,
+            json,
         } => {
             let path = if path.is_relative() {
                 dir.join(path)
@@ -42,6 +43,9 @@ pub(super) fn run(
                 crypto::parse_public_key(&text).map_err(|e| CliError::from(VaultError::from(e)))?;
             let signer = load_identity(key_path, dir)?;
             let o = admin::init(&path, &admin_name, &key, &signer, now)?;
+            if json {
+                return json_line(out, &o);
+            }
             writeln!(
                 out,
                 "initialised vault {} with admin {} ({})",
@@ -371,9 +375,16 @@ pub(super) fn run(
                 }
             }
         }
-        Command::Signers => {
+        Command::Signers { json } => {
             let vault = open_vault(dir)?;
-            write!(out, "{}", vault.policy()?.allowed_signers())?;
+            let policy = vault.policy()?;
+            if json {
+                for s in policy.signers() {
+                    json_line(out, &s)?;
+                }
+            } else {
+                write!(out, "{}", policy.allowed_signers())?;
+            }
         }
         other => unreachable!("not a vault command: {other:?}"),
     }

@@ -304,17 +304,37 @@ pub fn change_policy(
     })
 }
 
-/// Check a policy file; `Ok` carries a one-line summary.
-pub fn check_policy_text(text: &str) -> Result<String, crate::model::policy::PolicyError> {
+/// Check a policy file; `Ok` carries what it holds.
+pub fn check_policy_text(text: &str) -> Result<PolicySummary, crate::model::policy::PolicyError> {
     let p = Policy::parse(text)?;
-    Ok(format!(
-        "{} users, {} grants, {} stage rules, {} admins",
-        p.users.len(),
-        p.grants.len(),
-        p.stages.len(),
-        p.users
+    Ok(PolicySummary {
+        users: p.users.len(),
+        grants: p.grants.len(),
+        stage_rules: p.stages.len(),
+        admins: p
+            .users
             .keys()
             .filter(|u| p.check_admin(u, crate::vault::now()).is_ok())
-            .count()
-    ))
+            .count(),
+    })
+}
+
+/// What a policy that parses holds (`mvault policy check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PolicySummary {
+    pub users: usize,
+    pub grants: usize,
+    pub stage_rules: usize,
+    /// Users who are admins now (expired ones do not count).
+    pub admins: usize,
+}
+
+impl std::fmt::Display for PolicySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} users, {} grants, {} stage rules, {} admins",
+            self.users, self.grants, self.stage_rules, self.admins
+        )
+    }
 }

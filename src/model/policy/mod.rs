@@ -187,6 +187,20 @@ struct RawStageRule {
     require_ticket: bool,
 }
 
+/// One key that may sign (`mvault signers --json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignerEntry {
+    pub user: String,
+    /// The SSH signature namespaces the key signs in.
+    pub namespaces: Vec<String>,
+    /// The day (UTC, YYYY-MM-DD) from which the key no longer counts.
+    pub expires: Option<String>,
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// The public key line, `ssh-ed25519 AAAA…`.
+    pub key: String,
+}
+
 /// A user of the vault.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -663,30 +677,45 @@ impl Policy {
         out
     }
 
+    /// Every key that may sign, with its user, the namespaces it signs in
+    /// and the day it stops counting: what `allowed_signers` writes.
+    pub fn signers(&self) -> Vec<SignerEntry> {
+        let mut out = Vec::new();
+        for u in self.users.values() {
+            for k in &u.keys {
+                out.push(SignerEntry {
+                    user: u.name.clone(),
+                    namespaces: vec![
+                        crypto::GIT_NAMESPACE.to_owned(),
+                        crypto::MANIFEST_NAMESPACE.to_owned(),
+                    ],
+                    expires: u.expires.map(|d| {
+                        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+                    }),
+                    fingerprint: crypto::fingerprint(k),
+                    key: crypto::public_key_line(k),
+                });
+            }
+        }
+        out
+    }
+
     /// An `allowed_signers` file for git and `ssh-keygen -Y verify`.
     pub fn allowed_signers(&self) -> String {
         let mut out = String::new();
-        for u in self.users.values() {
-            for k in &u.keys {
-                let valid = u
-                    .expires
-                    .map(|d| {
-                        format!(
-                            " valid-before=\"{:04}{:02}{:02}\"",
-                            d.year(),
-                            u8::from(d.month()),
-                            d.day()
-                        )
-                    })
-                    .unwrap_or_default();
-                out.push_str(&format!(
-                    "{} namespaces=\"git,{}\"{} {}\n",
-                    u.name,
-                    crypto::MANIFEST_NAMESPACE,
-                    valid,
-                    crypto::public_key_line(k)
-                ));
-            }
+        for s in self.signers() {
+            // valid-before is the first day the key no longer counts.
+            let valid = s
+                .expires
+                .map(|d| format!(" valid-before=\"{}\"", d.replace('-', "")))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{} namespaces=\"{}\"{} {}\n",
+                s.user,
+                s.namespaces.join(","),
+                valid,
+                s.key
+            ));
         }
         out
     }
