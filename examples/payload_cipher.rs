@@ -69,12 +69,13 @@ fn main() {
     let mut scratch = Vec::new();
     let ring_seal = best(runs, || {
         sealed.clear();
-        let s = Sealer::new(&recipient).expect("age header");
-        s.seal(&plain, &mut scratch, |c| {
-            sealed.extend_from_slice(c);
-            Ok(())
-        })
-        .expect("in memory");
+        Sealer::new(&recipient)
+            .expect("age header")
+            .seal(&plain, &mut scratch, |c| {
+                sealed.extend_from_slice(c);
+                Ok(())
+            })
+            .expect("in memory");
     });
     let ring_open = best(runs, || {
         opened.clear();

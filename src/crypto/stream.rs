@@ -21,8 +21,9 @@
 //!
 //! STREAM nonces are an 11-byte big-endian chunk counter and a last-chunk
 //! flag. What [`Sealer`] writes, stock `age -d` and the age crate read, and
-//! [`open`] reads what either of them writes (tests below and in
-//! tests/core_stock_tools.rs).
+//! [`open`] reads what either of them writes for one recipient, grease
+//! stanza included, with a header of at most [`MAX_HEADER`] bytes (tests
+//! below and in tests/core_stock_tools.rs).
 
 use std::io::{self, Read};
 
@@ -43,6 +44,7 @@ const TAG: usize = 16;
 const NONCE: usize = 16;
 /// The largest header [`open`] reads: mvault writes one X25519 stanza
 /// (about 150 bytes); age adds one grease stanza of at most a few hundred.
+/// A longer header (an age file to dozens of recipients) is refused.
 pub const MAX_HEADER: usize = 8192;
 
 const VERSION_LINE: &[u8] = b"age-encryption.org/v1\n";
@@ -87,15 +89,10 @@ impl Sealer {
     /// A new file to `recipient`, with a fresh random file key and nonce.
     pub fn new(recipient: &age::x25519::Recipient) -> Result<Self, CryptoError> {
         let rng = SystemRandom::new();
-        let mut fill_err = None;
-        let file_key = FileKey::init_with_mut(|k: &mut [u8; FILE_KEY_BYTES]| {
-            if rng.fill(k).is_err() {
-                fill_err = Some(age_err("the system's random source failed"));
-            }
-        });
-        if let Some(e) = fill_err {
-            return Err(e);
-        }
+        let file_key = FileKey::try_init_with_mut(|k: &mut [u8; FILE_KEY_BYTES]| {
+            rng.fill(k)
+                .map_err(|_| age_err("the system's random source failed"))
+        })?;
         let (stanzas, _) = age::Recipient::wrap_file_key(recipient, &file_key)
             .map_err(|e| age_err(e.to_string()))?;
         let mut head = VERSION_LINE.to_vec();
@@ -130,9 +127,10 @@ impl Sealer {
 
     /// Seal `plain` and hand the file to `sink` in pieces, in order: the
     /// header with the nonce, then each chunk with its tag, sealed in
-    /// `scratch` (kept by the caller, so that no chunk allocates).
+    /// `scratch` (kept by the caller, so that no chunk allocates). The
+    /// sealer is used up: its payload key and nonces never seal twice.
     pub fn seal(
-        &self,
+        self,
         plain: &[u8],
         scratch: &mut Vec<u8>,
         mut sink: impl FnMut(&[u8]) -> io::Result<()>,
@@ -233,13 +231,22 @@ fn open_into(
         .by_ref()
         .take(MAX_HEADER as u64)
         .read_to_end(&mut head)?;
-    let header = parse_header(&head)?;
+    let header = parse_header(&head).map_err(|e| {
+        if head.len() == MAX_HEADER && !head.windows(4).any(|w| w == b"\n---") {
+            age_err(format!(
+                "the age header is longer than {MAX_HEADER} bytes; a part's header is one recipient"
+            ))
+        } else {
+            e
+        }
+    })?;
     // 2. The file key, unwrapped by the age crate's own identity.
     let file_key = age::Identity::unwrap_stanzas(identity, &header.stanzas)
         .ok_or_else(|| age_err("no identity matched any of the recipients"))?
         .map_err(|e| age_err(e.to_string()))?;
     // 3. The header MAC, before anything in the header is believed (a
-    //    swapped stanza or nonce is caught here).
+    //    swapped or altered stanza is caught here; a changed payload nonce
+    //    gives another payload key, caught by the first chunk's tag).
     hmac::verify(
         &header_mac_key(&file_key),
         &head[..header.mac_input_len],
@@ -255,7 +262,11 @@ fn open_into(
     let mut rest = io::Read::chain(&head[header.nonce_at + NONCE..], input);
     let chunks = chunks_of(plain);
     let total = usize::try_from(plain).map_err(|_| age_err("plaintext too large"))?;
-    out.reserve(total);
+    // Room for the plaintext and one chunk's tag (each tag is cut off
+    // before the next chunk is read): no reallocation on the way. A size
+    // that cannot be held is refused, not an abort.
+    out.try_reserve(total + TAG)
+        .map_err(|_| age_err(format!("cannot hold {plain} bytes of plaintext")))?;
     let mut left = total;
     for i in 0..chunks {
         let n = left.min(CHUNK);
@@ -290,6 +301,7 @@ mod tests {
 
     fn sealed(r: &age::x25519::Recipient, plain: &[u8]) -> Vec<u8> {
         let s = Sealer::new(r).unwrap();
+        let len = s.sealed_len(plain.len() as u64);
         let mut out = Vec::new();
         let mut scratch = Vec::new();
         s.seal(plain, &mut scratch, |c| {
@@ -297,7 +309,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(out.len() as u64, s.sealed_len(plain.len() as u64));
+        assert_eq!(out.len() as u64, len);
         out
     }
 
@@ -403,6 +415,31 @@ mod tests {
         assert!(out.is_empty());
         open(&id, &mut &ct[..], n, &mut out).unwrap();
         assert_eq!(out, plain);
+    }
+
+    #[test]
+    fn opening_a_part_does_not_reallocate_and_an_impossible_size_is_refused() {
+        let id = age::x25519::Identity::generate();
+        for n in [CHUNK, 3 * CHUNK + 5] {
+            let ct = sealed(&id.to_public(), &noise(n, 5));
+            let mut out = Vec::new();
+            open(&id, &mut &ct[..], n as u64, &mut out).unwrap();
+            assert!(out.capacity() <= n + TAG, "{} for {n}", out.capacity());
+        }
+        let ct = sealed(&id.to_public(), b"x");
+        let e = open(&id, &mut &ct[..], 1 << 62, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("cannot hold"), "{e}");
+    }
+
+    #[test]
+    fn a_header_longer_than_the_limit_is_named() {
+        let id = age::x25519::Identity::generate();
+        let mut long = b"age-encryption.org/v1\n".to_vec();
+        while long.len() < MAX_HEADER + 100 {
+            long.extend_from_slice(b"-> X25519 AAAA\nAAAA\n");
+        }
+        let e = open(&id, &mut &long[..], 1, &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("longer than 8192"), "{e}");
     }
 
     #[test]

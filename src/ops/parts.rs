@@ -200,6 +200,7 @@ fn store_part(
         reason: e.to_string(),
     })?;
     let blob_size = sealer.sealed_len(data.len() as u64);
+    // (`seal` uses the sealer up, so the size is taken first.)
     let mut blob = LooseBlob::create(objects, blob_size)?;
     sealer
         .seal(data, scratch, |c| blob.write(c).map_err(io::Error::other))

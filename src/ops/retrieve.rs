@@ -210,6 +210,7 @@ fn decrypt_part(
         path: entry.path.clone(),
         reason: e,
     };
+    debug_assert!(out.is_empty(), "a part buffer comes empty from the pool");
     let mut reader = store.blob_reader(id)?;
     crypto::stream::open(key.identity(), &mut reader, part.size, out)
         .map_err(|e| dec_err(e.to_string()))?;
@@ -244,8 +245,9 @@ fn decrypt_checked(
         .min(ids.len())
         .max(1);
     let window = workers + 1;
-    // At most a window of parts is alive at once, and one more buffer for a
-    // worker that has sent its part but not yet let go of it.
+    // At most a window of parts is alive at once; one more buffer because
+    // the hasher lets go of a part only after it has told the workers to
+    // go on, so a worker may take a buffer before the last one is back.
     let pool = PartPool::new(window + 1);
     let next = AtomicUsize::new(0);
     // How many parts the hasher has taken, in order.

@@ -147,9 +147,9 @@ mod tests {
         };
         git(&["init", "-q", "--bare"]);
         let objects = dir.path().join("objects");
-        // Around the stored-block size, with the object header in the
-        // first block.
-        for n in [0usize, 1, 65535 - 8, 65535 - 7, 65535, 200_000] {
+        // Around the stored-block boundaries: the header "blob N\0" is 11
+        // bytes for these sizes, so 65524 fills the first block exactly.
+        for n in [0usize, 1, 65523, 65524, 65525, 131058, 131059, 200_000] {
             let content: Vec<u8> = (0..n).map(|i| (i * 7 + n) as u8).collect();
             let mut blob = LooseBlob::create(&objects, n as u64).unwrap();
             for piece in content.chunks(40_000) {
