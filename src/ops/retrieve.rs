@@ -228,8 +228,10 @@ fn decrypt_part(
 
 /// Decrypt one file's parts on every core into `out` (or nowhere),
 /// checking each part, then the whole file's size and digest. Workers
-/// write their parts at their offsets; one thread hashes the whole file in
-/// order. At most a window of parts is in memory at once.
+/// decrypt and check parts; one thread hashes the whole file in order, and
+/// one writes each part at its offset (one writer: concurrent writes to a
+/// file wait on each other in the kernel). At most a window of parts is in
+/// memory at once.
 fn decrypt_checked(
     store: &Store,
     ids: &[ObjectId],
@@ -274,6 +276,28 @@ fn decrypt_checked(
         }
     };
     let (n, digest) = std::thread::scope(|s| {
+        // The writer: its queue is bounded by the pool; on an error it
+        // goes on draining, so that every buffer goes back.
+        let (wtx, wrx) = std::sync::mpsc::channel::<(usize, Arc<PartBuf>)>();
+        if let Some(f) = out {
+            let (fail, offsets) = (&fail, &offsets);
+            s.spawn(move || {
+                let mut ok = true;
+                for (i, part) in wrx {
+                    if ok {
+                        if let Err(e) = f.write_all_at(&part.data, offsets[i]) {
+                            ok = false;
+                            fail(VaultError::Io {
+                                path: entry.path.clone(),
+                                source: e,
+                            });
+                        }
+                    }
+                }
+            });
+        } else {
+            drop(wrx);
+        }
         let (tx, rx) = sync_channel::<(usize, Arc<PartBuf>)>(window);
         let hasher = s.spawn(|| {
             let mut h = Sha256::new();
@@ -293,9 +317,9 @@ fn decrypt_checked(
             (n, Sha256Digest(h.finalize().into()))
         });
         for _ in 0..workers {
-            let tx = tx.clone();
-            let (next, hashed, failed, git_dir, fail, offsets, pool) =
-                (&next, &hashed, &failed, &git_dir, &fail, &offsets, &pool);
+            let (tx, wtx) = (tx.clone(), wtx.clone());
+            let (next, hashed, failed, git_dir, fail, pool) =
+                (&next, &hashed, &failed, &git_dir, &fail, &pool);
             s.spawn(move || {
                 let store = match Store::open(git_dir) {
                     Ok(s) => s,
@@ -321,22 +345,19 @@ fn decrypt_checked(
                     {
                         return fail(e);
                     }
-                    if let Some(f) = out {
-                        if let Err(e) = f.write_all_at(&data.data, offsets[i]) {
-                            return fail(VaultError::Io {
-                                path: entry.path.clone(),
-                                source: e,
-                            });
-                        }
+                    let data = Arc::new(data);
+                    if out.is_some() && wtx.send((i, data.clone())).is_err() {
+                        return;
                     }
                     progress.advance(entry.parts[i].size);
-                    if tx.send((i, Arc::new(data))).is_err() {
+                    if tx.send((i, data)).is_err() {
                         return;
                     }
                 }
             });
         }
         drop(tx);
+        drop(wtx);
         hasher.join().expect("hasher panicked")
     });
     if let Some(e) = first_error.into_inner().expect("error slot") {
