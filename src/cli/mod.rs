@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use mvault::crypto::SshIdentity;
+use mvault::model::names::Stage;
 use mvault::model::text::escape;
 use mvault::vault::{Vault, VaultError};
 
-use audit::AuditCommand;
+use audit::{AuditCommand, LogAction};
 use error::{CliError, CliResult};
 use hook::HookCommand;
 use policy::PolicyCommand;
@@ -162,8 +163,8 @@ enum Command {
         /// nlp/bert@1.2.0, nlp/bert (newest) or nlp/bert#staging.
         reference: String,
         /// The stage the approval is for.
-        #[arg(long)]
-        stage: String,
+        #[arg(long, value_name = "STAGE", value_parser = stage_arg())]
+        stage: Stage,
         /// A comment recorded in the tag.
         #[arg(long)]
         comment: Option<String>,
@@ -176,9 +177,9 @@ enum Command {
     Promote {
         /// nlp/bert@1.2.0, nlp/bert (newest) or nlp/bert#staging.
         reference: String,
-        /// development, staging, production, deprecated or archived.
-        #[arg(long)]
-        to: String,
+        /// The stage to promote it to.
+        #[arg(long, value_name = "STAGE", value_parser = stage_arg())]
+        to: Stage,
         /// Change ticket, recorded in the tag.
         #[arg(long)]
         ticket: Option<String>,
@@ -224,12 +225,10 @@ enum Command {
         /// Only this actor.
         #[arg(long)]
         actor: Option<String>,
-        /// Only these actions (repeatable): register, approve, promote,
-        /// rollback, deprecate, archive, policy, add-user, remove-user,
-        /// grant, revoke, key-rewrap, key-rotation, init; with --server:
-        /// accept, refuse, fetch.
-        #[arg(long)]
-        action: Vec<String>,
+        /// Only these actions (repeatable); accept, refuse and fetch are
+        /// the server log's, with --server.
+        #[arg(long, value_enum, value_name = "ACTION")]
+        action: Vec<LogAction>,
         /// From this time (RFC 3339, YYYY-MM-DD or unix seconds).
         #[arg(long)]
         since: Option<String>,
@@ -292,6 +291,14 @@ enum Command {
         /// Where to build it (default: a new temporary directory).
         path: Option<PathBuf>,
     },
+}
+
+/// A stage, typed at the clap boundary: clap lists the stages on a typo
+/// and suggests the nearest one, and completions offer them.
+fn stage_arg() -> impl clap::builder::TypedValueParser<Value = Stage> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Stage::ALL.map(Stage::as_str))
+        .map(|s| Stage::parse(&s).expect("clap admits only the names of Stage::ALL"))
 }
 
 /// Parse arguments, run, print; returns the exit code.
