@@ -4,9 +4,11 @@
 //! error type and its exit codes.
 
 mod audit;
+mod completions;
 mod demo;
 mod error;
 mod hook;
+mod man;
 mod policy;
 mod release;
 mod vault;
@@ -291,6 +293,19 @@ enum Command {
         /// Where to build it (default: a new temporary directory).
         path: Option<PathBuf>,
     },
+    /// Print the completion script for a shell (see the README's Install
+    /// section for where to put it).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for mvault and one for each command and subcommand
+    /// (mvault.1, mvault-promote.1, mvault-policy-grant.1, …) into DIR.
+    Man {
+        /// Where to write them; created if missing.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// A stage, typed at the clap boundary: clap lists the stages on a typo
@@ -430,5 +445,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         Command::Policy { command } => policy::run(command, &cli.key, &dir, now, out),
         Command::Hook { command } => hook::run(command, &dir, now, out),
         Command::Demo { path } => demo::run(path, out),
+        Command::Completions { shell } => completions::run(shell, out),
+        Command::Man { dir: pages } => man::run(&dir.join(pages), out),
     }
 }
