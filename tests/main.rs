@@ -11,6 +11,8 @@ mod audit_events;
 mod audit_report;
 mod audit_ssh;
 mod audit_tamper;
+mod cli_completions;
+mod cli_messages;
 mod core_access;
 mod core_cli_errors;
 mod core_concurrent;

@@ -30,6 +30,62 @@ pub(super) enum AuditCommand {
     },
 }
 
+/// What `log --action` keeps, typed at the clap boundary: a typo is
+/// refused with the list and the nearest name, and completions offer them.
+/// The names are those of the events' `action` field (docs/audit.md).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LogAction {
+    /// A version registered.
+    Register,
+    /// A version approved for a stage.
+    Approve,
+    /// A version promoted to a stage.
+    Promote,
+    /// An earlier version put back in production.
+    Rollback,
+    /// A version moved to deprecated.
+    Deprecate,
+    /// A version moved to archived.
+    Archive,
+    /// A policy change of no other kind.
+    Policy,
+    /// A user or key added.
+    AddUser,
+    /// A user removed.
+    RemoveUser,
+    /// A role granted.
+    Grant,
+    /// A role revoked.
+    Revoke,
+    /// A model's key ring re-wrapped to new readers.
+    KeyRewrap,
+    /// A model's data key rotated.
+    KeyRotation,
+    /// The vault created.
+    Init,
+    /// A push the hook accepted (server log, with --server).
+    Accept,
+    /// A push the hook refused (server log, with --server).
+    Refuse,
+    /// A fetch (server log, with --server).
+    Fetch,
+}
+
+impl LogAction {
+    /// The name events carry, as clap spells the value.
+    fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The server log's event of this name, if it is one.
+    fn server_event(self) -> Option<server_log::ServerEvent> {
+        server_log::ServerEvent::parse(&self.name())
+    }
+}
+
 /// Run one of the audit commands; [`super::dispatch`] sends only those here.
 pub(super) fn run(
     cmd: Command,
@@ -58,9 +114,10 @@ pub(super) fn run(
                     events: action
                         .iter()
                         .map(|a| {
-                            server_log::ServerEvent::parse(a).ok_or_else(|| {
+                            a.server_event().ok_or_else(|| {
                                 CliError::user(format!(
-                                    "--action {a:?}: the server log records {}",
+                                    "--action {}: the server log records {}",
+                                    a.name(),
                                     server_log::ServerEvent::ALL.map(|e| e.as_str()).join(", ")
                                 ))
                                 .hint("the record's actions (register, promote, …) are in `mvault log` without --server")
@@ -91,12 +148,22 @@ pub(super) fn run(
                 }
                 return Ok(());
             }
+            if let Some(a) = action.iter().find(|a| a.server_event().is_some()) {
+                return Err(CliError::user(format!(
+                    "--action {}: that is an event of the server's log, not of the record",
+                    a.name()
+                ))
+                .hint(format!(
+                    "read the server's log on its repository: mvault log --server --action {}",
+                    a.name()
+                )));
+            }
             let vault = open_vault(dir)?;
             let filter = events::Filter {
                 model: model.as_deref().map(model_glob).transpose()?,
                 version,
                 actor,
-                actions: action,
+                actions: action.iter().map(|a| a.name()).collect(),
                 since: since.as_deref().map(parse_time).transpose()?,
                 until: until.as_deref().map(parse_time).transpose()?,
                 limit,

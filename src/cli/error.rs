@@ -53,7 +53,8 @@ impl From<VaultError> for CliError {
 
 impl From<mvault::model::names::NameError> for CliError {
     fn from(e: mvault::model::names::NameError) -> Self {
-        CliError::user(e.to_string())
+        // The same message and hint ("did you mean …") as from the library.
+        CliError::from(VaultError::Name(e))
     }
 }
 

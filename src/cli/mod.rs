@@ -4,9 +4,11 @@
 //! error type and its exit codes.
 
 mod audit;
+mod completions;
 mod demo;
 mod error;
 mod hook;
+mod man;
 mod policy;
 mod progress;
 mod release;
@@ -18,10 +20,11 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use mvault::crypto::SshIdentity;
+use mvault::model::names::Stage;
 use mvault::model::text::escape;
 use mvault::vault::{Vault, VaultError};
 
-use audit::AuditCommand;
+use audit::{AuditCommand, LogAction};
 use error::{CliError, CliResult};
 use hook::HookCommand;
 use policy::PolicyCommand;
@@ -172,8 +175,8 @@ enum Command {
         /// nlp/bert@1.2.0, nlp/bert (newest) or nlp/bert#staging.
         reference: String,
         /// The stage the approval is for.
-        #[arg(long)]
-        stage: String,
+        #[arg(long, value_name = "STAGE", value_parser = stage_arg())]
+        stage: Stage,
         /// A comment recorded in the tag.
         #[arg(long)]
         comment: Option<String>,
@@ -186,9 +189,9 @@ enum Command {
     Promote {
         /// nlp/bert@1.2.0, nlp/bert (newest) or nlp/bert#staging.
         reference: String,
-        /// development, staging, production, deprecated or archived.
-        #[arg(long)]
-        to: String,
+        /// The stage to promote it to.
+        #[arg(long, value_name = "STAGE", value_parser = stage_arg())]
+        to: Stage,
         /// Change ticket, recorded in the tag.
         #[arg(long)]
         ticket: Option<String>,
@@ -234,12 +237,10 @@ enum Command {
         /// Only this actor.
         #[arg(long)]
         actor: Option<String>,
-        /// Only these actions (repeatable): register, approve, promote,
-        /// rollback, deprecate, archive, policy, add-user, remove-user,
-        /// grant, revoke, key-rewrap, key-rotation, init; with --server:
-        /// accept, refuse, fetch.
-        #[arg(long)]
-        action: Vec<String>,
+        /// Only these actions (repeatable); accept, refuse and fetch are
+        /// the server log's, with --server.
+        #[arg(long, value_enum, value_name = "ACTION")]
+        action: Vec<LogAction>,
         /// From this time (RFC 3339, YYYY-MM-DD or unix seconds).
         #[arg(long)]
         since: Option<String>,
@@ -309,6 +310,27 @@ enum Command {
         /// Where to build it (default: a new temporary directory).
         path: Option<PathBuf>,
     },
+    /// Print the completion script for a shell (see the README's Install
+    /// section for where to put it).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for mvault and one for each command and subcommand
+    /// (mvault.1, mvault-promote.1, mvault-policy-grant.1, …) into DIR.
+    Man {
+        /// Where to write them; created if missing.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// A stage, typed at the clap boundary: clap lists the stages on a typo
+/// and suggests the nearest one, and completions offer them.
+fn stage_arg() -> impl clap::builder::TypedValueParser<Value = Stage> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Stage::ALL.map(Stage::as_str))
+        .map(|s| Stage::parse(&s).expect("clap admits only the names of Stage::ALL"))
 }
 
 /// Parse arguments, run, print; returns the exit code.
@@ -443,5 +465,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         Command::Policy { command } => policy::run(command, &cli.key, &dir, now, out),
         Command::Hook { command } => hook::run(command, &dir, now, out),
         Command::Demo { path } => demo::run(path, out),
+        Command::Completions { shell } => completions::run(shell, out),
+        Command::Man { dir: pages } => man::run(&dir.join(pages), out),
     }
 }

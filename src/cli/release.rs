@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use mvault::model::names::{ModelName, Stage, Version, VersionRef};
+use mvault::model::names::{ModelName, Version, VersionRef};
 use mvault::model::text::escape;
 use mvault::ops::release;
 
@@ -26,7 +26,6 @@ pub(super) fn run(
             json,
         } => {
             let r = VersionRef::parse(&reference)?;
-            let stage = Stage::parse(&stage)?;
             let vault = open_vault(dir)?;
             let identity = load_identity(key_path, dir)?;
             let o = release::approve(
@@ -54,7 +53,6 @@ pub(super) fn run(
             json,
         } => {
             let r = VersionRef::parse(&reference)?;
-            let to = Stage::parse(&to)?;
             let vault = open_vault(dir)?;
             let identity = load_identity(key_path, dir)?;
             let o = release::promote(

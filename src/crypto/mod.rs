@@ -33,6 +33,13 @@ pub enum KeyError {
     /// Not an OpenSSH private key.
     #[error("{path} is not an OpenSSH private key: {reason}")]
     Parse { path: PathBuf, reason: String },
+    /// A public key where the private key belongs (`--key id_ed25519.pub`).
+    #[error("{path} is an SSH public key; mvault signs and decrypts with the private key")]
+    PublicGiven {
+        path: PathBuf,
+        /// The same path without `.pub`, when that file exists.
+        private: Option<PathBuf>,
+    },
     /// Not ed25519.
     #[error("{path} is a {algorithm} key; mvault uses ed25519 keys (ssh-keygen -t ed25519)")]
     NotEd25519 { path: PathBuf, algorithm: String },
@@ -110,9 +117,26 @@ impl SshIdentity {
             path: path.to_owned(),
             source,
         })?;
-        let key = PrivateKey::from_openssh(&text).map_err(|e| KeyError::Parse {
-            path: path.to_owned(),
-            reason: e.to_string(),
+        let key = PrivateKey::from_openssh(&text).map_err(|e| {
+            // The usual mistake: the .pub file of the pair.
+            let public =
+                std::str::from_utf8(&text).is_ok_and(|t| PublicKey::from_openssh(t.trim()).is_ok());
+            if public {
+                let private = path
+                    .to_str()
+                    .and_then(|p| p.strip_suffix(".pub"))
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_file());
+                KeyError::PublicGiven {
+                    path: path.to_owned(),
+                    private,
+                }
+            } else {
+                KeyError::Parse {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
         })?;
         let key = if key.is_encrypted() {
             let Some(pass) = passphrase else {

@@ -26,7 +26,12 @@ pub enum NameError {
     Version { version: String },
     /// The stage is not one of the known stages.
     #[error("unknown stage {stage:?}: stages are development, staging, production, deprecated, archived")]
-    Stage { stage: String },
+    Stage {
+        stage: String,
+        /// The stage it most likely meant ([`Stage::nearest`]), for a
+        /// "did you mean" hint.
+        suggestion: Option<Stage>,
+    },
 }
 
 /// A validated model name such as `nlp/bert`.
@@ -172,8 +177,45 @@ impl Stage {
             .find(|st| st.as_str() == s)
             .ok_or_else(|| NameError::Stage {
                 stage: s.to_owned(),
+                suggestion: Stage::nearest(s),
             })
     }
+
+    /// The stage a mistyped name most likely meant: the only stage it is a
+    /// prefix of (`prod`), else the closest within two edits (`prodution`,
+    /// `archive`), else none.
+    pub fn nearest(s: &str) -> Option<Stage> {
+        let s = s.to_ascii_lowercase();
+        let prefixed: Vec<Stage> = Stage::ALL
+            .into_iter()
+            .filter(|st| !s.is_empty() && st.as_str().starts_with(&s))
+            .collect();
+        if let [only] = prefixed.as_slice() {
+            return Some(*only);
+        }
+        Stage::ALL
+            .into_iter()
+            .map(|st| (edit_distance(&s, st.as_str()), st))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, st)| st)
+    }
+}
+
+/// Levenshtein distance in characters (for suggestions only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 impl fmt::Display for Stage {
@@ -249,6 +291,32 @@ pub fn purge_path(model: &ModelName, version: &Version) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stage_typo_suggests_the_stage_it_most_likely_meant() {
+        for (typed, meant) in [
+            ("prodution", Some(Stage::Production)),
+            ("prod", Some(Stage::Production)),
+            ("Production", Some(Stage::Production)),
+            ("stagng", Some(Stage::Staging)),
+            ("dev", Some(Stage::Development)),
+            ("archive", Some(Stage::Archived)),
+            ("deprecate", Some(Stage::Deprecated)),
+            // A prefix of two stages, or far from all of them: no guess.
+            ("de", None),
+            ("bogus", None),
+            ("", None),
+        ] {
+            assert_eq!(Stage::nearest(typed), meant, "{typed:?}");
+        }
+        assert_eq!(
+            Stage::parse("prodution"),
+            Err(NameError::Stage {
+                stage: "prodution".into(),
+                suggestion: Some(Stage::Production)
+            })
+        );
+    }
 
     #[test]
     fn payload_refs_round_trip() {

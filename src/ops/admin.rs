@@ -15,7 +15,6 @@ use ssh_key::PublicKey;
 use time::OffsetDateTime;
 
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
-use crate::model::names::ModelName;
 use crate::model::policy::{Policy, POLICY_PATH};
 use crate::ops::register::signer_user;
 use crate::ops::sync;
@@ -173,8 +172,7 @@ pub fn change_policy(
     let (tip, tree) = vault.main()?;
     let old = vault.policy_at(tree)?;
     let user = signer_user(&old, signer)?;
-    let any_model = ModelName::parse("any").expect("valid");
-    old.check(&user, &any_model, crate::model::policy::Ability::Admin, now)?;
+    old.check_admin(&user, now)?;
     let mut new = old.clone();
     let bad = |e: crate::model::policy::PolicyError| VaultError::Policy {
         path: POLICY_PATH.into(),

@@ -21,7 +21,7 @@ use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
 use crate::ops::register::signer_user;
 use crate::ops::sync;
 use crate::rules::approvals::{count_approvals, Parties};
-use crate::rules::stages::{next_stages, transition_allowed};
+use crate::rules::stages::transition_allowed;
 use crate::store::{Actor, RefUpdate, StoreError};
 use crate::vault::approvals;
 use crate::vault::{Vault, VaultError};
@@ -323,12 +323,11 @@ pub fn promote(
     let stages = vault.believed_stages(&model)?;
     let from = stages.stage_of(&version.to_string()).stage;
     if !transition_allowed(from, to) {
-        return Err(VaultError::Input {
-            path: format!("{model}@{version}"),
-            reason: format!(
-                "is in {from}; from {from} it can go to {} (the stage machine: development → staging → production → deprecated → archived, staging → development; mvault rollback for production)",
-                next_stages(from).join(", ")
-            ),
+        return Err(VaultError::StageMove {
+            model,
+            version,
+            from,
+            to,
         });
     }
     if rule.require_ticket && ticket.is_none() {

@@ -18,7 +18,7 @@
 use super::approvals::{count_approvals, Parties};
 use super::context::Context;
 use super::source::ObjectSource;
-use super::stages::{next_stages, transition_allowed, ModelStages};
+use super::stages::{refused_move, transition_allowed, ModelStages};
 use super::tags::{check_tag_object, record_policy, registering_commit};
 use super::{escape, Refusal, Rule};
 use crate::model::approval::parse_approval;
@@ -131,10 +131,9 @@ pub fn judge_promotion(
                     Rule::StageSkipped,
                     subject,
                     format!(
-                        "{model}@{version} is in {}; from there it can go to {}, not {}",
+                        "{model}@{version} is in {}; {}",
                         vs.stage,
-                        next_stages(vs.stage).join(", "),
-                        p.stage
+                        refused_move(vs.stage, p.stage)
                     ),
                     "promote one stage at a time",
                 ));

@@ -98,9 +98,42 @@ pub fn next_stages(from: Stage) -> Vec<&'static str> {
         .collect()
 }
 
+/// Why `from → to` is not a promotion, as a clause for messages: "from
+/// staging it can go to development or production, not archived", or, from
+/// the last stage, "archived is the last stage: nothing can follow it".
+pub fn refused_move(from: Stage, to: Stage) -> String {
+    match next_stages(from).as_slice() {
+        [] => format!("{from} is the last stage: nothing can follow it"),
+        [only] => format!("from {from} it can go to {only}, not {to}"),
+        [first @ .., last] => {
+            format!(
+                "from {from} it can go to {} or {last}, not {to}",
+                first.join(", ")
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_move_names_where_the_version_can_go_or_that_nothing_follows() {
+        use Stage::*;
+        assert_eq!(
+            refused_move(Staging, Archived),
+            "from staging it can go to development or production, not archived"
+        );
+        assert_eq!(
+            refused_move(Development, Production),
+            "from development it can go to staging, not production"
+        );
+        assert_eq!(
+            refused_move(Archived, Production),
+            "archived is the last stage: nothing can follow it"
+        );
+    }
 
     #[test]
     fn stage_machine() {

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 
 use crate::crypto::{self, KeyError, SignatureError};
 use crate::model::manifest::{Manifest, ManifestError};
-use crate::model::names::{self, ModelName, NameError, Version};
-use crate::model::policy::{Denial, Policy, PolicyError, POLICY_PATH};
+use crate::model::names::{self, ModelName, NameError, Stage, Version};
+use crate::model::policy::{Denial, Policy, PolicyError, Remedy, POLICY_PATH};
 use crate::store::{Store, StoreError};
 
 /// What kind of failure an error is, for exit codes and hints.
@@ -106,6 +106,14 @@ pub enum VaultError {
     /// The input is unusable.
     #[error("{path}: {reason}")]
     Input { path: String, reason: String },
+    /// A promotion the stage machine does not allow.
+    #[error("{model}@{version} is in {from}; {}", crate::rules::stages::refused_move(*from, *to))]
+    StageMove {
+        model: ModelName,
+        version: Version,
+        from: Stage,
+        to: Stage,
+    },
     /// A manifest does not parse or breaks a rule.
     #[error("{path}: {source}")]
     Manifest { path: String, source: ManifestError },
@@ -220,6 +228,7 @@ impl VaultError {
             | NoSuchModel { .. }
             | VersionExists { .. }
             | Input { .. }
+            | StageMove { .. }
             | Key(_)
             | Purged { .. }
             | NotFetched { .. }
@@ -248,10 +257,33 @@ impl VaultError {
     pub fn hint(&self) -> Option<String> {
         use VaultError::*;
         match self {
-            Denied(d) => Some(format!(
-                "ask an ml_admin to grant {} on {} (mvault policy grant {} --role {} --models '{}'), or have someone who holds it do this",
-                d.need, d.model, d.user, d.need, d.model
+            Denied(d) => Some(match d.remedy {
+                Remedy::Grant(role) => format!(
+                    "have someone who holds {role} do it, or ask an ml_admin to grant it: mvault policy grant {} --role {role} --models '{}'",
+                    d.user, d.model
+                ),
+                Remedy::GrantAdmin => format!(
+                    "have an ml_admin do it, or ask one to grant it: mvault policy grant {} --role ml_admin --models '**'",
+                    d.user
+                ),
+                Remedy::RenewKey => format!(
+                    "ask an ml_admin to add a new key with a later expiry: mvault policy add-user {} --key-file NEW.pub --expires YYYY-MM-DD",
+                    d.user
+                ),
+                Remedy::AddUser => format!(
+                    "ask an ml_admin to add the user: mvault policy add-user {} --key-file KEY.pub",
+                    d.user
+                ),
+            }),
+            Name(NameError::Stage { suggestion: Some(s), .. }) => Some(format!("did you mean '{s}'?")),
+            Key(KeyError::PublicGiven { path, private }) => Some(match private {
+                Some(p) => format!("pass the private key file instead: --key {} (the same path without .pub)", p.display()),
+                None => format!("pass the private key file instead (ssh-keygen writes it next to {}, without .pub)", path.display()),
+            }),
+            StageMove { model, version, from: Stage::Archived, .. } => Some(format!(
+                "an archived version stays archived. To serve its files again, register them as a new version: mvault pull {model}@{version} -o DIR, then mvault add DIR --model {model} --version NEW --parent {version}"
             )),
+            StageMove { .. } => Some("promote one stage at a time: development → staging → production → deprecated → archived, or staging → development; mvault rollback puts an earlier production version back".into()),
             UnknownKey { .. } => Some("pass the key the policy knows with --key, or ask an admin: mvault policy add-user NAME --key-file KEY.pub".into()),
             NoReadAccess { .. } => Some("ask an ml_admin to grant you a role on the model (mvault policy grant NAME --role viewer --models GLOB); the grant re-wraps the model's key to you".into()),
             VersionExists { .. } => Some("pick a new version number; to compare, run mvault show".into()),

@@ -140,6 +140,22 @@ pub struct Denial {
     pub have: String,
     /// What would allow it.
     pub need: String,
+    /// What an admin can change to allow it, for hints.
+    pub remedy: Remedy,
+}
+
+/// What would turn a [`Denial`] into an allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// A grant of this role on the denial's model
+    /// (`mvault policy grant USER --role ROLE --models MODEL`).
+    Grant(Role),
+    /// A grant of ml_admin on `**`, what changing the policy needs.
+    GrantAdmin,
+    /// A key that has not expired.
+    RenewKey,
+    /// An entry for the user.
+    AddUser,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -576,17 +592,19 @@ impl Policy {
         ability: Ability,
         now: OffsetDateTime,
     ) -> Result<(), Denial> {
-        let deny = |have: String, need: String| Denial {
+        let deny = |have: String, need: String, remedy: Remedy| Denial {
             user: user.to_owned(),
             model: model.to_string(),
             ability: ability.as_str(),
             have,
             need,
+            remedy,
         };
         let Some(u) = self.users.get(user) else {
             return Err(deny(
                 "no entry in the policy".into(),
                 "a user with a key".into(),
+                Remedy::AddUser,
             ));
         };
         if !u.active_at(now) {
@@ -596,6 +614,7 @@ impl Policy {
                     u.expires.map(|d| d.to_string()).unwrap_or_default()
                 ),
                 "an unexpired key".into(),
+                Remedy::RenewKey,
             ));
         }
         if ability == Ability::Admin {
@@ -605,6 +624,7 @@ impl Policy {
                 Err(deny(
                     self.describe_roles(user, model),
                     "ml_admin on **".into(),
+                    Remedy::GrantAdmin,
                 ))
             };
         }
@@ -615,6 +635,7 @@ impl Policy {
         Err(deny(
             self.describe_roles(user, model),
             ability.least_role().to_string(),
+            Remedy::Grant(ability.least_role()),
         ))
     }
 
@@ -645,6 +666,7 @@ impl Policy {
             ability: ability.as_str(),
             have: self.describe_roles(user, model),
             need: role.to_string(),
+            remedy: Remedy::Grant(role),
         })
     }
 
