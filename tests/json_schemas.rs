@@ -12,9 +12,12 @@ use serde_json::Value;
 use crate::common::*;
 
 /// Commands that print no data of their own: protocol drivers run by git,
-/// the demo (a narrated walk-through) and command groups.
+/// the demo (a narrated walk-through), generated shell completions and man
+/// pages, and command groups.
 const NO_DATA: &[&str] = &[
     "demo",
+    "completions",
+    "man",
     "policy",
     "hook",
     "audit",
