@@ -42,4 +42,5 @@ mod promotion_world;
 mod review_bypass;
 mod server_gitolite;
 mod server_http;
+mod stage_status;
 mod unhooked;
