@@ -43,4 +43,5 @@ mod review_bypass;
 mod server_gitolite;
 mod server_http;
 mod stage_status;
+mod sync_clone;
 mod unhooked;
