@@ -300,6 +300,7 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
 
     // Views of the record.
     s.check("status", &json(&v, &repo, alice, "alice", &["status"]));
+    s.check("sync", &json(&v, &repo, alice, "alice", &["sync"]));
     s.check(
         "lineage",
         &json(&v, &repo, alice, "alice", &["lineage", "nlp/bert"]),

@@ -47,4 +47,6 @@ mod python_wheel;
 mod review_bypass;
 mod server_gitolite;
 mod server_http;
+mod stage_status;
+mod sync_clone;
 mod unhooked;

@@ -178,6 +178,6 @@ fn racing_promotions_to_two_stages_land_exactly_one() {
         r.server_rev(&seq_ref(2)),
         r.server_rev(&format!("refs/tags/nlp/bert#{won}#2"))
     );
-    assert_eq!(r.status(&r.carol)["versions"][0][1], won);
+    assert_eq!(r.status(&r.carol)["versions"][0]["stage"], won);
     told_to_run_again(&runs[loser]);
 }

@@ -53,7 +53,12 @@ fn register_stage_approve_promote_and_pull_production() {
 
     let status = r.status(&r.carol);
     assert_eq!(status["stages"]["production"], "1.0.0", "{status}");
-    assert_eq!(status["stages"]["staging"], "1.0.0", "{status}");
+    // 1.0.0 moved on from staging: staging serves nothing now.
+    assert_eq!(
+        status["stages"]["staging"],
+        serde_json::Value::Null,
+        "{status}"
+    );
 }
 
 /// A rollback puts the version that was in production before back in

@@ -120,10 +120,10 @@ fn gto_reads_the_clone_versions_were_added_in() {
 }
 
 /// What a registry shows for one model: latest version and stage → version.
-type Registry = BTreeMap<String, (String, BTreeMap<String, String>)>;
+pub type Registry = BTreeMap<String, (String, BTreeMap<String, String>)>;
 
 /// `gto show --json` in `dir`, as `Registry` (GTO's leading `v` removed).
-fn gto_show(r: &Release, dir: &Path) -> Registry {
+pub fn gto_show(r: &Release, dir: &Path) -> Registry {
     let mut probe = r.command("gto");
     probe.arg("--version");
     match probe.output() {
@@ -164,23 +164,52 @@ fn gto_show(r: &Release, dir: &Path) -> Registry {
         .collect()
 }
 
-/// `mvault status --json` in `dir`, as `Registry`.
-fn mvault_status(r: &Release, dir: &Path) -> Registry {
+/// `mvault status --json` in `dir`, as `Registry`: for each stage, the
+/// version of the newest promotion into it (`heads[].last_promotion`),
+/// which is what GTO shows. What the stage serves (`stages`, what
+/// `model#stage` names) is that same version, or none when the version has
+/// moved on since (docs/tags.md, "GTO"); that is checked here too.
+pub fn mvault_status(r: &Release, dir: &Path) -> Registry {
     let run = r.mvault(dir, &r.bob, &["status", "--json"]).success();
     run.stdout()
         .lines()
         .map(|line| {
             let m: Value = serde_json::from_str(line).expect("status --json lines are JSON");
-            let stages = m["stages"]
-                .as_object()
-                .expect("stages is an object")
-                .iter()
-                .map(|(s, v)| (s.clone(), v.as_str().expect("version").to_owned()))
-                .collect();
+            let heads = m["heads"].as_array().expect("heads is an array");
+            let mut last = BTreeMap::new();
+            for h in heads {
+                let stage = h["stage"].as_str().expect("stage").to_owned();
+                let serving = &m["stages"][&stage];
+                match h["last_promotion"]["version"].as_str() {
+                    Some(v) => {
+                        assert!(
+                            serving.is_null() || serving == v,
+                            "{stage} serves {serving} but its newest promotion is of {v}: {m}"
+                        );
+                        last.insert(stage, v.to_owned());
+                    }
+                    None => assert!(
+                        serving.is_null(),
+                        "{stage} serves {serving} unpromoted: {m}"
+                    ),
+                }
+            }
             (
                 m["model"].as_str().expect("model").to_owned(),
-                (m["latest"].as_str().expect("latest").to_owned(), stages),
+                (m["latest"].as_str().expect("latest").to_owned(), last),
             )
         })
         .collect()
+}
+
+/// `gto show --json` and `mvault status --json` agree in `dir`.
+#[track_caller]
+pub fn assert_gto_agrees(r: &Release, dir: &Path) {
+    // GTO first: mvault may set options in the clone it runs in.
+    let gto = gto_show(r, dir);
+    let mvault = mvault_status(r, dir);
+    assert_eq!(
+        gto, mvault,
+        "gto show (left) and mvault status (right) differ"
+    );
 }

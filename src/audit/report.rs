@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::audit::events::{self, AuditReport, Event, Filter};
 use crate::model::names::ModelName;
-use crate::vault::stages::read_stages;
+use crate::rules::stages::{ModelStages, StageHead};
 use crate::vault::{Vault, VaultError};
 
 /// One version in the lineage tree.
@@ -22,12 +22,20 @@ pub struct LineageNode {
     pub author: String,
     pub created: String,
     pub stage: &'static str,
+    /// Whether its stage serves it (`model#stage` names it); a version
+    /// replaced in its stage by a newer promotion is not served.
+    pub serving: bool,
     /// `(counter, stage, action)` in order.
     pub history: Vec<(u64, String, String)>,
 }
 
-/// `mvault lineage MODEL`.
-pub fn lineage(vault: &Vault, model: &ModelName) -> Result<Vec<LineageNode>, VaultError> {
+/// `mvault lineage MODEL`, from the model's promotions as the caller
+/// believes them (`ops::audit::lineage` replays them first).
+pub fn lineage(
+    vault: &Vault,
+    model: &ModelName,
+    stages: &ModelStages,
+) -> Result<Vec<LineageNode>, VaultError> {
     let (_, tree) = vault.main()?;
     let versions = vault.versions_of(tree, model)?;
     if versions.is_empty() {
@@ -35,19 +43,17 @@ pub fn lineage(vault: &Vault, model: &ModelName) -> Result<Vec<LineageNode>, Vau
             model: model.to_string(),
         });
     }
-    let stages = read_stages(&vault.store, model).map_err(|e| VaultError::Input {
-        path: model.to_string(),
-        reason: e.to_string(),
-    })?;
     let mut out = Vec::new();
     for v in versions {
         let rec = vault.record(model, &v)?;
         let vs = v.to_string();
+        let view = stages.version_view(&vs);
         out.push(LineageNode {
+            serving: view.serving,
             parent: rec.manifest.parent.as_ref().map(|p| p.to_string()),
             author: rec.manifest.author.clone(),
             created: rec.manifest.created.clone(),
-            stage: stages.stage_of(&vs).stage.as_str(),
+            stage: view.stage.as_str(),
             history: stages
                 .promotions
                 .iter()
@@ -85,10 +91,15 @@ pub fn lineage_text(model: &str, nodes: &[LineageNode]) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "{}{} [{}] {} {}{}",
+                "{}{} [{}{}] {} {}{}",
                 "  ".repeat(depth + 1),
                 n.version,
                 n.stage,
+                if n.serving || n.history.is_empty() {
+                    ""
+                } else {
+                    ", replaced"
+                },
                 n.author,
                 n.created,
                 if hist.is_empty() {
@@ -116,8 +127,10 @@ pub struct Report {
     pub versions_affected: Vec<String>,
     /// Each promotion in the period and the approvals behind it.
     pub promotions: Vec<PromotionLine>,
-    /// Each stage's current version.
+    /// For each stage that serves a version, that version.
     pub current_stages: BTreeMap<&'static str, String>,
+    /// Every stage: what it serves and why (rules::stages).
+    pub stage_heads: Vec<StageHead>,
     pub integrity: AuditReport,
     pub lineage: Vec<LineageNode>,
     pub events: Vec<Event>,
@@ -145,6 +158,7 @@ pub fn build(
     until: Option<i64>,
     now: time::OffsetDateTime,
     integrity: AuditReport,
+    stages: &ModelStages,
 ) -> Result<Report, VaultError> {
     let filter = Filter {
         since,
@@ -177,10 +191,6 @@ pub fn build(
             versions.insert(v.clone());
         }
     }
-    let stages = read_stages(&vault.store, model).map_err(|e| VaultError::Input {
-        path: model.to_string(),
-        reason: e.to_string(),
-    })?;
     let promotions = stages
         .promotions
         .iter()
@@ -212,9 +222,10 @@ pub fn build(
         actors,
         versions_affected: versions.into_iter().collect(),
         promotions,
-        current_stages: stages.heads(),
+        current_stages: stages.serving_map(),
+        stage_heads: stages.heads(),
         integrity,
-        lineage: lineage(vault, model)?,
+        lineage: lineage(vault, model, stages)?,
         events,
     })
 }
@@ -241,9 +252,18 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(o, "- generated: {}", r.generated);
     let _ = writeln!(o, "- chain integrity: {}\n", integrity_line(&r.integrity));
-    let _ = writeln!(o, "## Current stages\n\n| stage | version |\n| --- | --- |");
-    for (s, v) in &r.current_stages {
-        let _ = writeln!(o, "| {s} | {v} |");
+    let _ = writeln!(
+        o,
+        "## Current stages\n\n| stage | serves | why |\n| --- | --- | --- |"
+    );
+    for h in &r.stage_heads {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} |",
+            h.stage,
+            h.serving.as_deref().unwrap_or("-"),
+            md_escape(&h.why())
+        );
     }
     let _ = writeln!(
         o,
@@ -411,10 +431,16 @@ pub fn html(r: &Report) -> String {
     let _ = writeln!(o, "<h2>Lineage</h2>\n{}", lineage_svg(&r.lineage));
     let _ = writeln!(
         o,
-        "<h2>Current stages</h2><table><tr><th>stage</th><th>version</th></tr>"
+        "<h2>Current stages</h2><table><tr><th>stage</th><th>serves</th><th>why</th></tr>"
     );
-    for (s, v) in &r.current_stages {
-        let _ = writeln!(o, "<tr><td>{s}</td><td>{}</td></tr>", html_escape(v));
+    for h in &r.stage_heads {
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            h.stage,
+            html_escape(h.serving.as_deref().unwrap_or("-")),
+            html_escape(&h.why())
+        );
     }
     let _ = writeln!(
         o,

@@ -251,7 +251,7 @@ pub(super) fn run(
         Command::Lineage { model, json } => {
             let model = ModelName::parse(&model)?;
             let vault = open_vault(dir)?;
-            let nodes = report::lineage(&vault, &model)?;
+            let nodes = mvault::ops::audit::lineage(&vault, &model)?;
             if json {
                 for n in &nodes {
                     json_line(out, n)?;
@@ -270,7 +270,7 @@ pub(super) fn run(
         } => {
             let model = ModelName::parse(&model)?;
             let vault = open_vault(dir)?;
-            let r = report::build(
+            let r = mvault::ops::audit::report(
                 &vault,
                 &model,
                 since.as_deref().map(parse_time).transpose()?,

@@ -12,6 +12,7 @@ mod man;
 mod policy;
 mod progress;
 mod release;
+mod sync;
 mod vault;
 
 use std::io::Write;
@@ -219,10 +220,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Every model's versions and each stage's current version.
+    /// What each stage of every model serves, and why; each version's stage.
     Status {
         /// Only this model.
         model: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring this clone's record up to date with its remote: fetch main and
+    /// the tags, fast-forward main (a rewritten main or a changed tag is
+    /// refused), and verify what is new from the root keys.
+    Sync {
         #[arg(long)]
         json: bool,
     },
@@ -464,6 +472,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         | Command::Report { .. }) => audit::run(cmd, &cli.key, &dir, now, out),
         Command::Policy { command } => policy::run(command, &cli.key, &dir, now, out),
         Command::Hook { command } => hook::run(command, &dir, now, out),
+        Command::Sync { json } => sync::run(json, &dir, now, out),
         Command::Demo { path } => demo::run(path, out),
         Command::Completions { shell } => completions::run(shell, out),
         Command::Man { dir: pages } => man::run(&dir.join(pages), out),

@@ -101,21 +101,55 @@ pub(super) fn run(
                     json_line(out, &m)?;
                     continue;
                 }
-                writeln!(
-                    out,
-                    "{}  latest {}",
-                    m.model,
-                    m.latest.clone().unwrap_or_else(|| "-".into())
-                )?;
-                for (stage, v) in &m.stages {
-                    writeln!(out, "  {stage:<12} {}", escape(v))?;
-                }
-                for (v, stage) in &m.versions {
-                    writeln!(out, "    {:<16} {stage}", escape(v))?;
-                }
+                render_status(out, &m)?;
             }
         }
         other => unreachable!("not a release command: {other:?}"),
+    }
+    Ok(())
+}
+
+/// One model's status as text: each stage with what it serves and why,
+/// each version with its stage, then every promotion tag not believed.
+fn render_status(out: &mut dyn Write, m: &release::ModelStatus) -> CliResult {
+    writeln!(
+        out,
+        "{}  latest {}",
+        escape(&m.model),
+        escape(m.latest.as_deref().unwrap_or("-"))
+    )?;
+    for h in &m.heads {
+        writeln!(
+            out,
+            "  {:<12} {:<10} {}",
+            h.stage.as_str(),
+            escape(h.serving.as_deref().unwrap_or("-")),
+            escape(&h.why())
+        )?;
+    }
+    for v in &m.versions {
+        let note = match &v.replaced_by {
+            Some(tag) => format!(", replaced by {}", escape(tag)),
+            None => String::new(),
+        };
+        writeln!(out, "    {:<16} {}{note}", escape(&v.version), v.stage)?;
+    }
+    for t in &m.untrusted_tags {
+        writeln!(
+            out,
+            "  not believed: {}: {}: {}",
+            escape(&t.object),
+            escape(&t.rule),
+            escape(&t.detail)
+        )?;
+    }
+    if !m.untrusted_tags.is_empty() {
+        writeln!(
+            out,
+            "  (left out above; {}#STAGE refuses until each is deleted, e.g. git tag -d '{}', or the server's copy is fetched with mvault sync)",
+            escape(&m.model),
+            escape(&m.untrusted_tags[0].object)
+        )?;
     }
     Ok(())
 }

@@ -231,7 +231,7 @@ pub enum VersionRef {
     Exact(ModelName, Version),
     /// `nlp/bert`: the newest version by SemVer precedence.
     Latest(ModelName),
-    /// `nlp/bert#production`: the stage's current version.
+    /// `nlp/bert#production`: the version the stage serves (`rules::stages`).
     Stage(ModelName, Stage),
 }
 

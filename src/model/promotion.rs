@@ -5,8 +5,8 @@
 //! highest counter on any tag of the model, and each promotion names the
 //! object id of the one before, so the promotions of a model form a hash
 //! chain. A version's stage is the stage of its latest promotion
-//! (development when it has none); a stage's current version is the version
-//! most recently promoted into it, which is what GTO shows too.
+//! (development when it has none); what a stage serves is decided in
+//! `rules::stages` alone.
 //!
 //! Two promotions racing for the same counter are serialised by git itself:
 //! every promotion also creates `refs/mvault/seq/<model>/<n>`, and a ref can

@@ -3,8 +3,9 @@
 //! checked.
 
 use crate::audit::events::{AuditBreak, AuditReport};
+use crate::audit::report::{LineageNode, Report};
 use crate::crypto::SshIdentity;
-use crate::model::names::VersionRef;
+use crate::model::names::{ModelName, VersionRef};
 use crate::vault::{now, Vault, VaultError};
 use crate::verify::replay;
 
@@ -35,4 +36,40 @@ pub fn verify(vault: &Vault, decrypt: Option<&SshIdentity>) -> Result<AuditRepor
         }
     }
     Ok(report)
+}
+
+/// A model's promotions as a client believes them: those that replay from
+/// the root keys (`status`, `lineage` and the report read the same set).
+pub fn believed_chain(
+    vault: &Vault,
+    model: &ModelName,
+) -> Result<crate::verify::replay::ModelChain, VaultError> {
+    replay::model_chain(&vault.store, model, now().unix_timestamp()).map_err(|b| {
+        VaultError::RecordBroken {
+            object: b.object,
+            rule: b.rule,
+            detail: b.detail,
+        }
+    })
+}
+
+/// `mvault lineage MODEL`: the tree of parents, each version's stage from
+/// the promotions that replay.
+pub fn lineage(vault: &Vault, model: &ModelName) -> Result<Vec<LineageNode>, VaultError> {
+    let chain = believed_chain(vault, model)?;
+    crate::audit::report::lineage(vault, model, &chain.stages)
+}
+
+/// `mvault report MODEL`: the compliance report, its stages from the
+/// promotions that replay.
+pub fn report(
+    vault: &Vault,
+    model: &ModelName,
+    since: Option<i64>,
+    until: Option<i64>,
+    now: time::OffsetDateTime,
+    integrity: AuditReport,
+) -> Result<Report, VaultError> {
+    let chain = believed_chain(vault, model)?;
+    crate::audit::report::build(vault, model, since, until, now, integrity, &chain.stages)
 }

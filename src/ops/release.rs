@@ -12,6 +12,7 @@ use crate::store::ObjectId;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::audit::events::AuditBreak;
 use crate::crypto::SshIdentity;
 use crate::model::approval::approval_name;
 use crate::model::manifest::Sha256Digest;
@@ -21,10 +22,11 @@ use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
 use crate::ops::register::signer_user;
 use crate::ops::sync;
 use crate::rules::approvals::{count_approvals, Parties};
-use crate::rules::stages::transition_allowed;
+use crate::rules::stages::{transition_allowed, StageHead, VersionView};
 use crate::store::{Actor, RefUpdate, StoreError};
 use crate::vault::approvals;
 use crate::vault::{Vault, VaultError};
+use crate::verify::replay;
 
 /// The rule for promotions into `stage`, or the default: ml_engineer
 /// promotes, no approvals, no ticket.
@@ -446,8 +448,10 @@ pub fn rollback(
             reason: "was never in production; rollback only puts back a version that was (promote it instead)".into(),
         });
     }
-    let current = stages.current(Stage::Production).map(str::to_owned);
-    if current.as_deref() == Some(version.to_string().as_str()) && vs.stage == Stage::Production {
+    // What production serves (one definition: rules::stages); the rollback
+    // replaces it, and moves it to deprecated below.
+    let current = stages.serving(Stage::Production);
+    if current.as_deref() == Some(version.to_string().as_str()) {
         return Err(VaultError::Input {
             path: format!("{model}@{version}"),
             reason: "is already the current production version".into(),
@@ -523,39 +527,61 @@ pub fn rollback(
     })
 }
 
-/// One model's versions and stages.
+/// One model's versions and stages, as `mvault status` shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelStatus {
     pub model: String,
     pub latest: Option<String>,
-    /// Each stage's current version.
+    /// For each stage that serves a version, that version: what
+    /// `model#stage` names.
     pub stages: BTreeMap<&'static str, String>,
-    /// Each version's stage.
-    pub versions: Vec<(String, &'static str)>,
+    /// Every stage, in stage order: what it serves, the newest promotion
+    /// into it, and why it serves that or nothing.
+    pub heads: Vec<StageHead>,
+    /// Each version's stage, and whether that stage serves it.
+    pub versions: Vec<VersionView>,
+    /// Promotion tags of the model that are not believed (a stray or
+    /// unsigned local tag, a forged one, a broken link), each with the rule
+    /// it breaks. `status` leaves them out; `model#stage` refuses while
+    /// any is present.
+    pub untrusted_tags: Vec<AuditBreak>,
 }
 
-/// `mvault status [MODEL]`.
+/// `mvault status [MODEL]`: every stage's head from the promotions that
+/// replay (rules::stages decides what a stage serves), and every tag that
+/// does not replay, named rather than fatal.
 pub fn status(vault: &Vault, only: Option<&ModelName>) -> Result<Vec<ModelStatus>, VaultError> {
+    let now = crate::vault::now().unix_timestamp();
+    // What status shows chains back to the root keys, as REF#stage does.
+    replay::verify_main(&vault.store, now).map_err(|b| VaultError::RecordBroken {
+        object: b.object,
+        rule: b.rule,
+        detail: b.detail,
+    })?;
     let (_, tree) = vault.main()?;
     let mut out = Vec::new();
     for (model, versions) in vault.models(tree)? {
         if only.is_some_and(|m| *m != model) {
             continue;
         }
-        let stages = vault.believed_stages(&model)?;
+        let chain = replay::model_chain(&vault.store, &model, now).map_err(|b| {
+            VaultError::RecordBroken {
+                object: b.object,
+                rule: b.rule,
+                detail: b.detail,
+            }
+        })?;
+        let stages = chain.stages;
         out.push(ModelStatus {
             model: model.to_string(),
             latest: versions.last().map(|v| v.to_string()),
-            stages: stages.heads(),
+            stages: stages.serving_map(),
+            heads: stages.heads(),
             versions: versions
                 .iter()
-                .map(|v| {
-                    (
-                        v.to_string(),
-                        stages.stage_of(&v.to_string()).stage.as_str(),
-                    )
-                })
+                .map(|v| stages.version_view(&v.to_string()))
                 .collect(),
+            untrusted_tags: chain.rejected,
         });
     }
     if let Some(m) = only {

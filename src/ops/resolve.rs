@@ -3,7 +3,8 @@
 //! model's promotion chain replays).
 
 use crate::audit::events::AuditBreak;
-use crate::model::names::{ModelName, Version, VersionRef};
+use crate::model::names::{ModelName, Stage, Version, VersionRef};
+use crate::rules::stages::{StageHead, StageState};
 use crate::store::ObjectId;
 use crate::vault::{now, Vault, VaultError};
 use crate::verify::replay;
@@ -38,12 +39,15 @@ pub fn resolve(vault: &Vault, r: &VersionRef) -> Result<(ModelName, Version), Va
                     signer: b.object,
                     reason: format!("breaks the promotion chain: {}: {}", b.rule, b.detail),
                 })?;
-            let v = stages
-                .serving(*stage)
+            // What the stage serves: one definition, rules::stages.
+            let head = stages.head(*stage);
+            let v = head
+                .serving
+                .as_deref()
                 .and_then(|v| Version::parse(v).ok())
                 .ok_or_else(|| VaultError::Input {
                     path: format!("{m}#{stage}"),
-                    reason: format!("no version of {m} has been promoted to {stage} (fetch tags with git fetch --tags)"),
+                    reason: serves_nothing(m, &head),
                 })?;
             Ok((m.clone(), v))
         }
@@ -99,6 +103,25 @@ fn behind(vault: &Vault, model: &ModelName) -> Result<Option<String>, VaultError
         }
     }
     Ok(None)
+}
+
+/// Why `m#stage` names no version, truthfully: never promoted there, or
+/// the version last promoted there has moved on.
+fn serves_nothing(m: &ModelName, head: &StageHead) -> String {
+    let stage = head.stage;
+    match &head.state {
+        StageState::MovedOn { version, to, tag } => format!(
+            "serves no version: {m}@{version}, the last version promoted to {stage}, has moved on to {to} ({tag}); promote a version to {stage}{}",
+            if stage == Stage::Production {
+                " or roll one back"
+            } else {
+                ""
+            }
+        ),
+        _ => format!(
+            "no version of {m} has been promoted to {stage} (run mvault sync to fetch the server's promotions)"
+        ),
+    }
 }
 
 fn broken(b: AuditBreak) -> VaultError {

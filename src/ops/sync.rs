@@ -736,3 +736,66 @@ pub fn fetch_payload(
     }
     Ok(())
 }
+
+/// What `mvault sync` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncOutcome {
+    pub remote: String,
+    /// main before and after (`None` before: the clone had no main).
+    pub main_before: Option<String>,
+    pub main_after: String,
+    /// The commits main moved forward by.
+    pub commits: usize,
+    /// The tags the clone got from the server, by name.
+    pub new_tags: Vec<String>,
+}
+
+/// `mvault sync`: bring the clone's record up to date with its remote by
+/// the refresh `pull` uses ([`fetch_checked`]: main fast-forward only, a
+/// published tag never replaced), then replay what is new of main from the
+/// root keys. Unlike `pull`, an unreachable remote is an error: bringing
+/// the record up to date is all this command does.
+pub fn sync(vault: &Vault, now: i64) -> Result<SyncOutcome, VaultError> {
+    let remote = remote(vault).ok_or(VaultError::NoRemote)?;
+    let tags_before: std::collections::BTreeSet<String> = vault
+        .store
+        .refs_with_prefix("refs/tags/")?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let before = vault.store.main_tip()?;
+    fetch_checked(vault, &remote).map_err(|e| match e {
+        VaultError::Store(s) => VaultError::RemoteUnreachable {
+            remote: remote.clone(),
+            detail: s.to_string().lines().next().unwrap_or("").to_owned(),
+        },
+        other => other,
+    })?;
+    let after = crate::verify::replay::verify_main(&vault.store, now).map_err(|b| {
+        VaultError::RecordBroken {
+            object: b.object,
+            rule: b.rule,
+            detail: b.detail,
+        }
+    })?;
+    let mut commits = 0;
+    let mut at = Some(after);
+    while let Some(id) = at.filter(|id| Some(*id) != before) {
+        commits += 1;
+        at = vault.store.commit_parents(id)?.first().copied();
+    }
+    let new_tags = vault
+        .store
+        .refs_with_prefix("refs/tags/")?
+        .into_iter()
+        .filter(|(name, _)| !tags_before.contains(name))
+        .map(|(name, _)| name.trim_start_matches("refs/tags/").to_owned())
+        .collect();
+    Ok(SyncOutcome {
+        remote,
+        main_before: before.map(|b| b.to_string()),
+        main_after: after.to_string(),
+        commits,
+        new_tags,
+    })
+}

@@ -147,7 +147,7 @@ pub fn judge_promotion(
                 && vs.ever_production
                 && vs.stage != Stage::Archived
                 && !(vs.stage == Stage::Production
-                    && history.serving(Stage::Production) == Some(p.version.as_str()));
+                    && history.serving(Stage::Production).as_deref() == Some(p.version.as_str()));
             let demotion = p.stage == Stage::Deprecated
                 && vs.stage == Stage::Production
                 && history.last().is_some_and(|q| {

@@ -206,6 +206,12 @@ pub enum VaultError {
     /// The clone's record is older than what it was asked about.
     #[error("this clone is behind the server: {detail}")]
     Behind { detail: String },
+    /// `sync` in a clone with no remote.
+    #[error("this clone has no remote to sync with")]
+    NoRemote,
+    /// The remote could not be fetched from.
+    #[error("could not fetch from {remote}: {detail}")]
+    RemoteUnreachable { remote: String, detail: String },
     /// A path a pull would write is not safe to write.
     #[error("{path}: {reason}")]
     UnsafeOutput { path: String, reason: String },
@@ -233,6 +239,7 @@ impl VaultError {
             | Purged { .. }
             | NotFetched { .. }
             | Behind { .. }
+            | NoRemote
             | Io { .. } => ErrorKind::User,
             Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } | PushRace { .. } => {
                 ErrorKind::Policy
@@ -249,7 +256,7 @@ impl VaultError {
             | MainRewritten { .. }
             | UnsafeOutput { .. }
             | Policy { .. } => ErrorKind::Integrity,
-            Store(_) => ErrorKind::Internal,
+            Store(_) | RemoteUnreachable { .. } => ErrorKind::Internal,
         }
     }
 
@@ -289,7 +296,9 @@ impl VaultError {
             VersionExists { .. } => Some("pick a new version number; to compare, run mvault show".into()),
             Purged { .. } => Some("the record stays (mvault show, log, audit verify); pull another version".into()),
             NotFetched { .. } => Some("add a remote that has it (git remote add origin URL) and run the pull again, or pull straight from the server: mvault pull --from URL REF -o DIR".into()),
-            Behind { .. } => Some("bring the clone up to date (git fetch origin main:main --tags, or run the pull with the server reachable)".into()),
+            Behind { .. } => Some("bring the clone up to date: mvault sync".into()),
+            NoRemote => Some("add the server as a remote (git remote add origin URL) and run mvault sync again".into()),
+            RemoteUnreachable { .. } => Some("check the URL (git remote -v) and that the server is up; nothing was changed".into()),
             NotAVault => Some("create one with mvault init DIR --admin-key KEY.pub, or run inside a clone of one (-C DIR)".into()),
             UntrustedTag { .. } | TagReplaced { .. } | MainRewritten { .. } => Some("the server may be serving forged history: compare with a clone you trust (git ls-remote, mvault audit verify) and tell the server's admin".into()),
             UnsafeOutput { .. } => Some("pull into a plain directory outside any git repository's metadata; nothing was written".into()),

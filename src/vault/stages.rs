@@ -82,13 +82,3 @@ pub fn stage_at(
     stages.promotions = kept;
     Ok(stages.stage_of(&version.to_string()).stage)
 }
-
-/// The version that `nlp/bert#production` names.
-pub fn resolve_stage(
-    store: &Store,
-    model: &ModelName,
-    stage: Stage,
-) -> Result<Option<Version>, ReadPromotionError> {
-    let stages = read_stages(store, model)?;
-    Ok(stages.serving(stage).and_then(|v| Version::parse(v).ok()))
-}

@@ -320,13 +320,53 @@ fn replay_chain(
     Ok(replayed)
 }
 
+/// One model's promotion chain as a client believes it: the promotions
+/// that replay, and every promotion tag that does not, with why.
+#[derive(Debug, Clone, Default)]
+pub struct ModelChain {
+    /// The promotions that replay, in counter order.
+    pub stages: ModelStages,
+    /// Each tag left out: unreadable (a stray or unsigned local tag), or
+    /// breaking a rule of the chain; in the order they were met.
+    pub rejected: Vec<AuditBreak>,
+}
+
+/// What a tag in the promotion form is when it cannot be one of mvault's
+/// (signed, annotated): a lightweight tag, or an unsigned one.
+fn stray_tag(store: &Store, id: ObjectId) -> Option<String> {
+    let (_, data) = store.object(id).ok()?;
+    match crate::store::objects::parse_tag(&data) {
+        Err(_) => Some(
+            "a lightweight tag (made without -a or -s): it points straight at a commit; mvault's promotions are signed annotated tags".into(),
+        ),
+        Ok(t) if t.signature.is_none() => Some(
+            "an unsigned tag: mvault's promotions are signed (mvault promote)".into(),
+        ),
+        Ok(_) => None,
+    }
+}
+
 /// Check one model's promotion chain against main as this repository has
-/// it: what `REF#stage` relies on. Returns the replayed stages.
+/// it: what `REF#stage` relies on. Returns the replayed stages, or the
+/// first tag that breaks the chain.
 pub fn verify_model_chain(
     store: &Store,
     model: &ModelName,
     now: i64,
 ) -> Result<ModelStages, AuditBreak> {
+    let chain = model_chain(store, model, now)?;
+    match chain.rejected.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(chain.stages),
+    }
+}
+
+/// Replay one model's promotion tags in counter order, each judged after
+/// the ones believed before it; a tag that does not parse or breaks a rule
+/// is left out and named, and the replay goes on (a later tag that chains
+/// to a left-out one breaks in turn). What `status` shows;
+/// [`verify_model_chain`] refuses at the first tag left out.
+pub fn model_chain(store: &Store, model: &ModelName, now: i64) -> Result<ModelChain, AuditBreak> {
     let tip = store
         .main_tip()
         .map_err(|e| unreadable(MAIN_REF, e))?
@@ -351,6 +391,7 @@ pub fn verify_model_chain(
         main: &main,
     };
     let prefix = format!("refs/tags/{model}#");
+    let mut chain = ModelChain::default();
     let mut links = Vec::new();
     for (full, id) in store
         .refs_with_prefix(&prefix)
@@ -359,16 +400,34 @@ pub fn verify_model_chain(
         let name = full.trim_start_matches("refs/tags/");
         if let Some((m, _, n)) = parse_promotion_name(name) {
             if &m == model {
-                // Read first, so a tag that does not parse is named as such.
-                read_promotion(store, name, id).map_err(|e| AuditBreak {
-                    object: name.to_owned(),
-                    rule: crate::rules::Rule::BadPromotion.name().to_owned(),
-                    detail: e.to_string(),
-                })?;
-                links.push((n, name.to_owned(), id));
+                // Read first, so a tag that does not parse is named as such:
+                // a stray tag by what it is, else by what does not parse.
+                let stray = stray_tag(store, id);
+                match read_promotion(store, name, id) {
+                    Ok(_) if stray.is_none() => links.push((n, name.to_owned(), id)),
+                    Ok(_) => chain.rejected.push(AuditBreak {
+                        object: name.to_owned(),
+                        rule: crate::rules::Rule::BadPromotion.name().to_owned(),
+                        detail: stray.unwrap_or_default(),
+                    }),
+                    Err(e) => chain.rejected.push(AuditBreak {
+                        object: name.to_owned(),
+                        rule: crate::rules::Rule::BadPromotion.name().to_owned(),
+                        detail: stray.unwrap_or_else(|| e.to_string()),
+                    }),
+                }
             }
         }
     }
     links.sort();
-    replay_chain(store, &ctx, model, &links)
+    for (_, name, id) in &links {
+        match judge_promotion(store, &ctx, name, name, *id, model, &chain.stages) {
+            Ok(p) => {
+                chain.stages.max_counter = p.counter;
+                chain.stages.promotions.push(p);
+            }
+            Err(r) => chain.rejected.push(brk(r)),
+        }
+    }
+    Ok(chain)
 }
