@@ -34,9 +34,13 @@ fn toolchain_env(cmd: &mut std::process::Command) {
             }
         }
     }
-    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
-        cmd.env("CARGO_TARGET_DIR", t);
-    }
+    // A target directory of its own: maturin builds the binary without the
+    // dev-dependencies' features, so in the tests' own directory it would
+    // relink target/release/mvault while other tests run it.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    cmd.env("CARGO_TARGET_DIR", target.join("wheel"));
 }
 
 fn need(path: &Path, what: &str) {
@@ -56,8 +60,8 @@ fn the_wheel_installs_and_registers_promotes_and_pulls_a_safetensors_model_from_
         "download numpy's and safetensors' wheels with `python3 -m pip download -d target/python-wheels numpy safetensors`",
     );
 
-    // 1. The wheel, built by maturin from pyproject.toml (the release
-    //    binary cargo already built is reused).
+    // 1. The wheel, built by maturin from pyproject.toml (in
+    //    target/wheel, kept between runs).
     let dist = vault.path("dist");
     let mut build = vault.command("maturin");
     build
