@@ -17,7 +17,7 @@ use crate::model::approval::approval_name;
 use crate::model::manifest::Sha256Digest;
 use crate::model::names::{self, ModelName, Stage, Version, VersionRef};
 use crate::model::policy::{Ability, Policy, StageRule};
-use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
+use crate::model::promotion::{promotion_name, seq_ref, PromotionAction, SEQ_PREFIX};
 use crate::ops::register::signer_user;
 use crate::ops::sync;
 use crate::rules::approvals::{count_approvals, Parties};
@@ -73,23 +73,40 @@ fn registering_commit(
 }
 
 /// Create tags locally, push them atomically, undo them if the push fails.
+/// One promotion's tag and seq ref are written seq ref first, tag last: a
+/// killed mvault can leave a seq ref without its tag, never a tag without
+/// its seq ref, and the seq ref is the clone's own bookkeeping (the server
+/// decides races), so the next promotion with that counter replaces it. A
+/// rollback's two promotions land together or not at all.
 fn publish(
     vault: &Vault,
     refs: Vec<(String, ObjectId)>,
     push: bool,
     model: &ModelName,
 ) -> Result<Option<String>, VaultError> {
-    vault.store.update_refs(
-        &refs
-            .iter()
-            .map(|(name, id)| RefUpdate {
-                name: name.clone(),
-                expected: None,
-                new: Some(*id),
-                reason: "mvault tag".into(),
-            })
-            .collect::<Vec<_>>(),
-    )?;
+    let mut edits = Vec::new();
+    for (name, id) in &refs {
+        let expected = if name.starts_with(SEQ_PREFIX) {
+            vault.store.ref_target(name)?
+        } else {
+            None
+        };
+        edits.push(RefUpdate {
+            name: name.clone(),
+            expected,
+            new: Some(*id),
+            reason: "mvault tag".into(),
+        });
+    }
+    let tags = refs
+        .iter()
+        .filter(|(n, _)| n.starts_with("refs/tags/"))
+        .count();
+    if tags > 1 {
+        vault.store.update_refs_together(&edits)?;
+    } else {
+        vault.store.update_refs(&edits)?;
+    }
     if !push {
         return Ok(None);
     }
