@@ -48,9 +48,9 @@ pub struct TagOutcome {
 /// Bring the clone up to date with its remote: new tags, and `main` when it
 /// fast-forwards; a tag or a main the server changed is refused (see
 /// [`sync::fetch_checked`]). Promotions number themselves from what they see.
-pub fn refresh_from_remote(vault: &Vault) -> Result<(), VaultError> {
+pub fn refresh_from_remote(vault: &Vault, scope: &sync::TagScope) -> Result<(), VaultError> {
     match sync::remote(vault) {
-        Some(remote) => sync::fetch_checked(vault, &remote),
+        Some(remote) => sync::fetch_checked(vault, &remote, scope),
         None => Ok(()),
     }
 }
@@ -171,7 +171,7 @@ fn subject(
     push: bool,
 ) -> Result<Subject, VaultError> {
     if push {
-        refresh_from_remote(vault)?;
+        refresh_from_remote(vault, &sync::TagScope::model(r.model()))?;
     }
     let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     let rec = vault.record(&model, &version)?;
@@ -448,7 +448,7 @@ pub fn rollback(
     push: bool,
 ) -> Result<TagOutcome, VaultError> {
     if push {
-        refresh_from_remote(vault)?;
+        refresh_from_remote(vault, &sync::TagScope::model(model))?;
     }
     let rec = vault.record(model, version)?;
     vault.verify_manifest_signature(&rec)?;

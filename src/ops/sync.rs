@@ -13,7 +13,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::crypto::{KeyRing, SshIdentity};
-use crate::model::names;
+use crate::model::approval::APPROVAL_PREFIX;
+use crate::model::names::{self, ModelName};
 use crate::ops::register::{commit_version, PreparedVersion};
 use crate::store::{RefUpdate, StoreError, MAIN_REF};
 use crate::vault::{Vault, VaultError};
@@ -224,6 +225,34 @@ pub(crate) fn push_version(
     }
 }
 
+/// `git fetch` narrowed to what mvault asks of it, so that its own work
+/// does not follow the number of refs (one tag and one payload ref per
+/// version):
+/// - `--negotiation-tip=refs/heads/main`: every tag points into main, and
+///   payload refs point at trees, which negotiation cannot use; main's
+///   history alone is what the clone and the server have in common;
+/// - `fetch.hideRefs` for `refs/tags/` and `refs/mvault/`: git's
+///   connectivity check after the fetch starts from the new objects and
+///   stops at objects reachable from the refs it is not told to ignore.
+///   Ignoring tags and payload refs makes it walk further, never less far
+///   (main's history is still its boundary), and spares it loading every
+///   tag and tree of the vault as a boundary.
+///
+/// Returns the arguments up to and including `fetch`.
+fn narrow_fetch(vault: &Vault) -> Result<Vec<&'static str>, VaultError> {
+    let mut args = vec![
+        "-c",
+        "fetch.hideRefs=refs/tags/",
+        "-c",
+        "fetch.hideRefs=refs/mvault/",
+        "fetch",
+    ];
+    if vault.store.main_tip()?.is_some() {
+        args.push("--negotiation-tip=refs/heads/main");
+    }
+    Ok(args)
+}
+
 /// Rebuild the version on the remote's current `main`.
 fn rebuild(
     vault: &Vault,
@@ -234,13 +263,10 @@ fn rebuild(
     now: OffsetDateTime,
 ) -> Result<(ObjectId, ObjectId), VaultError> {
     let tracking = format!("refs/remotes/{remote}/main");
-    vault.store.git(&[
-        "fetch",
-        "-q",
-        "--no-tags",
-        remote,
-        &format!("+{MAIN_REF}:{tracking}"),
-    ])?;
+    let spec = format!("+{MAIN_REF}:{tracking}");
+    let mut args = narrow_fetch(vault)?;
+    args.extend(["-q", "--no-tags", remote, &spec]);
+    vault.store.git(&args)?;
     let theirs = vault
         .store
         .ref_target(&tracking)?
@@ -515,8 +541,34 @@ impl Drop for RemoteTags<'_> {
     }
 }
 
+/// The server's tags a refresh brings and checks: those a command reads.
+/// Each is a tag-name prefix the server lists by itself (protocol v2
+/// `ref-prefix`), so a refresh costs what the command is about, not every
+/// tag of the vault.
+#[derive(Debug, Clone)]
+pub struct TagScope {
+    prefixes: Vec<String>,
+}
+
+impl TagScope {
+    /// One model's registration and promotion tags (`MODEL@v…`, `MODEL#…`),
+    /// and every approval: a promotion names the approvals it relies on,
+    /// and an approval's name puts its stage and approver before the model,
+    /// so the server cannot list one model's alone. They grow with the
+    /// approvals given, not with the versions.
+    pub fn model(model: &ModelName) -> Self {
+        TagScope {
+            prefixes: vec![
+                format!("{model}@"),
+                format!("{model}#"),
+                APPROVAL_PREFIX.to_owned(),
+            ],
+        }
+    }
+}
+
 /// Bring the clone up to date with `remote` without believing it more than
-/// the clone already does:
+/// the clone already does: `main`, and the tags in `scope`.
 /// 1. tags are fetched without `+` into [`REMOTE_TAGS`], never over the
 ///    clone's own: a tag the server offers that differs from the local one
 ///    is refused, naming both ids (a server re-pointing a published tag);
@@ -524,56 +576,20 @@ impl Drop for RemoteTags<'_> {
 ///    from the local one is refused (a server rewriting history);
 /// 3. new tags and the fast-forward land in one ref transaction, or nothing
 ///    changes.
-pub fn fetch_checked(vault: &Vault, remote: &str) -> Result<(), VaultError> {
+pub fn fetch_checked(vault: &Vault, remote: &str, scope: &TagScope) -> Result<(), VaultError> {
     let scratch = RemoteTags { vault };
     scratch.clear()?;
     let tracking = format!("refs/remotes/{remote}/main");
-    // 0. The server's tags by name (one ref advertisement): a tag the clone
-    //    has with another id is refused at once, and only the tags it lacks
-    //    are fetched, so a refresh costs what is new, not every tag again.
-    let local: std::collections::HashMap<String, ObjectId> = vault
-        .store
-        .refs_with_prefix("refs/tags/")?
-        .into_iter()
-        .collect();
-    let listed = vault
-        .store
-        .git(&["ls-remote", "--refs", "--tags", remote])?;
+    // 0. One fetch: main, and the tags in scope into the scratch space (the
+    //    server lists only those; the ones the clone has arrive as names
+    //    alone, their objects are not sent again).
     let mut refspecs = format!("+{MAIN_REF}:{tracking}\n");
-    let mut missing = Vec::new();
-    for line in listed.lines() {
-        let Some((id, name)) = line.split_once('\t') else {
-            continue;
-        };
-        let (Ok(id), Some(short)) = (
-            id.trim().parse::<ObjectId>(),
-            name.trim().strip_prefix("refs/tags/"),
-        ) else {
-            continue;
-        };
-        match local.get(&format!("refs/tags/{short}")) {
-            Some(l) if *l == id => {}
-            Some(l) => {
-                return Err(VaultError::TagReplaced {
-                    tag: short.to_owned(),
-                    local: l.to_string(),
-                    remote: id.to_string(),
-                })
-            }
-            None => missing.push(format!("refs/tags/{short}:{REMOTE_TAGS}{short}\n")),
-        }
+    for p in &scope.prefixes {
+        refspecs.push_str(&format!("refs/tags/{p}*:{REMOTE_TAGS}{p}*\n"));
     }
-    // Many missing (a new cache, a clone far behind): one wildcard, since
-    // the server's ref listing costs refs × prefixes.
-    if missing.len() > 64 {
-        refspecs.push_str(&format!("refs/tags/*:{REMOTE_TAGS}*\n"));
-    } else {
-        missing.iter().for_each(|m| refspecs.push_str(m));
-    }
-    vault.store.git_with_input(
-        &["fetch", "-q", "--no-tags", "--stdin", remote],
-        refspecs.as_bytes(),
-    )?;
+    let mut args = narrow_fetch(vault)?;
+    args.extend(["-q", "--no-tags", "--stdin", remote]);
+    vault.store.git_with_input(&args, refspecs.as_bytes())?;
     // 1.
     let mut edits = new_tags(vault, &scratch.list()?)?;
     // 2.
@@ -687,18 +703,11 @@ pub fn fetch_payload(
     let scratch = format!("refs/mvault/fetch/{}", std::process::id());
     // Keep what arrives as the pack it is: below git's default unpack
     // limit a payload would be exploded into loose objects and deflated.
-    let fetched = vault.store.git(&[
-        "-c",
-        "fetch.unpackLimit=1",
-        "-c",
-        "core.looseCompression=0",
-        "fetch",
-        "-q",
-        "--no-tags",
-        "--no-write-fetch-head",
-        &remote,
-        &format!("+{name}:{scratch}"),
-    ]);
+    let spec = format!("+{name}:{scratch}");
+    let mut args = vec!["-c", "fetch.unpackLimit=1", "-c", "core.looseCompression=0"];
+    args.extend(narrow_fetch(vault)?);
+    args.extend(["-q", "--no-tags", "--no-write-fetch-head", &remote, &spec]);
+    let fetched = vault.store.git(&args);
     let got = vault.store.ref_target(&scratch)?;
     if let Some(g) = got {
         vault.store.update_refs(&[RefUpdate {
