@@ -142,7 +142,9 @@ fn a_plain_clone_holds_the_record_and_pull_fetches_one_version() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(
-        scratch.iter().all(|n| !n.to_string_lossy().starts_with("fetch.")),
+        scratch
+            .iter()
+            .all(|n| !n.to_string_lossy().starts_with("fetch.")),
         "a scratch fetch directory was left behind: {scratch:?}"
     );
     s.git_ok(&clone, &["fsck", "--connectivity-only", "--no-dangling"]);
