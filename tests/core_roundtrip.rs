@@ -199,3 +199,34 @@ fn demo_runs_in_a_fresh_directory() {
     cmd.arg("demo").arg(env.path("demo"));
     env.run(cmd).success();
 }
+
+/// `add` in a checked-out clone brings its index and work tree along (the
+/// new version's manifest and signature, staged and checked out alone):
+/// `git status` stays clean, and a file of the user's where a new version
+/// goes is never overwritten.
+#[test]
+fn add_keeps_a_checked_out_clone_clean_and_never_overwrites_a_file() {
+    let vault = Vault::with_remote();
+    let clone = vault.git_clone(vault.remote(), "clone");
+    let (first, second) = (vault.path("model-1"), vault.path("model-2"));
+    sample_model(&first, 1024, 1);
+    sample_model(&second, 1024, 2);
+    vault
+        .add_in(&clone, &vault.alice, &first, "nlp/bert", "1.0.0", &[])
+        .success();
+    let dir = clone.join("models/nlp/bert/1.0.0");
+    for file in ["manifest.toml", "manifest.sig"] {
+        assert_eq!(
+            std::fs::read(dir.join(file)).expect("checked out"),
+            vault.git_show_bytes(&clone, &format!("main:models/nlp/bert/1.0.0/{file}")),
+            "{file} in the work tree is not main's"
+        );
+    }
+    assert_eq!(vault.git_ok(&clone, &["status", "--porcelain"]), "");
+    let mine = clone.join("models/nlp/bert/1.1.0/manifest.toml");
+    write_file(&mine, b"mine\n");
+    vault
+        .add_in(&clone, &vault.alice, &second, "nlp/bert", "1.1.0", &[])
+        .success();
+    assert_eq!(std::fs::read(&mine).expect("still there"), b"mine\n");
+}

@@ -136,6 +136,18 @@ fn a_plain_clone_holds_the_record_and_pull_fetches_one_version() {
     {
         assert!(!has_object(&s, &clone, id), "1.0.0's part {id} came too");
     }
+    // The fetch ran in a scratch git directory sharing the clone's
+    // objects: it is gone, and everything the clone's refs name is there.
+    let scratch: Vec<_> = std::fs::read_dir(clone.join(".git/mvault"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        scratch
+            .iter()
+            .all(|n| !n.to_string_lossy().starts_with("fetch.")),
+        "a scratch fetch directory was left behind: {scratch:?}"
+    );
+    s.git_ok(&clone, &["fsck", "--connectivity-only", "--no-dangling"]);
 }
 
 #[test]

@@ -115,3 +115,24 @@ fn pull(r: &Release, clone: &std::path::Path, out: &std::path::Path) {
     r.mvault(clone, &r.bob, &["pull", "nlp/bert#production", "-o", out])
         .success();
 }
+
+/// A promotion writes its seq ref before its tag, each a loose ref (no
+/// rewrite of packed-refs): a mvault killed between the two leaves a seq
+/// ref without its tag. The next promotion with that counter replaces it
+/// and lands; the server holds the tag and the seq ref on one object.
+#[test]
+fn a_seq_ref_left_by_a_killed_promotion_does_not_block_the_next() {
+    let r = Release::new();
+    r.register("1.0.0", 1);
+    let dir = r.dir(&r.carol);
+    r.sync(&dir);
+    // What a kill between the two writes leaves: seq ref 1, no tag.
+    let commit = r.commit_of(&dir, "1.0.0");
+    r.git_ok(&dir, &["update-ref", &seq_ref(1), &commit]);
+    r.promote(&r.carol, "1.0.0", "staging")
+        .success()
+        .mentions(&["nlp/bert#staging#1"]);
+    let tag = r.server_rev("refs/tags/nlp/bert#staging#1");
+    assert_eq!(r.server_rev(&seq_ref(1)), tag);
+    assert_eq!(r.git_ok(&dir, &["rev-parse", &seq_ref(1)]).trim(), tag);
+}

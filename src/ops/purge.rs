@@ -45,7 +45,7 @@ pub fn purge(
     vault.store.ensure_config()?;
     if push {
         if let Some(remote) = sync::remote(vault) {
-            sync::fetch_checked(vault, &remote)?;
+            sync::fetch_checked(vault, &remote, &sync::TagScope::model(model))?;
         }
     }
     crate::verify::replay::verify_main(&vault.store, now.unix_timestamp()).map_err(|b| {

@@ -18,7 +18,7 @@ use crate::model::approval::approval_name;
 use crate::model::manifest::Sha256Digest;
 use crate::model::names::{self, ModelName, Stage, Version, VersionRef};
 use crate::model::policy::{Ability, Policy, StageRule};
-use crate::model::promotion::{promotion_name, seq_ref, PromotionAction};
+use crate::model::promotion::{promotion_name, seq_ref, PromotionAction, SEQ_PREFIX};
 use crate::ops::register::signer_user;
 use crate::ops::sync;
 use crate::rules::approvals::{count_approvals, Parties};
@@ -50,9 +50,9 @@ pub struct TagOutcome {
 /// Bring the clone up to date with its remote: new tags, and `main` when it
 /// fast-forwards; a tag or a main the server changed is refused (see
 /// [`sync::fetch_checked`]). Promotions number themselves from what they see.
-pub fn refresh_from_remote(vault: &Vault) -> Result<(), VaultError> {
+pub fn refresh_from_remote(vault: &Vault, scope: &sync::TagScope) -> Result<(), VaultError> {
     match sync::remote(vault) {
-        Some(remote) => sync::fetch_checked(vault, &remote),
+        Some(remote) => sync::fetch_checked(vault, &remote, scope),
         None => Ok(()),
     }
 }
@@ -75,23 +75,40 @@ fn registering_commit(
 }
 
 /// Create tags locally, push them atomically, undo them if the push fails.
+/// One promotion's tag and seq ref are written seq ref first, tag last: a
+/// killed mvault can leave a seq ref without its tag, never a tag without
+/// its seq ref, and the seq ref is the clone's own bookkeeping (the server
+/// decides races), so the next promotion with that counter replaces it. A
+/// rollback's two promotions land together or not at all.
 fn publish(
     vault: &Vault,
     refs: Vec<(String, ObjectId)>,
     push: bool,
     model: &ModelName,
 ) -> Result<Option<String>, VaultError> {
-    vault.store.update_refs(
-        &refs
-            .iter()
-            .map(|(name, id)| RefUpdate {
-                name: name.clone(),
-                expected: None,
-                new: Some(*id),
-                reason: "mvault tag".into(),
-            })
-            .collect::<Vec<_>>(),
-    )?;
+    let mut edits = Vec::new();
+    for (name, id) in &refs {
+        let expected = if name.starts_with(SEQ_PREFIX) {
+            vault.store.ref_target(name)?
+        } else {
+            None
+        };
+        edits.push(RefUpdate {
+            name: name.clone(),
+            expected,
+            new: Some(*id),
+            reason: "mvault tag".into(),
+        });
+    }
+    let tags = refs
+        .iter()
+        .filter(|(n, _)| n.starts_with("refs/tags/"))
+        .count();
+    if tags > 1 {
+        vault.store.update_refs_together(&edits)?;
+    } else {
+        vault.store.update_refs(&edits)?;
+    }
     if !push {
         return Ok(None);
     }
@@ -156,7 +173,7 @@ fn subject(
     push: bool,
 ) -> Result<Subject, VaultError> {
     if push {
-        refresh_from_remote(vault)?;
+        refresh_from_remote(vault, &sync::TagScope::model(r.model()))?;
     }
     let (model, version) = crate::ops::resolve::resolve(vault, r)?;
     let rec = vault.record(&model, &version)?;
@@ -432,7 +449,7 @@ pub fn rollback(
     push: bool,
 ) -> Result<TagOutcome, VaultError> {
     if push {
-        refresh_from_remote(vault)?;
+        refresh_from_remote(vault, &sync::TagScope::model(model))?;
     }
     let rec = vault.record(model, version)?;
     vault.verify_manifest_signature(&rec)?;

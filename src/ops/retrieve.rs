@@ -472,7 +472,11 @@ pub fn refresh_for(vault: &Vault, r: &VersionRef) -> Result<Option<String>, Vaul
     let Some(remote) = crate::ops::sync::remote(vault) else {
         return Ok(None);
     };
-    match crate::ops::sync::fetch_checked(vault, &remote) {
+    match crate::ops::sync::fetch_checked(
+        vault,
+        &remote,
+        &crate::ops::sync::TagScope::model(r.model()),
+    ) {
         Ok(()) => Ok(None),
         Err(VaultError::Store(e)) => Ok(Some(format!(
             "could not refresh the record from {remote} ({}); using this clone's record",
@@ -531,7 +535,12 @@ pub fn pull_from(
     }
     let vault = Vault::open(&cache)?;
     vault.store.ensure_config()?;
-    crate::ops::sync::fetch_checked(&vault, "origin").map_err(|e| match e {
+    crate::ops::sync::fetch_checked(
+        &vault,
+        "origin",
+        &crate::ops::sync::TagScope::model(r.model()),
+    )
+    .map_err(|e| match e {
         VaultError::Store(s) => VaultError::NotFetched {
             model: match r {
                 VersionRef::Exact(m, _) | VersionRef::Latest(m) | VersionRef::Stage(m, _) => {

@@ -13,7 +13,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::crypto::{KeyRing, SshIdentity};
-use crate::model::names;
+use crate::model::approval::APPROVAL_PREFIX;
+use crate::model::names::{self, ModelName};
 use crate::ops::register::{commit_version, PreparedVersion};
 use crate::store::{RefUpdate, StoreError, MAIN_REF};
 use crate::vault::{Vault, VaultError};
@@ -224,6 +225,192 @@ pub(crate) fn push_version(
     }
 }
 
+/// A `git fetch` narrowed to what mvault asks of it, so that git's own work
+/// does not follow the number of refs (one tag and one payload ref per
+/// version): before it fetches, git marks every local ref's object as
+/// complete (reading each tag and payload tree, 120 ms at 10,000 versions),
+/// offers ref tips to negotiate, and after it checks connectivity against
+/// every ref. The fetch runs in a scratch git directory inside the clone's
+/// that shares its object store (`GIT_OBJECT_DIRECTORY`) and its config
+/// (an include), and holds one ref, `main` at the clone's tip: every tag
+/// points into main and payload refs point at trees, which negotiation
+/// cannot use, so main's history is all the clone and the server have in
+/// common, and git's connectivity check walks from the new objects to main
+/// (further than with every ref as a boundary, never less far).
+///
+/// The scratch directory never runs gc or maintenance (its refs are not
+/// the clone's: a prune there would drop the payloads) and is removed
+/// afterwards. Returns the refs the fetch wrote (`refspecs`' destinations);
+/// the caller decides what the clone keeps.
+fn fetch_narrow(
+    vault: &Vault,
+    remote: &str,
+    refspecs: &[String],
+    boundary: &[(String, ObjectId)],
+    config: &[&str],
+) -> Result<std::collections::BTreeMap<String, ObjectId>, VaultError> {
+    let git_dir = vault.store.git_dir();
+    let dir = ScratchGitDir {
+        path: git_dir
+            .join("mvault")
+            .join(format!("fetch.{}", std::process::id())),
+    };
+    let io = |e: std::io::Error| VaultError::Io {
+        path: dir.path.display().to_string(),
+        source: e,
+    };
+    let _ = std::fs::remove_dir_all(&dir.path);
+    std::fs::create_dir_all(dir.path.join("refs/heads")).map_err(io)?;
+    std::fs::write(dir.path.join("HEAD"), "ref: refs/heads/main\n").map_err(io)?;
+    // The clone's config first, then what the scratch directory must not
+    // do (later values win).
+    // A linked worktree keeps its config in the common directory.
+    let common = std::fs::read_to_string(git_dir.join("commondir"))
+        .map(|c| git_dir.join(c.trim()))
+        .unwrap_or_else(|_| git_dir.to_owned());
+    let own = common.join("config");
+    let own = std::fs::canonicalize(&own).unwrap_or(own);
+    // Quoted as git's config syntax wants: a path with '#', ';' or a space
+    // would otherwise be cut short, and git ignores a missing include.
+    let own = own.display().to_string();
+    if own.contains('\n') {
+        return Err(VaultError::Io {
+            path: own,
+            source: std::io::Error::other("a newline in the clone's path"),
+        });
+    }
+    let quoted = own.replace('\\', "\\\\").replace('"', "\\\"");
+    std::fs::write(
+        dir.path.join("config"),
+        format!(
+            "[include]\n\tpath = \"{quoted}\"\n[core]\n\tbare = true\n[gc]\n\tauto = 0\n[maintenance]\n\tauto = false\n[fetch]\n\twriteCommitGraph = false\n"
+        ),
+    )
+    .map_err(io)?;
+    let tip = vault.store.main_tip()?;
+    if let Some(tip) = tip {
+        std::fs::write(dir.path.join("refs/heads/main"), format!("{tip}\n")).map_err(io)?;
+    }
+    // The clone's own refs among those fetched (its tags of the model), as
+    // boundaries of the connectivity check: a tag the server offers that
+    // the clone has then costs nothing to check.
+    let mut packed = String::from("# pack-refs with: sorted \n");
+    let mut boundary = boundary.to_vec();
+    boundary.sort();
+    for (name, id) in &boundary {
+        packed.push_str(&format!("{id} {name}\n"));
+    }
+    std::fs::write(dir.path.join("packed-refs"), packed).map_err(io)?;
+    let objects = vault.store.objects_dir();
+    let objects = std::fs::canonicalize(&objects).unwrap_or(objects);
+    let mut args: Vec<String> = vec![format!("--git-dir={}", dir.path.display())];
+    for c in config {
+        args.push("-c".into());
+        args.push((*c).to_owned());
+    }
+    args.extend(
+        [
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-auto-maintenance",
+        ]
+        .map(String::from),
+    );
+    if tip.is_some() {
+        args.push("--negotiation-tip=refs/heads/main".into());
+    }
+    args.push("--stdin".into());
+    args.push(remote.to_owned());
+    let input: String = refspecs.iter().map(|r| format!("{r}\n")).collect();
+    run_in(vault, &args, &objects, input.as_bytes())?;
+    let listed = run_in(
+        vault,
+        &[
+            format!("--git-dir={}", dir.path.display()),
+            "for-each-ref".into(),
+            "--format=%(objectname) %(refname)".into(),
+        ],
+        &objects,
+        b"",
+    )?;
+    let mut out = std::collections::BTreeMap::new();
+    for line in listed.lines() {
+        let Some((id, name)) = line.split_once(' ') else {
+            continue;
+        };
+        if name == MAIN_REF || name.starts_with("refs/tags/") {
+            continue;
+        }
+        if let Ok(id) = id.parse::<ObjectId>() {
+            out.insert(name.to_owned(), id);
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the scratch git directory of [`fetch_narrow`] when dropped.
+struct ScratchGitDir {
+    path: std::path::PathBuf,
+}
+
+impl Drop for ScratchGitDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Run git with `args` in the clone's directory, objects in `objects`.
+fn run_in(
+    vault: &Vault,
+    args: &[String],
+    objects: &std::path::Path,
+    input: &[u8],
+) -> Result<String, VaultError> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("git")
+        .args(args)
+        .env("GIT_OBJECT_DIRECTORY", objects)
+        .env_remove("GIT_DIR")
+        .current_dir(vault.store.command_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| VaultError::Store(StoreError::NoGit(e)))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).map_err(StoreError::from)?;
+    }
+    let out = child.wait_with_output().map_err(StoreError::from)?;
+    if !out.status.success() {
+        return Err(VaultError::Store(StoreError::Command {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Point the clone's `refs/remotes/REMOTE/main` where a fetch found the
+/// server's main, as `git fetch` would have.
+fn keep_tracking(
+    vault: &Vault,
+    tracking: &str,
+    theirs: Option<ObjectId>,
+) -> Result<(), VaultError> {
+    let current = vault.store.ref_target(tracking)?;
+    if let Some(t) = theirs.filter(|t| current != Some(*t)) {
+        vault.store.update_refs(&[RefUpdate {
+            name: tracking.to_owned(),
+            expected: current,
+            new: Some(t),
+            reason: "fetched the server's main".into(),
+        }])?;
+    }
+    Ok(())
+}
+
 /// Rebuild the version on the remote's current `main`.
 fn rebuild(
     vault: &Vault,
@@ -234,16 +421,17 @@ fn rebuild(
     now: OffsetDateTime,
 ) -> Result<(ObjectId, ObjectId), VaultError> {
     let tracking = format!("refs/remotes/{remote}/main");
-    vault.store.git(&[
-        "fetch",
-        "-q",
-        "--no-tags",
+    let fetched = fetch_narrow(
+        vault,
         remote,
-        &format!("+{MAIN_REF}:{tracking}"),
-    ])?;
-    let theirs = vault
-        .store
-        .ref_target(&tracking)?
+        &[format!("+{MAIN_REF}:{tracking}")],
+        &[],
+        &[],
+    )?;
+    keep_tracking(vault, &tracking, fetched.get(&tracking).copied())?;
+    let theirs = fetched
+        .get(&tracking)
+        .copied()
         .ok_or_else(|| VaultError::Push {
             remote: remote.to_owned(),
             detail: "the remote has no main branch".into(),
@@ -369,10 +557,20 @@ fn rebuild(
 /// After `main` moved from `old` to `new` in a non-bare clone whose HEAD is
 /// `main`, bring the index and work tree along (sparse patterns keep blobs
 /// out of the work tree). Failures are left for `git status` to show.
+///
+/// The usual move adds a few files (a version's manifest and signature, a
+/// new key ring): those are staged and checked out alone, at a cost that
+/// does not follow the size of the record. Anything else (a file changed
+/// or removed, many files, a path already in the work tree) goes through
+/// `git read-tree -m -u`, which compares every entry of both trees and
+/// refuses to overwrite local changes.
 pub fn refresh_worktree(vault: &Vault, old: ObjectId, new: ObjectId) {
     // A clone made with --no-checkout has no index: leave it without a
     // work tree rather than check every blob out.
-    if vault.store.work_dir().is_none() || !vault.store.git_dir().join("index").exists() {
+    let Some(work) = vault.store.work_dir() else {
+        return;
+    };
+    if !vault.store.git_dir().join("index").exists() {
         return;
     }
     let Ok(head) = vault.store.git(&["symbolic-ref", "-q", "HEAD"]) else {
@@ -381,9 +579,61 @@ pub fn refresh_worktree(vault: &Vault, old: ObjectId, new: ObjectId) {
     if head.trim() != MAIN_REF {
         return;
     }
-    let _ = vault
+    if add_files(vault, work, old, new).is_none() {
+        let _ = vault
+            .store
+            .git(&["read-tree", "-m", "-u", &old.to_string(), &new.to_string()]);
+    }
+}
+
+/// How many added files [`refresh_worktree`] stages one by one.
+const FEW_FILES: usize = 64;
+
+/// Stage and check out the files `new` adds to `old`, when that is all it
+/// does and none of them is in the work tree already; `None` otherwise
+/// (nothing done).
+fn add_files(vault: &Vault, work: &std::path::Path, old: ObjectId, new: ObjectId) -> Option<()> {
+    use crate::store::EntryKind;
+    let (old_tree, new_tree) = (
+        vault.store.commit_tree(old).ok()?,
+        vault.store.commit_tree(new).ok()?,
+    );
+    let changes = vault
         .store
-        .git(&["read-tree", "-m", "-u", &old.to_string(), &new.to_string()]);
+        .file_changes(old_tree, new_tree, FEW_FILES)
+        .ok()??;
+    let mut info = String::new();
+    let mut paths = Vec::new();
+    for c in &changes {
+        let (None, Some((id, kind))) = (c.old, c.new) else {
+            return None;
+        };
+        let mode = match kind {
+            EntryKind::Blob => "100644",
+            EntryKind::BlobExecutable => "100755",
+            _ => return None,
+        };
+        // Names mvault writes are plain ASCII; anything else is left to
+        // read-tree (and to its quoting).
+        let plain = |b: u8| b.is_ascii_graphic() && b != b'\\' && b != b'"';
+        if !c.path.bytes().all(plain) || std::fs::symlink_metadata(work.join(&c.path)).is_ok() {
+            return None;
+        }
+        info.push_str(&format!("{mode} {id}\t{}\n", c.path));
+        paths.push(c.path.as_str());
+    }
+    if paths.is_empty() {
+        return Some(());
+    }
+    vault
+        .store
+        .git_with_input(&["update-index", "--add", "--index-info"], info.as_bytes())
+        .ok()?;
+    // Without -f: an existing file is never overwritten.
+    let mut args = vec!["checkout-index", "--"];
+    args.extend(paths);
+    let _ = vault.store.git(&args);
+    Some(())
 }
 
 /// Push `main` alone (a policy change). A moved server tip is not rebuilt:
@@ -515,8 +765,42 @@ impl Drop for RemoteTags<'_> {
     }
 }
 
+/// The server's tags a refresh brings and checks: those a command reads.
+/// Each is a tag-name prefix the server lists by itself (protocol v2
+/// `ref-prefix`), so a refresh costs what the command is about, not every
+/// tag of the vault.
+#[derive(Debug, Clone)]
+pub struct TagScope {
+    prefixes: Vec<String>,
+}
+
+impl TagScope {
+    /// Every tag the server has: what `mvault sync` brings, a whole
+    /// record's worth (it costs what the server lists).
+    pub fn all() -> Self {
+        TagScope {
+            prefixes: vec![String::new()],
+        }
+    }
+
+    /// One model's registration and promotion tags (`MODEL@v…`, `MODEL#…`),
+    /// and every approval: a promotion names the approvals it relies on,
+    /// and an approval's name puts its stage and approver before the model,
+    /// so the server cannot list one model's alone. They grow with the
+    /// approvals given, not with the versions.
+    pub fn model(model: &ModelName) -> Self {
+        TagScope {
+            prefixes: vec![
+                format!("{model}@"),
+                format!("{model}#"),
+                APPROVAL_PREFIX.to_owned(),
+            ],
+        }
+    }
+}
+
 /// Bring the clone up to date with `remote` without believing it more than
-/// the clone already does:
+/// the clone already does: `main`, and the tags in `scope`.
 /// 1. tags are fetched without `+` into [`REMOTE_TAGS`], never over the
 ///    clone's own: a tag the server offers that differs from the local one
 ///    is refused, naming both ids (a server re-pointing a published tag);
@@ -524,65 +808,36 @@ impl Drop for RemoteTags<'_> {
 ///    from the local one is refused (a server rewriting history);
 /// 3. new tags and the fast-forward land in one ref transaction, or nothing
 ///    changes.
-pub fn fetch_checked(vault: &Vault, remote: &str) -> Result<(), VaultError> {
+pub fn fetch_checked(vault: &Vault, remote: &str, scope: &TagScope) -> Result<(), VaultError> {
     let scratch = RemoteTags { vault };
     scratch.clear()?;
     let tracking = format!("refs/remotes/{remote}/main");
-    // 0. The server's tags by name (one ref advertisement): a tag the clone
-    //    has with another id is refused at once, and only the tags it lacks
-    //    are fetched, so a refresh costs what is new, not every tag again.
-    let local: std::collections::HashMap<String, ObjectId> = vault
-        .store
-        .refs_with_prefix("refs/tags/")?
-        .into_iter()
-        .collect();
-    let listed = vault
-        .store
-        .git(&["ls-remote", "--refs", "--tags", remote])?;
-    let mut refspecs = format!("+{MAIN_REF}:{tracking}\n");
-    let mut missing = Vec::new();
-    for line in listed.lines() {
-        let Some((id, name)) = line.split_once('\t') else {
-            continue;
-        };
-        let (Ok(id), Some(short)) = (
-            id.trim().parse::<ObjectId>(),
-            name.trim().strip_prefix("refs/tags/"),
-        ) else {
-            continue;
-        };
-        match local.get(&format!("refs/tags/{short}")) {
-            Some(l) if *l == id => {}
-            Some(l) => {
-                return Err(VaultError::TagReplaced {
-                    tag: short.to_owned(),
-                    local: l.to_string(),
-                    remote: id.to_string(),
-                })
-            }
-            None => missing.push(format!("refs/tags/{short}:{REMOTE_TAGS}{short}\n")),
-        }
+    // 0. One fetch: main, and the tags in scope into the scratch space (the
+    //    server lists only those; the ones the clone has arrive as names
+    //    alone, their objects are not sent again).
+    let mut refspecs = vec![format!("+{MAIN_REF}:{tracking}")];
+    for p in &scope.prefixes {
+        refspecs.push(format!("refs/tags/{p}*:{REMOTE_TAGS}{p}*"));
     }
-    // Many missing (a new cache, a clone far behind): one wildcard, since
-    // the server's ref listing costs refs × prefixes.
-    if missing.len() > 64 {
-        refspecs.push_str(&format!("refs/tags/*:{REMOTE_TAGS}*\n"));
-    } else {
-        missing.iter().for_each(|m| refspecs.push_str(m));
+    let mut own = Vec::new();
+    for p in &scope.prefixes {
+        own.extend(vault.store.refs_with_prefix(&format!("refs/tags/{p}"))?);
     }
-    vault.store.git_with_input(
-        &["fetch", "-q", "--no-tags", "--stdin", remote],
-        refspecs.as_bytes(),
-    )?;
+    let fetched = fetch_narrow(vault, remote, &refspecs, &own, &[])?;
+    let theirs = fetched.get(&tracking).copied();
+    keep_tracking(vault, &tracking, theirs)?;
     // 1.
-    let mut edits = new_tags(vault, &scratch.list()?)?;
+    let offered: Vec<(String, ObjectId)> = fetched
+        .iter()
+        .filter(|(name, _)| name.starts_with(REMOTE_TAGS))
+        .map(|(name, id)| (name.clone(), *id))
+        .collect();
+    let mut edits = new_tags(vault, &offered)?;
     // 2.
-    let (Some(theirs), Some(ours)) = (vault.store.ref_target(&tracking)?, vault.store.main_tip()?)
-    else {
+    let (Some(theirs), Some(ours)) = (theirs, vault.store.main_tip()?) else {
         // A new cache (pull --from) takes the server's main as its start;
         // what it believes is still decided by the replay from the root keys.
-        if let (Some(theirs), None) = (vault.store.ref_target(&tracking)?, vault.store.main_tip()?)
-        {
+        if let (Some(theirs), None) = (theirs, vault.store.main_tip()?) {
             edits.push(RefUpdate {
                 name: MAIN_REF.into(),
                 expected: None,
@@ -687,27 +942,14 @@ pub fn fetch_payload(
     let scratch = format!("refs/mvault/fetch/{}", std::process::id());
     // Keep what arrives as the pack it is: below git's default unpack
     // limit a payload would be exploded into loose objects and deflated.
-    let fetched = vault.store.git(&[
-        "-c",
-        "fetch.unpackLimit=1",
-        "-c",
-        "core.looseCompression=0",
-        "fetch",
-        "-q",
-        "--no-tags",
-        "--no-write-fetch-head",
+    let fetched = fetch_narrow(
+        vault,
         &remote,
-        &format!("+{name}:{scratch}"),
-    ]);
-    let got = vault.store.ref_target(&scratch)?;
-    if let Some(g) = got {
-        vault.store.update_refs(&[RefUpdate {
-            name: scratch.clone(),
-            expected: Some(g),
-            new: None,
-            reason: "payload fetched".into(),
-        }])?;
-    }
+        &[format!("+{name}:{scratch}")],
+        &[],
+        &["fetch.unpackLimit=1", "core.looseCompression=0"],
+    );
+    let got = fetched.as_ref().ok().and_then(|f| f.get(&scratch).copied());
     if let Err(e) = fetched {
         return Err(not_fetched(format!(
             "git fetch {remote} {name} failed: {e}"
@@ -764,7 +1006,7 @@ pub fn sync(vault: &Vault, now: i64) -> Result<SyncOutcome, VaultError> {
         .map(|(name, _)| name)
         .collect();
     let before = vault.store.main_tip()?;
-    fetch_checked(vault, &remote).map_err(|e| match e {
+    fetch_checked(vault, &remote, &TagScope::all()).map_err(|e| match e {
         VaultError::Store(s) => VaultError::RemoteUnreachable {
             remote: remote.clone(),
             detail: s.to_string().lines().next().unwrap_or("").to_owned(),

@@ -13,12 +13,14 @@ use std::process::{Command, Stdio};
 use gix::bstr::{BString, ByteSlice};
 
 mod blobs;
+mod diff;
 mod loose;
 pub mod objects;
 mod pack;
 mod refs;
 
 pub use blobs::BlobReader;
+pub use diff::FileChange;
 pub use loose::LooseBlob;
 pub use objects::{EntryKind, ObjectId, ObjectKind};
 use pack::write_blob_pack;

@@ -22,10 +22,11 @@ use crate::server::config::ServerConfig;
 use crate::server::log::{verify_log, LOG_FILE};
 use crate::store::objects::ObjectId;
 use crate::store::{Store, StoreError, MAIN_REF};
+use crate::vault::main_index::{indexed, verified_index, MainIndex};
 use crate::vault::stages::read_promotion;
 
-/// main as a replay sees it: a known set of commits, or the ancestry of
-/// the tip.
+/// main as a replay sees it: a known set of commits, the clone's index of
+/// the main it replayed, or the ancestry of the tip.
 pub struct ReplayedMain<'a> {
     store: &'a Store,
     tip: ObjectId,
@@ -33,10 +34,15 @@ pub struct ReplayedMain<'a> {
     /// For each commit of main, the date of the first policy commit after
     /// it, when the whole of main was replayed.
     policy_after: Option<BTreeMap<ObjectId, Option<i64>>>,
+    /// main up to `tip` as this clone replayed it before.
+    index: Option<MainIndex>,
 }
 
 impl MainLine for ReplayedMain<'_> {
     fn contains(&self, commit: ObjectId) -> Result<bool, StoreError> {
+        if let Some(index) = &self.index {
+            return Ok(index.contains(commit));
+        }
         match &self.commits {
             Some(set) => Ok(set.contains(&commit)),
             None => self.store.is_ancestor(commit, self.tip),
@@ -46,6 +52,13 @@ impl MainLine for ReplayedMain<'_> {
         self.tip
     }
     fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError> {
+        if let Some(after) = self
+            .index
+            .as_ref()
+            .and_then(|i| i.policy_change_after(commit))
+        {
+            return Ok(after);
+        }
         match &self.policy_after {
             Some(map) => Ok(map.get(&commit).copied().flatten()),
             None => crate::rules::context::walk_policy_change_after(self.store, self.tip, commit),
@@ -101,14 +114,14 @@ pub fn main_commits(store: &Store) -> Result<Vec<ObjectId>, StoreError> {
     Ok(out)
 }
 
-/// The local ref that remembers how far this clone has replayed `main`.
-pub const VERIFIED_REF: &str = "refs/mvault/verified-main";
+pub use crate::vault::main_index::VERIFIED_REF;
 
 /// Replay the commits of `main` this clone has not replayed yet, from the
 /// root keys on, and remember the tip: what every client command believes
 /// chains back to the vault's root keys through signed history, at a cost
 /// that follows what is new. A `main` that does not descend from the one
-/// replayed before is replayed whole.
+/// replayed before is refused. What was replayed is also kept as a
+/// [`MainIndex`], so that later questions about main need no walk.
 pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
     let tip = store
         .main_tip()
@@ -120,23 +133,11 @@ pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
     if done == Some(tip) {
         return Ok(tip);
     }
-    // A main that does not descend from the one this clone replayed is a
-    // rewrite (a server forking history from before a revocation, say):
-    // refused, never replayed afresh.
-    if let Some(d) = done {
-        if !store
-            .is_ancestor(d, tip)
-            .map_err(|e| unreadable(VERIFIED_REF, e))?
-        {
-            return Err(AuditBreak {
-                object: MAIN_REF.into(),
-                rule: "main rewritten".into(),
-                detail: format!(
-                    "main is at {tip}, which does not descend from {d}, the main this clone verified before; the server's history was rewritten"
-                ),
-            });
-        }
-    }
+    // The new commits, from the tip back to the main replayed before. main
+    // is linear (a merge commit breaks a rule), so a main that descends
+    // from it meets it on this walk; one that reaches its first commit
+    // without meeting it is a rewrite (a server forking history from
+    // before a revocation, say): refused, never replayed afresh.
     let mut new = Vec::new();
     let mut at = Some(tip);
     while let Some(id) = at {
@@ -150,16 +151,31 @@ pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
             .first()
             .copied();
     }
+    if let (Some(d), None) = (done, at) {
+        return Err(AuditBreak {
+            object: MAIN_REF.into(),
+            rule: "main rewritten".into(),
+            detail: format!(
+                "main is at {tip}, which does not descend from {d}, the main this clone verified before; the server's history was rewritten"
+            ),
+        });
+    }
     new.reverse();
-    let first = store
-        .root_commit(tip)
-        .map_err(|e| unreadable(MAIN_REF, e))?;
+    let mut index = match done {
+        Some(d) => MainIndex::load_or_rebuild(store, d).map_err(|e| unreadable(VERIFIED_REF, e))?,
+        None => MainIndex::default(),
+    };
+    let first = match (index.root(), new.first()) {
+        (Some(root), _) | (None, Some(&root)) => root,
+        (None, None) => return Err(unreadable(MAIN_REF, "main has no commits")),
+    };
     let roots = trusted_roots(store, first)?;
     let main = ReplayedMain {
         store,
         tip,
         commits: None,
         policy_after: None,
+        index: None,
     };
     let ctx = Context {
         roots: &roots,
@@ -171,9 +187,18 @@ pub fn verify_main(store: &Store, now: i64) -> Result<ObjectId, AuditBreak> {
         main: &main,
     };
     for id in &new {
-        judge_commit(store, &ctx, &id.to_string(), *id).map_err(brk)?;
+        let v = judge_commit(store, &ctx, &id.to_string(), *id).map_err(brk)?;
+        let c = source::commit(store, *id).map_err(|e| unreadable(&id.to_string(), e))?;
+        let mut entry = indexed(*id, &c.message, c.committer.time);
+        if !matches!(v.action, Action::Policy) {
+            entry.policy_time = None;
+        }
+        index.extend([entry]);
     }
     // Only a clone remembers; a failure to remember costs a replay later.
+    // The index first: it is believed only when it ends where the ref
+    // points, so a kill between the two costs a rebuild, never a lie.
+    let _ = index.save(store);
     let _ = store.update_refs(&[crate::store::RefUpdate {
         name: VERIFIED_REF.into(),
         expected: done,
@@ -211,6 +236,7 @@ fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), Audit
         tip,
         commits: Some(commits.iter().copied().collect()),
         policy_after: None,
+        index: None,
     };
     let mut policy_dates = Vec::new();
     {
@@ -371,15 +397,22 @@ pub fn model_chain(store: &Store, model: &ModelName, now: i64) -> Result<ModelCh
         .main_tip()
         .map_err(|e| unreadable(MAIN_REF, e))?
         .ok_or_else(|| unreadable(MAIN_REF, "main has no commits"))?;
-    let first = store
-        .root_commit(tip)
-        .map_err(|e| unreadable(MAIN_REF, e))?;
+    // The replayed main's index answers which commits are on main and when
+    // the policy changed without a walk; without one, git is asked.
+    let index = verified_index(store);
+    let first = match index.as_ref().and_then(MainIndex::root) {
+        Some(root) => root,
+        None => store
+            .root_commit(tip)
+            .map_err(|e| unreadable(MAIN_REF, e))?,
+    };
     let roots = trusted_roots(store, first)?;
     let main = ReplayedMain {
         store,
         tip,
         commits: None,
         policy_after: None,
+        index,
     };
     let ctx = Context {
         roots: &roots,
