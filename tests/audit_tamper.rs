@@ -209,7 +209,8 @@ fn audit_tamper_promotion_tag_signed_by_a_key_not_authorised_at_its_time() {
         .mvault(h.repo(), &h.admin, &["status", "nlp/bert", "--json"])
         .success()
         .stdout();
-    assert!(status.contains("\"deprecated\""), "{status}");
+    let status: serde_json::Value = serde_json::from_str(status.trim()).expect("status --json");
+    assert_eq!(status["stages"]["deprecated"], "1.1.0", "{status}");
 
     // The attack: the same tag signed by bob, an approver, who may not
     // promote. The audit names the rule the hook would have: "role".
