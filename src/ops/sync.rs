@@ -825,7 +825,6 @@ pub fn fetch_checked(vault: &Vault, remote: &str, scope: &TagScope) -> Result<()
     }
     let fetched = fetch_narrow(vault, remote, &refspecs, &own, &[])?;
     let theirs = fetched.get(&tracking).copied();
-    keep_tracking(vault, &tracking, theirs)?;
     // 1.
     let offered: Vec<(String, ObjectId)> = fetched
         .iter()
@@ -845,6 +844,7 @@ pub fn fetch_checked(vault: &Vault, remote: &str, scope: &TagScope) -> Result<()
                 reason: "first fetch of the server's main".into(),
             });
         }
+        keep_tracking(vault, &tracking, theirs)?;
         return apply(vault, &edits);
     };
     let forward = fast_forward(vault, remote, ours, theirs)?;
@@ -856,7 +856,8 @@ pub fn fetch_checked(vault: &Vault, remote: &str, scope: &TagScope) -> Result<()
             reason: "fast-forward to the server's main".into(),
         });
     }
-    // 3.
+    // 3. (the tracking ref too: a refused refresh moves no ref at all)
+    keep_tracking(vault, &tracking, Some(theirs))?;
     apply(vault, &edits)?;
     if forward {
         refresh_worktree(vault, ours, theirs);
