@@ -118,14 +118,6 @@ impl LooseBlob {
     }
 }
 
-/// Write `content` as a blob into `objects_dir` (safe to call from many
-/// threads at once); an object already present is left as it is.
-pub fn write_loose_blob(objects_dir: &Path, content: &[u8]) -> Result<ObjectId, StoreError> {
-    let mut blob = LooseBlob::create(objects_dir, content.len() as u64)?;
-    blob.write(content)?;
-    blob.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -461,13 +461,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Write one part's ciphertext as a loose blob; callable from many
-    /// threads (it touches only the object directory).
-    pub fn write_part(objects_dir: &Path, content: &[u8]) -> Result<ObjectId, StoreError> {
-        loose::write_loose_blob(objects_dir, content)
-    }
-
-    /// The object directory, for [`Store::write_part`].
+    /// The object directory, for [`LooseBlob`] (many threads may write
+    /// parts there at once).
     pub fn objects_dir(&self) -> PathBuf {
         self.repo.objects.store_ref().path().to_owned()
     }
