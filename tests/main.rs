@@ -26,6 +26,7 @@ mod core_tamper;
 mod forged;
 mod hook_accept;
 mod hook_commits;
+mod hook_expiry;
 mod hook_failsafe;
 mod hook_identity;
 mod hook_paths;

@@ -143,12 +143,29 @@ fn commit_events(
     let src = id.to_string();
     match get("Mvault-Action").as_deref() {
         Some("register") => {
-            let mut e = base_event(time, "register", &actor, key, src.clone(), src);
+            let mut e = base_event(
+                time,
+                "register",
+                &actor,
+                key.clone(),
+                src.clone(),
+                src.clone(),
+            );
             e.model = get("Mvault-Model");
             e.version = get("Mvault-Version");
             e.manifest_sha256 = get("Mvault-Manifest-Sha256");
             e.detail = get("Mvault-Parent-Version").map(|p| format!("parent {p}"));
+            let rotated = get("Mvault-Key-Ring").filter(|r| r.starts_with("rotated "));
+            let (model, version) = (e.model.clone(), e.version.clone());
             out.push(e);
+            // A version that cut a former reader off (expiry) rotated the key.
+            if let Some(r) = rotated {
+                let mut e = base_event(time, "key-rotation", &actor, key, src.clone(), src);
+                e.model = model;
+                e.version = version;
+                e.detail = Some(r);
+                out.push(e);
+            }
         }
         Some("init") => out.push(base_event(time, "init", &actor, key, src.clone(), src)),
         Some("policy") => {

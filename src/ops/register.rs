@@ -21,6 +21,7 @@ use crate::model::policy::{Ability, Policy};
 use crate::ops::parts::{self, Chunking, PartInput, Reusable, Splitter};
 use crate::ops::progress::Progress;
 use crate::ops::sync::{self, PushOutcome};
+use crate::rules::ring as ring_rules;
 use crate::store::{Actor, RefUpdate, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
 
@@ -61,6 +62,10 @@ pub struct AddOutcome {
     pub payload_bytes: u64,
     /// Whether the model's key ring was created by this version.
     pub new_key_ring: bool,
+    /// The holders of the model's key ring who were no longer readers at
+    /// the version's date (expired): the version gave the ring a new
+    /// data-key generation sealed to the readers alone. Empty otherwise.
+    pub key_rotated_for: Vec<String>,
     /// Where it was pushed, if anywhere, and how many rebuilds it took.
     pub pushed: Option<PushOutcome>,
 }
@@ -180,8 +185,8 @@ pub(crate) struct PreparedVersion {
     pub model: ModelName,
     pub version: Version,
     pub upserts: Vec<(String, ObjectId)>,
-    /// The key ring blob when this version creates the ring.
-    pub new_ring: Option<ObjectId>,
+    /// What the version does to the model's key ring.
+    pub ring: RingWrite,
     /// The data key the blobs are encrypted to.
     pub data_key: String,
     pub manifest_sha256: Sha256Digest,
@@ -191,6 +196,29 @@ pub(crate) struct PreparedVersion {
     pub manifest: Manifest,
     /// The payload tree, published under the version's payload ref.
     pub payload: ObjectId,
+}
+
+/// What a version does to its model's key ring.
+#[derive(Clone)]
+pub(crate) enum RingWrite {
+    /// Uses the ring as it is on the tip it was built on.
+    Unchanged,
+    /// Creates the model's first ring.
+    Created(ObjectId),
+    /// Replaces the ring (whose sealed bytes were `replaces`) by one with a
+    /// new generation sealed to the readers alone: some holder of the old
+    /// one was no longer a reader at the version's date.
+    Rotated { ring: ObjectId, replaces: Vec<u8> },
+}
+
+impl RingWrite {
+    /// The ring blob the commit writes, if any.
+    pub(crate) fn blob(&self) -> Option<ObjectId> {
+        match self {
+            RingWrite::Unchanged => None,
+            RingWrite::Created(id) | RingWrite::Rotated { ring: id, .. } => Some(*id),
+        }
+    }
 }
 
 /// The time to put on something built on commit `parent`: now, or the
@@ -372,33 +400,59 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         }
     }
 
-    // The data key: the newest generation of the model's ring, or a new ring.
+    // The data key: the newest generation of the model's ring, or a new
+    // ring. Readers are those at the commit's own date (`when`), the time
+    // the hook judges the ring at: a holder who is no longer a reader then
+    // (expired) is cut off going forward by a new generation.
+    let when = not_before_parent(vault, tip, req.now)?;
     let ring_path = req.model.keyring_path();
-    let (ring, new_ring) = match vault.store.read_path(tree, &ring_path)? {
-        Some(sealed) => (
-            KeyRing::open(&sealed, req.identity).map_err(|e| VaultError::NoReadAccess {
-                model: req.model.to_string(),
-                reason: format!("your key does not open {ring_path}: {e}"),
-            })?,
-            None,
-        ),
+    let readers: Vec<_> = policy
+        .readers(&req.model, when)
+        .into_iter()
+        .map(|(_, k)| k.clone())
+        .collect();
+    let seal = |ring: &KeyRing| -> Result<ObjectId, VaultError> {
+        let sealed = ring
+            .seal(req.model.as_str(), &readers)
+            .map_err(|e| VaultError::Decrypt {
+                path: ring_path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(vault.store.write_blob(&sealed)?)
+    };
+    let mut key_rotated_for = Vec::new();
+    let (ring, ring_write) = match vault.store.read_path(tree, &ring_path)? {
+        Some(sealed) => {
+            let mut ring =
+                KeyRing::open(&sealed, req.identity).map_err(|e| VaultError::NoReadAccess {
+                    model: req.model.to_string(),
+                    reason: format!("your key does not open {ring_path}: {e}"),
+                })?;
+            key_rotated_for = ring_rules::former_readers(&sealed, &policy, &req.model, when)
+                .map_err(|reason| VaultError::Decrypt {
+                    path: ring_path.clone(),
+                    reason,
+                })?;
+            if key_rotated_for.is_empty() {
+                (ring, RingWrite::Unchanged)
+            } else {
+                ring.generations.push(DataKey::generate(&rfc3339(when)));
+                let id = seal(&ring)?;
+                (
+                    ring,
+                    RingWrite::Rotated {
+                        ring: id,
+                        replaces: sealed,
+                    },
+                )
+            }
+        }
         None => {
             let ring = KeyRing {
-                generations: vec![DataKey::generate(&rfc3339(req.now))],
+                generations: vec![DataKey::generate(&rfc3339(when))],
             };
-            let readers: Vec<_> = policy
-                .readers(&req.model, req.now)
-                .into_iter()
-                .map(|(_, k)| k.clone())
-                .collect();
-            let sealed =
-                ring.seal(req.model.as_str(), &readers)
-                    .map_err(|e| VaultError::Decrypt {
-                        path: ring_path.clone(),
-                        reason: e.to_string(),
-                    })?;
-            let id = vault.store.write_blob(&sealed)?;
-            (ring, Some(id))
+            let id = seal(&ring)?;
+            (ring, RingWrite::Created(id))
         }
     };
     let key = ring.current().clone();
@@ -455,8 +509,7 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         })
         .collect();
 
-    // Dates are claims: never before the commit this one builds on.
-    let when = not_before_parent(vault, tip, req.now)?;
+    // Dates are claims: never before the commit this one builds on (`when`).
     let mut manifest = Manifest {
         model: req.model.clone(),
         version: req.version.clone(),
@@ -487,14 +540,20 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
     if let Some(p) = &req.parent {
         message.push_str(&format!("Mvault-Parent-Version: {p}\n"));
     }
-    if new_ring.is_some() {
-        message.push_str(&format!("Mvault-Key-Ring: created {key_recipient}\n"));
+    match &ring_write {
+        RingWrite::Created(_) => {
+            message.push_str(&format!("Mvault-Key-Ring: created {key_recipient}\n"))
+        }
+        RingWrite::Rotated { .. } => {
+            message.push_str(&format!("Mvault-Key-Ring: rotated {key_recipient}\n"))
+        }
+        RingWrite::Unchanged => {}
     }
     let prepared = PreparedVersion {
         model: req.model.clone(),
         version: req.version.clone(),
         upserts,
-        new_ring,
+        ring: ring_write.clone(),
         data_key: key_recipient,
         manifest_sha256,
         message,
@@ -528,7 +587,8 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         payload: payload.to_string(),
         payload_bytes: manifest.payload_size(),
         reused,
-        new_key_ring: new_ring.is_some(),
+        new_key_ring: matches!(ring_write, RingWrite::Created(_)),
+        key_rotated_for,
         pushed,
     })
 }
@@ -555,7 +615,7 @@ pub(crate) fn commit_version(
     now: OffsetDateTime,
 ) -> Result<(ObjectId, ObjectId), VaultError> {
     let mut upserts = p.upserts.clone();
-    if let Some(ring) = p.new_ring {
+    if let Some(ring) = p.ring.blob() {
         upserts.push((p.model.keyring_path(), ring));
     }
     let new_tree = vault.store.edit_tree(Some(tip_tree), &upserts)?;

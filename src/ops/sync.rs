@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::crypto::{KeyRing, SshIdentity};
 use crate::model::approval::APPROVAL_PREFIX;
 use crate::model::names::{self, ModelName};
-use crate::ops::register::{commit_version, PreparedVersion};
+use crate::ops::register::{commit_version, PreparedVersion, RingWrite};
 use crate::store::{RefUpdate, StoreError, MAIN_REF};
 use crate::vault::{Vault, VaultError};
 
@@ -475,7 +475,7 @@ fn rebuild(
         model: p.model.clone(),
         version: p.version.clone(),
         upserts: p.upserts.clone(),
-        new_ring: p.new_ring,
+        ring: p.ring.clone(),
         data_key: p.data_key.clone(),
         manifest_sha256: p.manifest_sha256,
         message: p.message.clone(),
@@ -510,26 +510,52 @@ fn rebuild(
         prepared.manifest_sha256 = digest;
     }
     if let Some(sealed) = vault.store.read_path(their_tree, &p.model.keyring_path())? {
-        let ring = KeyRing::open(&sealed, signer).map_err(|e| VaultError::NoReadAccess {
-            model: p.model.to_string(),
-            reason: e.to_string(),
-        })?;
-        if ring.current().recipient().to_string() != p.data_key {
-            return Err(VaultError::Push {
-                remote: remote.to_owned(),
-                detail: format!(
-                    "the key ring of {} changed on the server (created or rotated concurrently); run add again to encrypt to the new data key",
-                    p.model
-                ),
-            });
+        let changed = || {
+            VaultError::Push {
+            remote: remote.to_owned(),
+            detail: format!(
+                "the key ring of {} changed on the server (created, re-wrapped or rotated concurrently); run add again to encrypt to the new data key",
+                p.model
+            ),
         }
-        prepared.new_ring = None;
-        prepared.message = prepared
-            .message
-            .lines()
-            .filter(|l| !l.starts_with("Mvault-Key-Ring:"))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        };
+        match &p.ring {
+            // Our rotation still applies to the ring it replaced.
+            RingWrite::Rotated { replaces, .. } if *replaces == sealed => {}
+            RingWrite::Rotated { .. } => return Err(changed()),
+            RingWrite::Created(_) | RingWrite::Unchanged => {
+                let ring =
+                    KeyRing::open(&sealed, signer).map_err(|e| VaultError::NoReadAccess {
+                        model: p.model.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                if ring.current().recipient().to_string() != p.data_key {
+                    return Err(changed());
+                }
+                // A reader who expired before the rebuilt commit's date
+                // must be cut off: the version is encrypted to the old key.
+                let former = crate::rules::ring::former_readers(&sealed, &policy, &p.model, when)
+                    .unwrap_or_else(|e| vec![e]);
+                if !former.is_empty() {
+                    return Err(VaultError::Push {
+                        remote: remote.to_owned(),
+                        detail: format!(
+                            "the key ring of {} holds {} who are no longer readers on {}; run add again to rotate the data key",
+                            p.model,
+                            former.join(", "),
+                            when.date()
+                        ),
+                    });
+                }
+                prepared.ring = RingWrite::Unchanged;
+                prepared.message = prepared
+                    .message
+                    .lines()
+                    .filter(|l| !l.starts_with("Mvault-Key-Ring:"))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+            }
+        }
     }
     // Move local main back to our base so the commit is rebuilt on theirs.
     let tag_ref = format!(

@@ -68,3 +68,62 @@ pub fn check_ring(
     }
     Ok(())
 }
+
+/// The `ssh-ed25519` stanza tags of a sealed key ring: who holds its
+/// wrapping, as far as the header says without decrypting.
+pub fn ring_holders(sealed: &[u8]) -> Result<BTreeSet<String>, String> {
+    let header = crypto::age_header(sealed).map_err(|e| e.to_string())?;
+    Ok(header
+        .stanzas
+        .into_iter()
+        .filter(|s| s.tag == "ssh-ed25519")
+        .filter_map(|s| s.args.into_iter().next())
+        .collect())
+}
+
+/// The stanza tags of the model's readers at `at`.
+pub fn reader_tags(policy: &Policy, model: &ModelName, at: OffsetDateTime) -> BTreeSet<String> {
+    policy
+        .readers(model, at)
+        .into_iter()
+        .map(|(_, k)| crypto::ssh_stanza_tag(k))
+        .collect()
+}
+
+/// The holders of a key ring who are no longer readers of the model at
+/// `at` (expired, or their grant gone), by policy name where the policy
+/// still names their key (`"an unknown key"` otherwise). A write to the
+/// model at `at` must first give it a new data-key generation sealed to
+/// the readers alone: "expiry cuts readers off going forward".
+pub fn former_readers(
+    sealed: &[u8],
+    policy: &Policy,
+    model: &ModelName,
+    at: OffsetDateTime,
+) -> Result<Vec<String>, String> {
+    let readers = reader_tags(policy, model, at);
+    let by_tag: BTreeMap<String, String> = policy
+        .users
+        .values()
+        .flat_map(|u| {
+            u.keys.iter().map(move |k| {
+                let who = match u.expires {
+                    Some(d) if at.date() >= d => format!("{} (expired {d})", u.name),
+                    _ => u.name.clone(),
+                };
+                (crypto::ssh_stanza_tag(k), who)
+            })
+        })
+        .collect();
+    let mut out: Vec<String> = ring_holders(sealed)?
+        .difference(&readers)
+        .map(|t| {
+            by_tag
+                .get(t)
+                .cloned()
+                .unwrap_or_else(|| "an unknown key".to_owned())
+        })
+        .collect();
+    out.dedup();
+    Ok(out)
+}

@@ -11,7 +11,13 @@
 //!    dated before the parent commit nor from the future;
 //! 10. the version directory holds the record only (manifest and
 //!    signature); the payload tree it names is judged with its ref;
-//! 11. a new key ring is wrapped to exactly the policy's readers.
+//! 11. the key ring, judged at the commit's own date (the readers at the
+//!     time of the write): a new ring is wrapped to exactly the policy's
+//!     readers; an existing ring that still holds someone who is no longer
+//!     a reader (expired since) must be replaced in this commit by one
+//!     wrapped to exactly the readers (a rotation: the first write after an
+//!     expiry cuts the former reader off going forward), and a ring whose
+//!     holders are all readers may not be replaced.
 
 use std::collections::BTreeMap;
 
@@ -65,6 +71,13 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
     let mut new_ring = None;
     let mut files: BTreeMap<String, (ObjectId, EntryKind)> = BTreeMap::new();
     for c in j.changes {
+        // A replaced ring is a rotation, judged in step 11.
+        if c.path == ring_path && c.old.is_some() {
+            if let Some(newe) = c.new.filter(|(_, k)| *k == EntryKind::Blob) {
+                new_ring = Some(newe.0);
+                continue;
+            }
+        }
         if c.old.is_some() {
             return Err(bad(
                 Rule::ExistingContentChanged,
@@ -231,22 +244,51 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
             format!("payload {:?} is not a tree id", m.payload),
         )
     })?;
-    // 11. Key ring: created with the version, wrapped to exactly the
-    // policy's readers; otherwise it must already exist.
-    match new_ring {
-        Some(ring_id) => {
+    // 11. Key ring, at the write's own date: the commit's date, which
+    // rule 15 keeps from going back before the parent and rule 16 from
+    // running ahead of the server's clock. Day-granular expiry then reads
+    // the same in the client that wrote the ring, the hook and a replay.
+    let written = time::OffsetDateTime::from_unix_timestamp(j.commit.committer.time)
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc());
+    let on = written.date();
+    let old_ring = source::read_path(j.src, parent_tree, &ring_path).map_err(internal)?;
+    let ring_refusal = |e: String| bad(Rule::KeyRingRecipients, format!("{ring_path}: {e}"));
+    match (old_ring, new_ring) {
+        (None, Some(ring_id)) => {
             let (_, sealed) = j.src.object(ring_id).map_err(internal)?;
-            ring::check_ring(&sealed, j.policy, &model, at)
-                .map_err(|e| bad(Rule::KeyRingRecipients, format!("{ring_path}: {e}")))?;
+            ring::check_ring(&sealed, j.policy, &model, written).map_err(ring_refusal)?;
         }
-        None => {
-            if source::entry(j.src, j.commit.tree, &ring_path)
-                .map_err(internal)?
-                .is_none()
-            {
+        (None, None) => {
+            return Err(bad(
+                Rule::MissingKeyRing,
+                format!("{ring_path} does not exist"),
+            ));
+        }
+        (Some(old), Some(ring_id)) => {
+            let former =
+                ring::former_readers(&old, j.policy, &model, written).map_err(ring_refusal)?;
+            if former.is_empty() {
                 return Err(bad(
-                    Rule::MissingKeyRing,
-                    format!("{ring_path} does not exist"),
+                    Rule::ExistingContentChanged,
+                    format!(
+                        "{ring_path} is replaced, but every key it is wrapped to is still a reader on {on}; a version rotates the data key only to cut off a former reader"
+                    ),
+                ));
+            }
+            let (_, sealed) = j.src.object(ring_id).map_err(internal)?;
+            ring::check_ring(&sealed, j.policy, &model, written).map_err(ring_refusal)?;
+        }
+        (Some(old), None) => {
+            let former =
+                ring::former_readers(&old, j.policy, &model, written).map_err(ring_refusal)?;
+            if !former.is_empty() {
+                return Err(j.refuse(
+                    Rule::KeyRingRecipients,
+                    format!(
+                        "{ring_path} is still wrapped to {}, no longer reader(s) on {on}; the first version after a reader's expiry rotates the data key",
+                        escape(&former.join(", "))
+                    ),
+                    "build the version again with mvault add: it rotates the data key",
                 ));
             }
         }

@@ -467,3 +467,73 @@ fn a_new_key_ring_wrapped_to_other_than_the_readers_is_refused() {
     let id = first_of_gpt(&mut w, Some(b"plaintext key".to_vec()));
     refused(judge(&w, id), Rule::KeyRingRecipients);
 }
+
+/// main's tip with nlp/bert's ring re-sealed to carol as well, whose key
+/// expired in 2020: a ring that still holds a former reader.
+fn ring_with_a_former_reader(w: &mut World) {
+    let admin = w.admin.clone();
+    let tip = w.main.tip;
+    let mut files = w.files[&tip].clone();
+    let keys: Vec<_> = [&w.admin, &w.alice, &w.bob, &w.carol]
+        .iter()
+        .map(|k| k.public_key().clone())
+        .collect();
+    let ring = w.ring_to(&keys);
+    files.insert(w.model.keyring_path(), (w.src.blob(&ring), EntryKind::Blob));
+    let msg = "policy: test\n\nMvault-Action: policy\nMvault-Key-Rewrap: nlp/bert\n";
+    let id = w.commit_files(&admin, tip, &files, msg, T0 + 550);
+    w.advance_main(id);
+}
+
+/// 1.1.0 with nlp/bert's ring replaced by `ring`.
+fn register_with_ring(w: &mut World, ring: Vec<u8>) -> ObjectId {
+    register_bent(w, |w, f, m| {
+        f.insert(w.model.keyring_path(), (w.src.blob(&ring), EntryKind::Blob));
+        m.push_str("Mvault-Key-Ring: rotated age1\n");
+    })
+}
+
+#[test]
+fn a_version_after_a_readers_expiry_that_keeps_the_key_is_refused() {
+    let mut w = World::new();
+    ring_with_a_former_reader(&mut w);
+    let id = register_bent(&mut w, |_, _, _| {});
+    let r = refused(judge(&w, id), Rule::KeyRingRecipients);
+    assert!(r.detail.contains("carol (expired 2020-01-01)"), "{r:?}");
+    refused(
+        judge_commit(&w.src, &w.replay(), "main", id),
+        Rule::KeyRingRecipients,
+    );
+}
+
+#[test]
+fn a_version_that_rotates_the_key_after_a_readers_expiry_is_accepted() {
+    let mut w = World::new();
+    ring_with_a_former_reader(&mut w);
+    let ring = w.ring_for(&w.policy);
+    let id = register_with_ring(&mut w, ring);
+    accepted(judge(&w, id));
+    accepted(judge_commit(&w.src, &w.replay(), "main", id));
+}
+
+#[test]
+fn a_rotation_to_other_than_the_readers_is_refused() {
+    let mut w = World::new();
+    ring_with_a_former_reader(&mut w);
+    // Still carol's, and without bob.
+    let keys: Vec<_> = [&w.admin, &w.alice, &w.carol]
+        .iter()
+        .map(|k| k.public_key().clone())
+        .collect();
+    let ring = w.ring_to(&keys);
+    let id = register_with_ring(&mut w, ring);
+    refused(judge(&w, id), Rule::KeyRingRecipients);
+}
+
+#[test]
+fn a_key_ring_replaced_while_every_holder_is_a_reader_is_refused() {
+    let mut w = World::new();
+    let ring = w.ring_for(&w.policy);
+    let id = register_with_ring(&mut w, ring);
+    refused(judge(&w, id), Rule::ExistingContentChanged);
+}
