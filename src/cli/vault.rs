@@ -132,6 +132,14 @@ pub(super) fn run(
                 if o.new_key_ring {
                     writeln!(out, "created the key ring of {}", o.model)?;
                 }
+                if !o.key_rotated_for.is_empty() {
+                    writeln!(
+                        out,
+                        "rotated the data key of {}: {} no longer reader(s), cut off from this version on",
+                        o.model,
+                        escape(&o.key_rotated_for.join(", "))
+                    )?;
+                }
                 match &o.pushed {
                     Some(p) if p.rebuilds > 0 => writeln!(
                         out,
