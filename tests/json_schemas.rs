@@ -21,6 +21,7 @@ const NO_DATA: &[&str] = &[
     "policy",
     "hook",
     "audit",
+    "access",
     "hook pre-receive",
     "hook pre-push",
     "hook pack-objects",
@@ -359,6 +360,11 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
         &json(&v, &server, admin, "admin", &["log", "--server"]),
     );
     assert!(decisions.len() >= 10, "{} decisions", decisions.len());
+    let review = s.check(
+        "access_review",
+        &json(&v, &server, admin, "admin", &["access", "review"]),
+    );
+    assert_eq!(review[0]["server_log"], true, "{review:?}");
     let checks = s.check(
         "hook_check",
         &json(&v, &server, admin, "admin", &["hook", "check", "."]),

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod access_review;
 mod attack_escapes;
 mod attack_forged_server;
 mod attack_paths;

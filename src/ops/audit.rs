@@ -73,3 +73,59 @@ pub fn report(
     let chain = believed_chain(vault, model)?;
     crate::audit::report::build(vault, model, since, until, now, integrity, &chain.stages)
 }
+
+/// `mvault access review`: the review of the vault at `now`, with the
+/// pushes and fetches of the server's log when the vault is the server's
+/// repository (it holds the decision log).
+pub fn access_review(
+    vault: &Vault,
+    model: Option<&globset::GlobMatcher>,
+    stale_days: u64,
+    now: time::OffsetDateTime,
+) -> Result<crate::audit::access::AccessReview, VaultError> {
+    use crate::audit::access::{review, ReviewRequest, ServerActivity};
+    use crate::server::log::{read_log, ServerEvent, ServerFilter, LOG_FILE};
+    let git_dir = vault.store.git_dir();
+    let server: Option<Vec<ServerActivity>> = if git_dir.join(LOG_FILE).exists() {
+        let entries =
+            read_log(git_dir, &ServerFilter::default()).map_err(|e| VaultError::Input {
+                path: git_dir.join(LOG_FILE).display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Some(
+            entries
+                .into_iter()
+                .filter_map(|e| {
+                    let user = e.actor?;
+                    let time = time::OffsetDateTime::parse(
+                        &e.time,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()?
+                    .unix_timestamp();
+                    let action = match e.event {
+                        ServerEvent::Accept => "push",
+                        ServerEvent::Refuse => "refused push",
+                        ServerEvent::Fetch => "fetch",
+                    };
+                    Some(ServerActivity {
+                        user,
+                        time,
+                        action: action.to_owned(),
+                    })
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    review(
+        vault,
+        &ReviewRequest {
+            model,
+            stale_days,
+            server: server.as_deref(),
+            now,
+        },
+    )
+}
