@@ -310,7 +310,7 @@ pub(super) fn run(
 }
 
 /// `--model GLOB`: `*` stays within one segment of a model name.
-fn model_glob(glob: &str) -> Result<globset::GlobMatcher, CliError> {
+pub(super) fn model_glob(glob: &str) -> Result<globset::GlobMatcher, CliError> {
     Ok(globset::GlobBuilder::new(glob)
         .literal_separator(true)
         .build()

@@ -3,6 +3,7 @@
 //! hint and an exit code. One file per command group; `error` holds the
 //! error type and its exit codes.
 
+mod access;
 mod audit;
 mod completions;
 mod demo;
@@ -25,6 +26,7 @@ use mvault::model::names::Stage;
 use mvault::model::text::escape;
 use mvault::vault::{Vault, VaultError};
 
+use access::AccessCommand;
 use audit::{AuditCommand, LogAction};
 use error::{CliError, CliResult};
 use hook::HookCommand;
@@ -273,6 +275,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Review who can do what: grants, keys, activity, old data keys.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+    },
     /// A model's versions as a tree of parents, with each version's stages.
     Lineage {
         model: String,
@@ -473,6 +480,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         Command::Policy { command } => policy::run(command, &cli.key, &dir, now, out),
         Command::Hook { command } => hook::run(command, &dir, now, out),
         Command::Sync { json } => sync::run(json, &dir, now, out),
+        Command::Access { command } => access::run(command, &dir, now, out),
         Command::Demo { path } => demo::run(path, out),
         Command::Completions { shell } => completions::run(shell, out),
         Command::Man { dir: pages } => man::run(&dir.join(pages), out),
