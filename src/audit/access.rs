@@ -461,8 +461,7 @@ fn old_holders(
             continue;
         }
         let ring_id = vault.store.entry(c.tree, &path)?.map(|(id, _)| id);
-        if ring_id.is_some() && ring_id != last_ring {
-            let id = ring_id.expect("checked");
+        if let Some(id) = ring_id.filter(|_| ring_id != last_ring) {
             let (_, sealed) = vault.store.object(id)?;
             let holders = ring::ring_holders(&sealed).unwrap_or_default();
             for u in vault.policy_at(c.tree)?.users.values() {
