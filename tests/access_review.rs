@@ -2,7 +2,7 @@
 //! through the hook, `mvault access review` gives exactly the expected
 //! table, as JSON and as text (insta snapshots), with an expired key
 //! (carol), a key expiring within 30 days (erin), stale users, activity
-//! from the record and from the server's log, and carol's old data key
+//! from the record and from the server's log (bob's refused push), and carol's old data key
 //! after the rotation that cut her off; the HTML renders in headless
 //! Chromium.
 
@@ -21,6 +21,7 @@ const AFTER: &str = "1797328800";
 ///   dave (approver on nlp/*), erin (ml_engineer on nlp/**, expires
 ///   2027-01-10) join; alice registers nlp/bert@1.0.0, the admin
 ///   vision/resnet@1.0.0; dave approves nlp/bert@1.0.0 for production;
+/// - on 2026-12-10: bob pushes a commit the hook refuses;
 /// - at AFTER: alice registers nlp/bert@1.1.0, which rotates the data key
 ///   (carol expired).
 struct Scripted {
@@ -95,6 +96,14 @@ fn scripted() -> Scripted {
         &["approve", "nlp/bert@1.0.0", "--stage", "production"],
     )
     .success();
+    // On 2026-12-10 bob, a viewer, pushes a commit of his own: the hook
+    // refuses it, and only the server's log has him.
+    let clone = s.stock_clone("bob");
+    s.git_ok(&clone, &["commit", "-q", "--allow-empty", "-m", "bob's"]);
+    let mut push = s.git_command(&clone, &["push", "origin", "main"]);
+    push.env("MVAULT_USER", "bob")
+        .env("MVAULT_NOW", "1796896800");
+    s.run(push).failure();
     add(&s.alice, "alice", AFTER, "nlp/bert", "1.1.0", 3)
         .mentions(&["rotated the data key of nlp/bert: carol (expired 2026-12-01)"]);
     let keys = vec![
@@ -156,7 +165,7 @@ fn access_review_gives_the_expected_table_as_json_and_text() {
         serde_json::from_str(&v.review(&["--stale-days", "7", "--json"])).expect("JSON");
     assert_eq!(
         short["stale_users"],
-        serde_json::json!(["admin", "bob", "carol", "dave", "erin"])
+        serde_json::json!(["admin", "carol", "dave", "erin"])
     );
 }
 
