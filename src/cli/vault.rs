@@ -111,6 +111,7 @@ pub(super) fn run(
                     metadata,
                     metrics,
                     provenance,
+                    card: Default::default(),
                     message,
                     identity: &identity,
                     push: !no_push,
