@@ -375,6 +375,10 @@ pub struct VersionSummary {
     pub size: u64,
     pub manifest_sha256: String,
     pub merkle_root: String,
+    /// The card's model type, if any.
+    pub model_type: Option<&'static str>,
+    /// The card's labels, sorted.
+    pub labels: Vec<String>,
 }
 
 /// An opened vault.
@@ -771,6 +775,8 @@ impl Vault {
             manifest_sha256: crate::model::manifest::Sha256Digest::of(rec.manifest_text.as_bytes())
                 .to_hex(),
             merkle_root: crate::model::manifest::merkle_root(&m.files).to_hex(),
+            model_type: m.card.model_type.map(|t| t.as_str()),
+            labels: m.card.labels.iter().cloned().collect(),
         }
     }
 

@@ -201,6 +201,65 @@ pub struct ModelCard {
     pub dependencies: Vec<Pin>,
 }
 
+/// A card as JSON shows it (`show --json`, the report): schemas as JSON
+/// values, digests as hex.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CardView {
+    pub model_type: Option<&'static str>,
+    pub description: Option<String>,
+    pub labels: Vec<String>,
+    pub training_dataset: Option<DatasetView>,
+    pub input_schema: Option<serde_json::Value>,
+    pub output_schema: Option<serde_json::Value>,
+    pub dependencies: Vec<PinView>,
+}
+
+/// [`TrainingDataset`] for JSON.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DatasetView {
+    pub uri: String,
+    pub sha256: Option<String>,
+}
+
+/// [`Pin`] for JSON.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PinView {
+    pub name: String,
+    pub version: String,
+    pub sha256: Vec<String>,
+}
+
+impl ModelCard {
+    /// Whether nothing is on the card.
+    pub fn is_empty(&self) -> bool {
+        *self == ModelCard::default()
+    }
+
+    /// The card for JSON.
+    pub fn view(&self) -> CardView {
+        CardView {
+            model_type: self.model_type.map(ModelType::as_str),
+            description: self.description.clone(),
+            labels: self.labels.iter().cloned().collect(),
+            training_dataset: self.training_dataset.as_ref().map(|t| DatasetView {
+                uri: t.uri.clone(),
+                sha256: t.sha256.map(|d| d.to_hex()),
+            }),
+            input_schema: self.input_schema.as_ref().map(JsonSchemaDoc::value),
+            output_schema: self.output_schema.as_ref().map(JsonSchemaDoc::value),
+            dependencies: self
+                .dependencies
+                .iter()
+                .map(|p| PinView {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    sha256: p.sha256.iter().map(Sha256Digest::to_hex).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Whether `label` follows [`LABEL_RULE`].
 pub fn is_label(label: &str) -> bool {
     let b = label.as_bytes();
