@@ -4,6 +4,7 @@
 //! error type and its exit codes.
 
 mod audit;
+mod card;
 mod completions;
 mod demo;
 mod error;
@@ -94,6 +95,8 @@ enum Command {
         /// Provenance, KEY=VALUE: training_data, code_revision, params.* (repeatable).
         #[arg(long = "provenance", value_name = "KEY=VALUE")]
         provenance: Vec<String>,
+        #[command(flatten)]
+        card: card::CardArgs,
         /// Commit message text.
         #[arg(long, short)]
         message: Option<String>,
@@ -146,19 +149,39 @@ enum Command {
         json: bool,
     },
     /// Verify a version's signatures and every blob (decrypting), or a
-    /// deployed directory against the manifest (--dir).
+    /// deployed directory against the manifest (--dir), or a Python
+    /// environment against the version's dependency pins (--deps).
     Verify {
         /// nlp/bert@1.2.0, or nlp/bert for the newest version.
         reference: String,
         /// Compare this directory with the manifest instead (no key needed).
         #[arg(long = "dir", id = "check_dir", value_name = "DIR")]
         check_dir: Option<PathBuf>,
+        /// Compare the installed Python packages with the version's pins
+        /// instead (no key needed); each difference on its own line, exit 4.
+        #[arg(long, conflicts_with = "check_dir")]
+        deps: bool,
+        /// The interpreter to ask (default: $VIRTUAL_ENV/bin/python, else
+        /// python3 on PATH).
+        #[arg(long, value_name = "PATH", requires = "deps")]
+        python: Option<PathBuf>,
+        /// Installed packages that no pin names are differences too
+        /// (pip, setuptools, wheel and distribute excepted, as pip freeze
+        /// leaves them out).
+        #[arg(long, requires = "deps")]
+        strict: bool,
+        /// Check the SHA-256 of each wheel in DIR (the wheels the
+        /// environment was installed from) against the pinned digests.
+        #[arg(long, value_name = "DIR", requires = "deps")]
+        wheels: Option<PathBuf>,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List every version in the vault.
     List {
+        #[command(flatten)]
+        filter: card::ListFilter,
         /// JSON lines.
         #[arg(long)]
         json: bool,

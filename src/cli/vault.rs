@@ -62,6 +62,7 @@ pub(super) fn run(
             meta,
             metric,
             provenance,
+            card,
             message,
             no_push,
             part_size,
@@ -93,6 +94,7 @@ pub(super) fn run(
                 metrics.insert(k, n);
             }
             let provenance = key_values(&provenance, "provenance")?;
+            let card = card.card(dir)?;
             let vault = open_vault(dir)?;
             let identity = load_identity(key_path, dir)?;
             let path = if path.is_relative() {
@@ -111,7 +113,7 @@ pub(super) fn run(
                     metadata,
                     metrics,
                     provenance,
-                    card: Default::default(),
+                    card,
                     message,
                     identity: &identity,
                     push: !no_push,
@@ -222,10 +224,40 @@ pub(super) fn run(
         Command::Verify {
             reference,
             check_dir,
+            deps,
+            python,
+            strict,
+            wheels,
             json,
         } => {
             let r = VersionRef::parse(&reference)?;
             let vault = open_vault(dir)?;
+            if deps {
+                let abs = |p: PathBuf| if p.is_relative() { dir.join(p) } else { p };
+                let python = python.map_or_else(mvault::ops::deps::default_python, abs);
+                let how = mvault::ops::deps::Strictness { extras: strict };
+                let r = mvault::ops::deps::verify_deps(
+                    &vault,
+                    &r,
+                    &python,
+                    wheels.map(abs).as_deref(),
+                    how,
+                )?;
+                if json {
+                    json_line(out, &r)?;
+                } else {
+                    super::card::print_deps(out, &r)?;
+                }
+                if !r.problems.is_empty() {
+                    return Err(VaultError::DepsMismatch {
+                        model: r.model,
+                        version: r.version,
+                        count: r.problems.len(),
+                    }
+                    .into());
+                }
+                return Ok(());
+            }
             match check_dir {
                 Some(d) => {
                     let d = if d.is_relative() { dir.join(d) } else { d };
@@ -293,9 +325,9 @@ pub(super) fn run(
                 }
             }
         }
-        Command::List { json } => {
+        Command::List { filter, json } => {
             let vault = open_vault(dir)?;
-            for s in vault.list()? {
+            for s in vault.list()?.into_iter().filter(|s| filter.keeps(s)) {
                 if json {
                     json_line(out, &s)?;
                 } else {
@@ -333,6 +365,7 @@ pub(super) fn run(
                         "metadata": rec.manifest.metadata,
                         "metrics": rec.manifest.metrics,
                         "provenance": rec.manifest.provenance,
+                        "card": rec.manifest.card.view(),
                         "data_key": rec.manifest.data_key,
                         "files": files,
                     }),
@@ -364,6 +397,7 @@ pub(super) fn run(
                 for (k, v) in &rec.manifest.provenance {
                     writeln!(out, "provenance  {} = {}", escape(k), escape(v))?;
                 }
+                super::card::print_card(out, &rec.manifest.card)?;
                 writeln!(out, "files       {} ({} bytes)", s.files, s.size)?;
                 for f in &rec.manifest.files {
                     writeln!(

@@ -21,7 +21,7 @@ pub use crate::model::paths::{
 
 mod card;
 pub use card::{
-    check_uri, is_label, CardView, JsonSchemaDoc, ModelCard, ModelType, TrainingDataset,
+    check_description, check_uri, is_label, CardView, JsonSchemaDoc, ModelCard, ModelType, TrainingDataset,
     LABEL_RULE, MAX_LABELS,
 };
 
