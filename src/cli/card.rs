@@ -97,7 +97,11 @@ impl CardArgs {
         }
         for (flag, file, slot) in [
             ("--input-schema", &self.input_schema, &mut card.input_schema),
-            ("--output-schema", &self.output_schema, &mut card.output_schema),
+            (
+                "--output-schema",
+                &self.output_schema,
+                &mut card.output_schema,
+            ),
         ] {
             if let Some(f) = file {
                 *slot = Some(read_schema(flag, &abs(f))?);
@@ -130,15 +134,14 @@ impl CardArgs {
 
 fn read_schema(flag: &str, path: &Path) -> Result<JsonSchemaDoc, CliError> {
     let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| CliError::user(format!("{flag} {shown}: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| CliError::user(format!("{flag} {shown}: {e}")))?;
     if !meta.is_file() || meta.len() > 1 << 20 {
         return Err(CliError::user(format!(
             "{flag} {shown}: a JSON file of at most 1 MiB"
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| CliError::user(format!("{flag} {shown}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| CliError::user(format!("{flag} {shown}: {e}")))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| CliError::user(format!("{flag} {shown}: not UTF-8 text")))?;
     JsonSchemaDoc::parse(&text).map_err(|why| CliError::user(format!("{flag} {shown}: {why}")))
@@ -171,7 +174,11 @@ pub(super) fn print_card(out: &mut dyn Write, card: &ModelCard) -> CliResult {
     }
     if let Some(d) = &card.description {
         let mut lines = d.lines();
-        writeln!(out, "description {}", escape(lines.next().unwrap_or_default()))?;
+        writeln!(
+            out,
+            "description {}",
+            escape(lines.next().unwrap_or_default())
+        )?;
         for l in lines {
             writeln!(out, "            {}", escape(l))?;
         }
@@ -186,7 +193,10 @@ pub(super) fn print_card(out: &mut dyn Write, card: &ModelCard) -> CliResult {
             None => writeln!(out, "training    {}", escape(&t.uri))?,
         }
     }
-    for (what, s) in [("input", &card.input_schema), ("output", &card.output_schema)] {
+    for (what, s) in [
+        ("input", &card.input_schema),
+        ("output", &card.output_schema),
+    ] {
         if let Some(s) = s {
             writeln!(out, "{what:<12}schema, {} bytes of JSON", s.as_str().len())?;
         }
@@ -254,7 +264,10 @@ pub(super) fn print_deps(out: &mut dyn Write, r: &DepsReport) -> CliResult {
                 escape(version)
             ),
             DepProblem::NoWheel { name, version } => {
-                format!("no wheel       {name} {} in the wheel directory", escape(version))
+                format!(
+                    "no wheel       {name} {} in the wheel directory",
+                    escape(version)
+                )
             }
         };
         writeln!(out, "{line}")?;

@@ -21,8 +21,8 @@ pub use crate::model::paths::{
 
 mod card;
 pub use card::{
-    check_description, check_uri, is_label, CardView, JsonSchemaDoc, ModelCard, ModelType, TrainingDataset,
-    LABEL_RULE, MAX_LABELS,
+    check_description, check_uri, is_label, CardView, JsonSchemaDoc, ModelCard, ModelType,
+    TrainingDataset, LABEL_RULE, MAX_LABELS,
 };
 
 /// The schema version this build writes and reads (layout 2: the payload

@@ -49,18 +49,22 @@ pub fn read_lock(path: &Path) -> Result<LockFile, VaultError> {
             reason: "--deps names a lock or requirements file, not a directory or device".into(),
         });
     }
+    let too_big = || VaultError::Input {
+        path: shown.clone(),
+        reason: format!(
+            "larger than {} MiB; a lock file is text",
+            deps::MAX_FILE_BYTES >> 20
+        ),
+    };
+    if meta.len() > deps::MAX_FILE_BYTES {
+        return Err(too_big());
+    }
     let mut bytes = Vec::new();
     file.take(deps::MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
     if bytes.len() as u64 > deps::MAX_FILE_BYTES {
-        return Err(VaultError::Input {
-            path: shown,
-            reason: format!(
-                "larger than {} MiB; a lock file is text",
-                deps::MAX_FILE_BYTES >> 20
-            ),
-        });
+        return Err(too_big());
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
