@@ -38,6 +38,7 @@ mod hook_ssh;
 mod hook_time;
 mod json_schemas;
 mod layers;
+mod model_card;
 mod payload_refs;
 mod promotion_concurrent;
 mod promotion_flow;
