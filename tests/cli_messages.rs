@@ -273,3 +273,91 @@ fn self_grant_hint_is_a_command_an_admin_can_paste() {
         .add_in(&vault.repo, &bob, &model, "cv/resnet", "1.0.0", &[])
         .success();
 }
+
+/// Was: "unknown role \"ml_admn\": roles are viewer, …", and no
+/// suggestion; `report --format` took any string until the report was
+/// built. Both are typed by clap now: the values listed, one suggested.
+#[test]
+fn role_and_report_format_typos_list_the_values_and_suggest_one() {
+    let vault = registered();
+    let before = vault.git_ok(&vault.repo, &["rev-parse", "main"]);
+    let run = vault.mvault(
+        &vault.repo,
+        &vault.admin,
+        &[
+            "policy", "grant", "alice", "--role", "ml_admn", "--models", "**",
+        ],
+    );
+    insta::assert_snapshot!(seen(&vault, &run), @r"
+    exit 2
+    error: invalid value 'ml_admn' for '--role <ROLE>'
+      [possible values: viewer, developer, ml_engineer, ml_admin, approver]
+
+      tip: a similar value exists: 'ml_admin'
+
+    For more information, try '--help'.
+    ");
+    assert_eq!(vault.git_ok(&vault.repo, &["rev-parse", "main"]), before);
+
+    let run = vault.mvault(
+        &vault.repo,
+        &vault.alice,
+        &["report", "nlp/bert", "--format", "htm"],
+    );
+    insta::assert_snapshot!(seen(&vault, &run), @r"
+    exit 2
+    error: invalid value 'htm' for '--format <FORMAT>'
+      [possible values: json, md, html]
+
+      tip: a similar value exists: 'html'
+
+    For more information, try '--help'.
+    ");
+    assert!(run.stdout.is_empty());
+    // Control: `markdown` is still taken for md.
+    let md = vault
+        .mvault(
+            &vault.repo,
+            &vault.alice,
+            &["report", "nlp/bert", "--format", "markdown"],
+        )
+        .success()
+        .stdout();
+    let default = vault
+        .mvault(&vault.repo, &vault.alice, &["report", "nlp/bert"])
+        .success()
+        .stdout();
+    assert_eq!(md, default);
+}
+
+/// Names and references are checked while clap parses, yet the refusal is
+/// mvault's own (the rule, the hint), and comes before anything is opened.
+#[test]
+fn a_name_refused_while_parsing_keeps_mvaults_message_and_hint() {
+    let vault = registered();
+    let run = vault.mvault(&vault.repo, &vault.alice, &["status", "NLP/bert"]);
+    insta::assert_snapshot!(seen(&vault, &run), @r#"
+    exit 2
+    mvault: invalid model name "NLP/bert": it has capital letters; a model name is 1 to 4 segments separated by '/', each [a-z0-9][a-z0-9._-]{0,63}
+    "#);
+    let run = vault.mvault(
+        &vault.repo,
+        &vault.alice,
+        &["purge", "nlp/bert", "--reason", "gone"],
+    );
+    insta::assert_snapshot!(seen(&vault, &run), @r"
+    exit 2
+    mvault: nlp/bert: name one version, as MODEL@VERSION
+    ");
+    // Outside any repository: the argument's error, not "not a git
+    // repository".
+    let mut cmd = vault.command(env!("CARGO_BIN_EXE_mvault"));
+    cmd.current_dir(vault.root())
+        .args(["approve", "nlp/bert#prod", "--stage", "production"]);
+    let run = vault.run(cmd);
+    insta::assert_snapshot!(seen(&vault, &run), @r#"
+    exit 2
+    mvault: unknown stage "prod": stages are development, staging, production, deprecated, archived
+    hint: did you mean 'production'?
+    "#);
+}

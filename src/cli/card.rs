@@ -1,57 +1,25 @@
 //! The model card on the command line: the arguments `add` takes for it
 //! (`--model-type`, `--description`, `--input-schema`, `--output-schema`,
-//! `--label`, `--training-dataset`, `--deps`), the filters of `list`, and
-//! how `show` and `verify --deps` print it.
+//! `--label`, `--training-dataset`, `--deps`) and how `show` prints it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
-
-use mvault::model::manifest::{
-    is_label, JsonSchemaDoc, ModelCard, ModelType, TrainingDataset, LABEL_RULE, MAX_LABELS,
-};
+use mvault::model::manifest::{JsonSchemaDoc, ModelCard, ModelType, TrainingDataset, MAX_LABELS};
 use mvault::model::text::escape;
-use mvault::ops::deps::{DepProblem, DepsReport};
-use mvault::vault::VersionSummary;
 
-use super::{CliError, CliResult};
-
-/// What kind of model a version is (`--model-type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub(super) enum ModelTypeArg {
-    Classification,
-    Regression,
-    Nlp,
-    ComputerVision,
-    Generative,
-    Recommendation,
-    Other,
-}
-
-impl From<ModelTypeArg> for ModelType {
-    fn from(t: ModelTypeArg) -> Self {
-        match t {
-            ModelTypeArg::Classification => ModelType::Classification,
-            ModelTypeArg::Regression => ModelType::Regression,
-            ModelTypeArg::Nlp => ModelType::Nlp,
-            ModelTypeArg::ComputerVision => ModelType::ComputerVision,
-            ModelTypeArg::Generative => ModelType::Generative,
-            ModelTypeArg::Recommendation => ModelType::Recommendation,
-            ModelTypeArg::Other => ModelType::Other,
-        }
-    }
-}
+use super::context::Ctx;
+use super::error::{CliError, CliResult};
+use super::values;
 
 /// The model card of `add`: typed metadata stored in the signed manifest.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug)]
 pub(super) struct CardArgs {
     /// What kind of model this is.
-    #[arg(long, value_enum, value_name = "TYPE")]
-    model_type: Option<ModelTypeArg>,
+    #[arg(long, value_name = "TYPE", value_parser = values::model_type())]
+    model_type: Option<ModelType>,
     /// A description (at most 4096 bytes; newlines and tabs allowed).
-    #[arg(long)]
+    #[arg(long, value_parser = values::description)]
     description: Option<String>,
     /// A JSON Schema document describing the model's input (checked
     /// against its draft's meta-schema; stored in the manifest).
@@ -62,12 +30,12 @@ pub(super) struct CardArgs {
     output_schema: Option<PathBuf>,
     /// A label to find the version by with `list --label` (repeatable;
     /// a-z 0-9 . _ : / = -).
-    #[arg(long = "label", value_name = "LABEL")]
+    #[arg(long = "label", value_name = "LABEL", value_parser = values::label)]
     labels: Vec<String>,
     /// The training data: a URI, optionally with the SHA-256 of what it
     /// named (s3://bucket/train@sha256:HEX).
-    #[arg(long, value_name = "URI[@sha256:HEX]")]
-    training_dataset: Option<String>,
+    #[arg(long, value_name = "URI[@sha256:HEX]", value_parser = values::training_dataset)]
+    training_dataset: Option<TrainingDataset>,
     /// Pin the Python packages of a lock or requirements file: pip freeze
     /// or pip-compile --generate-hashes output, uv.lock or poetry.lock.
     /// Names, versions and artifact SHA-256s go into the manifest; check
@@ -77,56 +45,29 @@ pub(super) struct CardArgs {
 }
 
 impl CardArgs {
-    /// Read and check every field into a card; files are relative to `dir`.
-    pub(super) fn card(&self, dir: &Path) -> Result<ModelCard, CliError> {
-        let abs = |p: &Path| {
-            if p.is_relative() {
-                dir.join(p)
-            } else {
-                p.to_owned()
-            }
-        };
+    /// Read the files the card names (relative to `-C DIR`) and build it.
+    pub(super) fn card(&self, ctx: &Ctx) -> Result<ModelCard, CliError> {
         let mut card = ModelCard {
-            model_type: self.model_type.map(ModelType::from),
+            model_type: self.model_type,
+            description: self.description.clone(),
+            labels: self.labels.iter().cloned().collect(),
+            training_dataset: self.training_dataset.clone(),
             ..ModelCard::default()
         };
-        if let Some(d) = &self.description {
-            mvault::model::manifest::check_description(d)
-                .map_err(|why| CliError::user(format!("--description: {why}")))?;
-            card.description = Some(d.clone());
-        }
-        for (flag, file, slot) in [
-            ("--input-schema", &self.input_schema, &mut card.input_schema),
-            (
-                "--output-schema",
-                &self.output_schema,
-                &mut card.output_schema,
-            ),
-        ] {
-            if let Some(f) = file {
-                *slot = Some(read_schema(flag, &abs(f))?);
-            }
-        }
-        for l in &self.labels {
-            if !is_label(l) {
-                return Err(CliError::user(format!("--label {l:?}: {LABEL_RULE}")));
-            }
-            card.labels.insert(l.clone());
-        }
         if card.labels.len() > MAX_LABELS {
             return Err(CliError::user(format!(
                 "{} labels; at most {MAX_LABELS}",
                 card.labels.len()
             )));
         }
-        if let Some(t) = &self.training_dataset {
-            card.training_dataset = Some(
-                TrainingDataset::parse_arg(t)
-                    .map_err(|why| CliError::user(format!("--training-dataset {why}")))?,
-            );
+        if let Some(f) = &self.input_schema {
+            card.input_schema = Some(read_schema("--input-schema", &ctx.path(f))?);
+        }
+        if let Some(f) = &self.output_schema {
+            card.output_schema = Some(read_schema("--output-schema", &ctx.path(f))?);
         }
         if let Some(f) = &self.deps {
-            card.dependencies = mvault::ops::deps::read_lock(&abs(f))?.pins;
+            card.dependencies = mvault::ops::deps::read_lock(&ctx.path(f))?.pins;
         }
         Ok(card)
     }
@@ -145,26 +86,6 @@ fn read_schema(flag: &str, path: &Path) -> Result<JsonSchemaDoc, CliError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| CliError::user(format!("{flag} {shown}: not UTF-8 text")))?;
     JsonSchemaDoc::parse(&text).map_err(|why| CliError::user(format!("{flag} {shown}: {why}")))
-}
-
-/// `list --type/--label`: which versions to show.
-#[derive(Args, Debug, Clone, Default)]
-pub(super) struct ListFilter {
-    /// Only versions of this model type.
-    #[arg(long = "type", value_enum, value_name = "TYPE")]
-    model_type: Option<ModelTypeArg>,
-    /// Only versions with this label (repeatable: every one).
-    #[arg(long = "label", value_name = "LABEL")]
-    labels: Vec<String>,
-}
-
-impl ListFilter {
-    pub(super) fn keeps(&self, s: &VersionSummary) -> bool {
-        let type_ok = self
-            .model_type
-            .is_none_or(|t| s.model_type == Some(ModelType::from(t).as_str()));
-        type_ok && self.labels.iter().all(|l| s.labels.contains(l))
-    }
 }
 
 /// `show`: the card's lines.
@@ -212,80 +133,6 @@ pub(super) fn print_card(out: &mut dyn Write, card: &ModelCard) -> CliResult {
                 p.sha256.len()
             )?;
         }
-    }
-    Ok(())
-}
-
-/// `verify --deps`: one line per difference, or the summary.
-pub(super) fn print_deps(out: &mut dyn Write, r: &DepsReport) -> CliResult {
-    for p in &r.problems {
-        let line = match p {
-            DepProblem::Missing { name, pinned } => {
-                format!("missing        {name} (pinned {})", pinned.join(" or "))
-            }
-            DepProblem::OtherVersion {
-                name,
-                pinned,
-                installed,
-            } => format!(
-                "other version  {name} {} (pinned {})",
-                escape(installed),
-                pinned.join(" or ")
-            ),
-            DepProblem::Extra { name, installed } => {
-                format!("extra          {} {}", escape(name), escape(installed))
-            }
-            DepProblem::WheelDigest {
-                file,
-                name,
-                version,
-                sha256,
-            } => format!(
-                "wheel digest   {} ({name} {}): sha256 {sha256} is not pinned",
-                escape(file),
-                escape(version)
-            ),
-            DepProblem::NoDigestPinned {
-                file,
-                name,
-                version,
-            } => format!(
-                "no digest      {} ({name} {}): the pin records no artifact digest",
-                escape(file),
-                escape(version)
-            ),
-            DepProblem::UnpinnedWheel {
-                file,
-                name,
-                version,
-            } => format!(
-                "unpinned wheel {} ({name} {})",
-                escape(file),
-                escape(version)
-            ),
-            DepProblem::NoWheel { name, version } => {
-                format!(
-                    "no wheel       {name} {} in the wheel directory",
-                    escape(version)
-                )
-            }
-        };
-        writeln!(out, "{line}")?;
-    }
-    if r.problems.is_empty() {
-        writeln!(
-            out,
-            "python {} at {} matches the {} pinned package(s) of {}@{}{}",
-            escape(&r.python),
-            escape(&r.interpreter),
-            r.pinned,
-            r.model,
-            r.version,
-            match r.wheels {
-                Some(n) => format!(", and {n} wheel(s) their digests"),
-                None => String::new(),
-            }
-        )?;
     }
     Ok(())
 }

@@ -5,7 +5,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::CliError;
+use super::context::Ctx;
+use super::error::{CliError, CliResult};
+
+/// Build a throwaway vault and run the whole loop, printing each step.
+#[derive(clap::Args, Debug)]
+pub(super) struct Args {
+    /// Where to build it (default: a new temporary directory).
+    path: Option<PathBuf>,
+}
 
 fn step(out: &mut dyn Write, text: &str) -> Result<(), CliError> {
     writeln!(out, "\n== {text}")?;
@@ -77,8 +85,8 @@ fn keygen(dir: &Path, name: &str) -> Result<PathBuf, CliError> {
 }
 
 /// Run the demo in `path` (default: a new temporary directory).
-pub fn run(path: Option<PathBuf>, out: &mut dyn Write) -> Result<(), CliError> {
-    let root = match path {
+pub(super) fn run(args: Args, _ctx: &Ctx, out: &mut dyn Write) -> CliResult {
+    let root = match args.path {
         Some(p) => {
             std::fs::create_dir_all(&p)?;
             p.canonicalize()?

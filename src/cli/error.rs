@@ -3,7 +3,10 @@
 
 use mvault::vault::{ErrorKind, VaultError};
 
-/// A failure as the user sees it.
+/// A failure as the user sees it. It is also the error of the value
+/// parsers (`values`), so that a name refused while clap parses reaches
+/// the user with the library's message and hint, as any other failure.
+#[derive(Debug, Clone)]
 pub struct CliError {
     pub(super) kind: ErrorKind,
     pub(super) message: String,
@@ -13,13 +16,16 @@ pub struct CliError {
 }
 
 impl CliError {
-    pub(super) fn user(message: impl Into<String>) -> Self {
+    pub(super) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         CliError {
-            kind: ErrorKind::User,
+            kind,
             message: message.into(),
             hints: Vec::new(),
             broken_pipe: false,
         }
+    }
+    pub(super) fn user(message: impl Into<String>) -> Self {
+        CliError::new(ErrorKind::User, message)
     }
     /// An error whose lines were already printed.
     pub(super) fn quiet(mut self) -> Self {
@@ -39,6 +45,14 @@ impl CliError {
         }
     }
 }
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
 
 impl From<VaultError> for CliError {
     fn from(e: VaultError) -> Self {

@@ -7,11 +7,23 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
-use super::{Cli, CliError, CliResult};
+use super::context::Ctx;
+use super::error::{CliError, CliResult};
+use super::Cli;
 
-/// Write `mvault.1` and `mvault-<command>[-<subcommand>].1` into `dir`, and
-/// list the files written.
-pub(super) fn run(dir: &Path, out: &mut dyn Write) -> CliResult {
+/// Write a man page for mvault and one for each command and subcommand
+/// (mvault.1, mvault-promote.1, mvault-policy-grant.1, …) into DIR.
+#[derive(clap::Args, Debug)]
+pub(super) struct Args {
+    /// Where to write them; created if missing.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+}
+
+/// Write `mvault.1` and `mvault-<command>[-<subcommand>].1` into the
+/// directory, and list the files written.
+pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
+    let dir = &ctx.path(&args.dir);
     std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
     // Built, so each subcommand's display name is its full name
     // (mvault-policy-grant) and the global options reach every page.

@@ -1,24 +1,32 @@
 //! `mvault sync`: bring the clone's record up to date with its remote.
 
 use std::io::Write;
-use std::path::Path;
 
 use mvault::model::text::escape;
-use mvault::ops::sync;
+use mvault::ops::sync::{self, SyncOutcome};
 
-use super::{json_line, open_vault, CliResult};
+use super::context::Ctx;
+use super::error::CliResult;
+use super::render::json_line;
 
-/// Run `mvault sync`: one library call, then the outcome as text or JSON.
-pub(super) fn run(
+/// Bring this clone's record up to date with its remote: fetch main and
+/// the tags, fast-forward main (a rewritten main or a changed tag is
+/// refused), and verify what is new from the root keys.
+#[derive(clap::Args, Debug)]
+pub(super) struct Args {
+    #[arg(long)]
     json: bool,
-    dir: &Path,
-    now: time::OffsetDateTime,
-    out: &mut dyn Write,
-) -> CliResult {
-    let vault = open_vault(dir)?;
-    let o = sync::sync(&vault, now.unix_timestamp())?;
+}
+
+pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
+    let vault = ctx.vault()?;
+    let o = sync::sync(&vault, ctx.now.unix_timestamp())?;
+    render(out, &o, args.json)
+}
+
+fn render(out: &mut dyn Write, o: &SyncOutcome, json: bool) -> CliResult {
     if json {
-        return json_line(out, &o);
+        return json_line(out, o);
     }
     let short = |id: &str| id.chars().take(12).collect::<String>();
     match &o.main_before {

@@ -1,0 +1,74 @@
+//! `mvault pull`: decrypt and verify a version into a directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use mvault::model::names::VersionRef;
+use mvault::ops::retrieve::{self, Verified};
+
+use super::context::Ctx;
+use super::error::CliResult;
+use super::render::json_line;
+use super::values;
+
+/// Decrypt and verify a version, then write it to a directory. In a
+/// clone, the version's payload is fetched from the remote when the
+/// clone lacks it; with --from, no clone is needed.
+#[derive(clap::Args, Debug)]
+pub(super) struct Args {
+    /// nlp/bert@1.2.0, nlp/bert for the newest version, or
+    /// nlp/bert#production for what a stage serves.
+    #[arg(value_parser = values::version_ref)]
+    reference: VersionRef,
+    /// Destination directory.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// Pull straight from a server (any git URL): the record is kept in
+    /// a cache directory, and only this version's payload is fetched.
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+    /// The cache directory for --from (default
+    /// $XDG_CACHE_HOME/mvault/<hash of the URL>).
+    #[arg(long, value_name = "DIR", requires = "from")]
+    cache: Option<PathBuf>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
+    let output = ctx.path(&args.output);
+    let identity = ctx.identity()?;
+    let r = &args.reference;
+    let v = match &args.from {
+        Some(url) => {
+            let cache = args.cache.as_deref().map(|c| ctx.path(c));
+            retrieve::pull_from(url, cache.as_deref(), r, &output, &identity, &ctx.progress)?
+        }
+        None => {
+            let vault = ctx.vault()?;
+            if let Some(warning) = retrieve::refresh_for(&vault, r)? {
+                eprintln!("mvault: warning: {warning}");
+            }
+            retrieve::pull(&vault, r, &output, &identity, &ctx.progress)?
+        }
+    };
+    render(out, &v, &output, args.json)
+}
+
+fn render(out: &mut dyn Write, v: &Verified, output: &Path, json: bool) -> CliResult {
+    if json {
+        return json_line(out, v);
+    }
+    writeln!(
+        out,
+        "pulled {}@{} into {}: {} file(s), {} bytes, signed by {}, every digest verified",
+        v.model,
+        v.version,
+        output.display(),
+        v.files,
+        v.bytes,
+        v.author
+    )?;
+    Ok(())
+}
