@@ -154,7 +154,7 @@ fn hostile_card_values_are_refused_before_anything_is_written() {
     write_file(&model.join("weights.bin"), b"w");
     let cases: &[(&[&str], &str)] = &[
         (&["--description", "clear\u{1b}[2J"], "control character"),
-        (&["--label", "Prod"], "--label \"Prod\""),
+        (&["--label", "Prod"], "\"Prod\": 1 to 64 characters"),
         (&["--training-dataset", "train.csv"], "a URI with a scheme"),
         (
             &["--training-dataset", "s3://x@sha256:abc"],
