@@ -105,6 +105,7 @@ fn run() -> Result<(), String> {
                 metadata: Default::default(),
                 metrics: Default::default(),
                 provenance: Default::default(),
+                card: Default::default(),
                 message: None,
                 identity: &identity,
                 push: false,

@@ -166,6 +166,38 @@ fn non_canonical_manifest_is_refused() {
     assert!(run.stderr().contains("canonical"), "{}", run.stderr());
 }
 
+/// A model card field that breaks its rule (an input schema that is no
+/// JSON Schema: `"strin"` is no type) is refused with the field and its
+/// line, whoever signed it: readers trust the card as much as the files.
+#[test]
+fn manifest_with_a_malformed_card_is_refused() {
+    let s = Server::with_version();
+    let clone = s.prepared("c", &s.alice, "2.0.0");
+    // Re-signed by alice, the digest trailer recomputed: only the card is
+    // wrong.
+    crate::forged::reregister(
+        &s,
+        &clone,
+        &s.alice,
+        |text| {
+            // After the last top-level key, before the first table.
+            let at = text.find("total_size = ").expect("total_size");
+            let end = at + text[at..].find('\n').expect("a line") + 1;
+            let mut edited = text.clone();
+            edited.insert_str(end, "input_schema = '{\"type\":\"strin\"}'\n");
+            assert_ne!(edited, text);
+            edited
+        },
+        |_| {},
+    );
+    let run = s.refused_main(&clone, Some("alice"), "bad manifest");
+    assert!(
+        run.stderr().contains("input_schema") && run.stderr().contains("not a valid JSON Schema"),
+        "{}",
+        run.stderr()
+    );
+}
+
 /// A manifest path with `..` would write outside the output directory on
 /// pull (path traversal).
 #[test]

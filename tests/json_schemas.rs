@@ -176,6 +176,13 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
     );
     assert!(added[0]["pushed"].is_object(), "add pushed: {}", added[0]);
     write_pseudo_random(&model.join("weights.bin"), 100_000, 2);
+    let schema = v.path("input.schema.json");
+    write_file(
+        &schema,
+        br#"{"type":"object","properties":{"text":{"type":"string"}}}"#,
+    );
+    let reqs = v.path("requirements.txt");
+    write_file(&reqs, b"mvault-test-absent==1.0\n");
     s.check(
         "add",
         &json(
@@ -192,6 +199,18 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
                 "1.1.0",
                 "--parent",
                 "1.0.0",
+                "--model-type",
+                "nlp",
+                "--description",
+                "A test model.",
+                "--label",
+                "prod",
+                "--training-dataset",
+                "s3://bucket/train",
+                "--input-schema",
+                path_str(&schema),
+                "--deps",
+                path_str(&reqs),
             ],
         ),
     );
@@ -201,9 +220,44 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
         2
     );
     s.check(
+        "list",
+        &json(
+            &v,
+            &repo,
+            alice,
+            "alice",
+            &["list", "--type", "nlp", "--label", "prod"],
+        ),
+    );
+    s.check(
         "show",
         &json(&v, &repo, alice, "alice", &["show", "nlp/bert@1.0.0"]),
     );
+    let shown = s.check(
+        "show",
+        &json(&v, &repo, alice, "alice", &["show", "nlp/bert@1.1.0"]),
+    );
+    assert_eq!(shown[0]["card"]["model_type"], "nlp", "{}", shown[0]);
+    // verify --deps against the tests' python3, which lacks the pinned
+    // package: exit 4, and the JSON names the difference.
+    let python = require_program("python3", "python3");
+    let mut deps = v.mvault_command(
+        &repo,
+        alice,
+        &[
+            "verify",
+            "nlp/bert@1.1.0",
+            "--deps",
+            "--python",
+            path_str(&python),
+            "--json",
+        ],
+    );
+    deps.env("MVAULT_USER", "alice");
+    let run = v.run(deps);
+    assert_eq!(run.status.code(), Some(4), "{}", run.output());
+    let checked = s.check("verify_deps", &run.stdout());
+    assert_eq!(checked[0]["problems"][0]["problem"], "missing");
     let out = v.path("out");
     s.check(
         "pull",

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::audit::events::{self, AuditReport, Event, Filter};
+use crate::model::manifest::CardView;
 use crate::model::names::ModelName;
 use crate::rules::stages::{ModelStages, StageHead};
 use crate::vault::{Vault, VaultError};
@@ -133,7 +134,16 @@ pub struct Report {
     pub stage_heads: Vec<StageHead>,
     pub integrity: AuditReport,
     pub lineage: Vec<LineageNode>,
+    /// Each version's model card (type, labels, data, schemas, pins).
+    pub model_cards: Vec<VersionCard>,
     pub events: Vec<Event>,
+}
+
+/// One version's card, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionCard {
+    pub version: String,
+    pub card: CardView,
 }
 
 /// A promotion and its approvals, for the report.
@@ -213,7 +223,17 @@ pub fn build(
         t.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
             .map(crate::vault::rfc3339)
     };
+    let (_, tree) = vault.main()?;
+    let mut model_cards = Vec::new();
+    for v in vault.versions_of(tree, model)? {
+        let rec = vault.record(model, &v)?;
+        model_cards.push(VersionCard {
+            version: v.to_string(),
+            card: rec.manifest.card.view(),
+        });
+    }
     Ok(Report {
+        model_cards,
         model: model.to_string(),
         since: fmt(since),
         until: fmt(until),
@@ -299,6 +319,20 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
+        "\n## Model cards\n\n| version | type | labels | training data | schemas | dependencies | description |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for c in &r.model_cards {
+        let [v, t, l, d, s, p, desc] = card_cells(c);
+        let _ = writeln!(
+            o,
+            "| {v} | {t} | {} | {} | {s} | {p} | {} |",
+            md_escape(&l),
+            md_escape(&d),
+            md_escape(&desc)
+        );
+    }
+    let _ = writeln!(
+        o,
         "\n## Lineage\n\n```\n{}```",
         lineage_text(&r.model, &r.lineage)
     );
@@ -316,6 +350,45 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     o
+}
+
+/// A card's cells: version, type, labels, training data, schemas,
+/// dependencies (count and names), description; unescaped.
+fn card_cells(c: &VersionCard) -> [String; 7] {
+    let k = &c.card;
+    let data = k
+        .training_dataset
+        .as_ref()
+        .map(|d| match &d.sha256 {
+            Some(h) => format!("{} (sha256 {h})", d.uri),
+            None => d.uri.clone(),
+        })
+        .unwrap_or_default();
+    let schemas = match (&k.input_schema, &k.output_schema) {
+        (Some(_), Some(_)) => "input, output",
+        (Some(_), None) => "input",
+        (None, Some(_)) => "output",
+        (None, None) => "",
+    };
+    let deps = if k.dependencies.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = k
+            .dependencies
+            .iter()
+            .map(|p| format!("{}=={}", p.name, p.version))
+            .collect();
+        format!("{}: {}", names.len(), names.join(", "))
+    };
+    [
+        c.version.clone(),
+        k.model_type.unwrap_or("").to_owned(),
+        k.labels.join(", "),
+        data,
+        schemas.to_owned(),
+        deps,
+        k.description.clone().unwrap_or_default(),
+    ]
 }
 
 fn md_escape(s: &str) -> String {
@@ -476,6 +549,11 @@ pub fn html(r: &Report) -> String {
             html_escape(p.ticket.as_deref().unwrap_or("")),
             html_escape(p.reason.as_deref().unwrap_or(""))
         );
+    }
+    let _ = writeln!(o, "</table><h2>Model cards</h2><table id=\"model-cards\"><tr><th>version</th><th>type</th><th>labels</th><th>training data</th><th>schemas</th><th>dependencies</th><th>description</th></tr>");
+    for c in &r.model_cards {
+        let cells = card_cells(c).map(|x| html_escape(&x));
+        let _ = writeln!(o, "<tr><td>{}</td></tr>", cells.join("</td><td>"));
     }
     let _ = writeln!(o, "</table><h2>Timeline</h2><table id=\"timeline\"><tr><th>time</th><th>action</th><th>actor</th><th>version</th><th>stage</th><th>source</th></tr>");
     for e in &r.events {

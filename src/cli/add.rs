@@ -38,6 +38,8 @@ pub(super) struct Args {
     /// Provenance, KEY=VALUE: training_data, code_revision, params.* (repeatable).
     #[arg(long = "provenance", value_name = "KEY=VALUE", value_parser = values::provenance)]
     provenance: Vec<(String, String)>,
+    #[command(flatten)]
+    card: super::card::CardArgs,
     /// Commit message text.
     #[arg(long, short)]
     message: Option<String>,
@@ -54,6 +56,7 @@ pub(super) struct Args {
 }
 
 pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
+    let card = args.card.card(ctx)?;
     let vault = ctx.vault()?;
     let identity = ctx.identity()?;
     let o = register::add(
@@ -67,6 +70,7 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
             metadata: values::key_map(&args.meta),
             metrics: values::key_map(&args.metric),
             provenance: values::key_map(&args.provenance),
+            card,
             message: args.message,
             identity: &identity,
             push: !args.no_push,

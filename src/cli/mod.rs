@@ -9,6 +9,7 @@ mod access;
 mod add;
 mod approve;
 mod audit;
+mod card;
 mod completions;
 mod context;
 mod demo;
@@ -72,7 +73,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Init(init::Args),
-    Add(add::Args),
+    // Boxed: the model card makes its arguments the largest by far.
+    Add(Box<add::Args>),
     Pull(pull::Args),
     Purge(purge::Args),
     Verify(verify::Args),
@@ -146,7 +148,7 @@ fn print_error(e: CliError, out: &mut dyn Write) -> i32 {
 fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     match command {
         Command::Init(args) => init::run(args, ctx, out),
-        Command::Add(args) => add::run(args, ctx, out),
+        Command::Add(args) => add::run(*args, ctx, out),
         Command::Pull(args) => pull::run(args, ctx, out),
         Command::Purge(args) => purge::run(args, ctx, out),
         Command::Verify(args) => verify::run(args, ctx, out),

@@ -46,6 +46,7 @@ fn render(out: &mut dyn Write, rec: &VersionRecord, json: bool) -> CliResult {
                 "metadata": rec.manifest.metadata,
                 "metrics": rec.manifest.metrics,
                 "provenance": rec.manifest.provenance,
+                "card": rec.manifest.card.view(),
                 "data_key": rec.manifest.data_key,
                 "files": files,
             }),
@@ -77,6 +78,7 @@ fn render(out: &mut dyn Write, rec: &VersionRecord, json: bool) -> CliResult {
     for (k, v) in &rec.manifest.provenance {
         writeln!(out, "provenance  {} = {}", escape(k), escape(v))?;
     }
+    super::card::print_card(out, &rec.manifest.card)?;
     writeln!(out, "files       {} ({} bytes)", s.files, s.size)?;
     for f in &rec.manifest.files {
         writeln!(

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
+use mvault::model::manifest::{
+    check_description, is_label, ModelType, TrainingDataset, LABEL_RULE,
+};
 use mvault::model::names::{ModelName, Stage, Version, VersionRef};
 use mvault::model::policy::{self, Role};
 use mvault::ops::register;
@@ -137,4 +140,30 @@ fn key_value(item: &str, what: &str) -> Result<(String, String), CliError> {
         )));
     }
     Ok((k.to_owned(), v.to_owned()))
+}
+
+/// A model type, like [`stage`]: listed, suggested and completed by clap.
+pub(super) fn model_type() -> impl TypedValueParser<Value = ModelType> {
+    PossibleValuesParser::new(ModelType::ALL.map(ModelType::as_str))
+        .map(|s| ModelType::parse(&s).expect("clap admits only the names of ModelType::ALL"))
+}
+
+/// A label of the model card.
+pub(super) fn label(s: &str) -> Result<String, CliError> {
+    if is_label(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(CliError::user(format!("{s:?}: {LABEL_RULE}")))
+    }
+}
+
+/// `--training-dataset URI[@sha256:HEX]`.
+pub(super) fn training_dataset(s: &str) -> Result<TrainingDataset, CliError> {
+    TrainingDataset::parse_arg(s).map_err(CliError::user)
+}
+
+/// `--description`: the manifest's rule, checked before any work.
+pub(super) fn description(s: &str) -> Result<String, CliError> {
+    check_description(s).map_err(CliError::user)?;
+    Ok(s.to_owned())
 }

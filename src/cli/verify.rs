@@ -1,11 +1,13 @@
-//! `mvault verify`: check a version (decrypting every blob), or a deployed
-//! directory against its manifest.
+//! `mvault verify`: check a version (decrypting every blob), a deployed
+//! directory against its manifest, or a Python environment against its
+//! dependency pins.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mvault::model::names::VersionRef;
 use mvault::model::text::escape;
+use mvault::ops::deps::{self, DepProblem, DepsReport, Strictness};
 use mvault::ops::retrieve::{self, DirProblem, Verified};
 use mvault::vault::VaultError;
 
@@ -15,7 +17,8 @@ use super::render::json_line;
 use super::values;
 
 /// Verify a version's signatures and every blob (decrypting), or a
-/// deployed directory against the manifest (--dir).
+/// deployed directory against the manifest (--dir), or a Python
+/// environment against the version's dependency pins (--deps).
 #[derive(clap::Args, Debug)]
 pub(super) struct Args {
     /// nlp/bert@1.2.0, or nlp/bert for the newest version.
@@ -24,6 +27,23 @@ pub(super) struct Args {
     /// Compare this directory with the manifest instead (no key needed).
     #[arg(long = "dir", id = "check_dir", value_name = "DIR")]
     check_dir: Option<PathBuf>,
+    /// Compare the installed Python packages with the version's pins
+    /// instead (no key needed); each difference on its own line, exit 4.
+    #[arg(long, conflicts_with = "check_dir")]
+    deps: bool,
+    /// The interpreter to ask (default: $VIRTUAL_ENV/bin/python, else
+    /// python3 on PATH).
+    #[arg(long, value_name = "PATH", requires = "deps")]
+    python: Option<PathBuf>,
+    /// Installed packages that no pin names are differences too (pip,
+    /// setuptools, wheel and distribute excepted, as pip freeze leaves
+    /// them out).
+    #[arg(long, requires = "deps")]
+    strict: bool,
+    /// Check the SHA-256 of each wheel in DIR (the wheels the environment
+    /// was installed from) against the pinned digests.
+    #[arg(long, value_name = "DIR", requires = "deps")]
+    wheels: Option<PathBuf>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -31,6 +51,27 @@ pub(super) struct Args {
 
 pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     let vault = ctx.vault()?;
+    if args.deps {
+        let python = args
+            .python
+            .as_deref()
+            .map_or_else(deps::default_python, |p| ctx.path(p));
+        let wheels = args.wheels.as_deref().map(|w| ctx.path(w));
+        let how = Strictness {
+            extras: args.strict,
+        };
+        let r = deps::verify_deps(&vault, &args.reference, &python, wheels.as_deref(), how)?;
+        render_deps(out, &r, args.json)?;
+        if !r.problems.is_empty() {
+            return Err(VaultError::DepsMismatch {
+                model: r.model,
+                version: r.version,
+                count: r.problems.len(),
+            }
+            .into());
+        }
+        return Ok(());
+    }
     match &args.check_dir {
         Some(d) => {
             let d = ctx.path(d);
@@ -107,6 +148,83 @@ fn render_dir(
             v.model,
             v.version,
             v.files
+        )?;
+    }
+    Ok(())
+}
+
+/// `--deps`: one line per difference, or that the environment matches.
+fn render_deps(out: &mut dyn Write, r: &DepsReport, json: bool) -> CliResult {
+    if json {
+        return json_line(out, r);
+    }
+    for p in &r.problems {
+        let line = match p {
+            DepProblem::Missing { name, pinned } => {
+                format!("missing        {name} (pinned {})", pinned.join(" or "))
+            }
+            DepProblem::OtherVersion {
+                name,
+                pinned,
+                installed,
+            } => format!(
+                "other version  {name} {} (pinned {})",
+                escape(installed),
+                pinned.join(" or ")
+            ),
+            DepProblem::Extra { name, installed } => {
+                format!("extra          {} {}", escape(name), escape(installed))
+            }
+            DepProblem::WheelDigest {
+                file,
+                name,
+                version,
+                sha256,
+            } => format!(
+                "wheel digest   {} ({name} {}): sha256 {sha256} is not pinned",
+                escape(file),
+                escape(version)
+            ),
+            DepProblem::NoDigestPinned {
+                file,
+                name,
+                version,
+            } => format!(
+                "no digest      {} ({name} {}): the pin records no artifact digest",
+                escape(file),
+                escape(version)
+            ),
+            DepProblem::UnpinnedWheel {
+                file,
+                name,
+                version,
+            } => format!(
+                "unpinned wheel {} ({name} {})",
+                escape(file),
+                escape(version)
+            ),
+            DepProblem::NoWheel { name, version } => {
+                format!(
+                    "no wheel       {name} {} in the wheel directory",
+                    escape(version)
+                )
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    if r.problems.is_empty() {
+        writeln!(
+            out,
+            "python {} at {} matches the {} pinned package(s) of {}@{}{}",
+            escape(&r.python),
+            escape(&r.interpreter),
+            r.pinned,
+            r.model,
+            r.version,
+            match r.wheels {
+                Some(n) => format!(", and {n} wheel(s) their digests"),
+                None => String::new(),
+            }
         )?;
     }
     Ok(())

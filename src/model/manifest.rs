@@ -19,6 +19,12 @@ pub use crate::model::paths::{
     MAX_PATH_LEN, PATH_RULE,
 };
 
+mod card;
+pub use card::{
+    check_description, check_uri, is_label, CardView, JsonSchemaDoc, ModelCard, ModelType,
+    TrainingDataset, LABEL_RULE, MAX_LABELS,
+};
+
 /// The schema version this build writes and reads (layout 2: the payload
 /// lives under its own ref, files are split into parts). Schema 1 (layout
 /// 1, blobs on `main`) is not read: no such vault was ever released.
@@ -106,6 +112,8 @@ pub struct Manifest {
     pub metadata: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
     pub provenance: Provenance,
+    /// Type, description, schemas, labels, training data, dependencies.
+    pub card: ModelCard,
     /// Sorted by path, unique.
     pub files: Vec<FileEntry>,
 }
@@ -158,13 +166,38 @@ struct RawManifest {
     merkle_root: toml::Spanned<String>,
     file_count: u64,
     total_size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_type: Option<toml::Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<toml::Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<toml::Spanned<Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    training_dataset: Option<toml::Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    training_dataset_sha256: Option<toml::Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input_schema: Option<toml::Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_schema: Option<toml::Spanned<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
     #[serde(default)]
     metrics: BTreeMap<String, f64>,
     #[serde(default)]
     provenance: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dependencies: Vec<RawPin>,
     files: Vec<RawFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPin {
+    name: toml::Spanned<String>,
+    version: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sha256: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -234,6 +267,7 @@ impl Manifest {
         fn sp<T>(_: std::ops::Range<usize>, v: T) -> toml::Spanned<T> {
             toml::Spanned::new(0..0, v)
         }
+        let c = &self.card;
         let raw = RawManifest {
             schema: sp(0..0, SCHEMA),
             model: sp(0..0, self.model.to_string()),
@@ -249,9 +283,35 @@ impl Manifest {
             merkle_root: sp(0..0, merkle_root(&self.files).to_hex()),
             file_count: self.files.len() as u64,
             total_size: self.total_size(),
+            model_type: c.model_type.map(|t| sp(0..0, t.as_str().to_owned())),
+            description: c.description.clone().map(|d| sp(0..0, d)),
+            labels: (!c.labels.is_empty()).then(|| sp(0..0, c.labels.iter().cloned().collect())),
+            training_dataset: c.training_dataset.as_ref().map(|t| sp(0..0, t.uri.clone())),
+            training_dataset_sha256: c
+                .training_dataset
+                .as_ref()
+                .and_then(|t| t.sha256)
+                .map(|d| sp(0..0, d.to_hex())),
+            input_schema: c
+                .input_schema
+                .as_ref()
+                .map(|s| sp(0..0, s.as_str().to_owned())),
+            output_schema: c
+                .output_schema
+                .as_ref()
+                .map(|s| sp(0..0, s.as_str().to_owned())),
             metadata: self.metadata.clone(),
             metrics: self.metrics.clone(),
             provenance: self.provenance.clone(),
+            dependencies: c
+                .dependencies
+                .iter()
+                .map(|p| RawPin {
+                    name: sp(0..0, p.name.clone()),
+                    version: p.version.clone(),
+                    sha256: p.sha256.iter().map(Sha256Digest::to_hex).collect(),
+                })
+                .collect(),
             files: self
                 .files
                 .iter()
@@ -496,6 +556,7 @@ impl Manifest {
                 found: format!("{:?} before {:?}", pair[0].path, pair[1].path),
             });
         }
+        let card = card::parse_card(&raw, text)?;
         let m = Manifest {
             model,
             version,
@@ -510,6 +571,7 @@ impl Manifest {
             metadata: raw.metadata,
             metrics: raw.metrics,
             provenance: raw.provenance,
+            card,
             files,
         };
         let expected = merkle_root(&m.files).to_hex();
@@ -577,6 +639,7 @@ mod tests {
             metadata: [("team".to_string(), "search".to_string())].into(),
             metrics: [("f1".to_string(), 0.91)].into(),
             provenance: [("training_data".to_string(), "s3://x".to_string())].into(),
+            card: ModelCard::default(),
             files: vec![
                 FileEntry {
                     path: "weights/b.bin".into(),

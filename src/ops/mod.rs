@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod deps;
 pub mod output;
 pub mod parts;
 pub mod progress;

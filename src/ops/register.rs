@@ -15,7 +15,7 @@ use crate::store::ObjectId;
 use time::OffsetDateTime;
 
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
-use crate::model::manifest::{self, FileEntry, Manifest, Sha256Digest};
+use crate::model::manifest::{self, FileEntry, Manifest, ModelCard, Sha256Digest};
 use crate::model::names::{self, ModelName, Version};
 use crate::model::policy::{Ability, Policy};
 use crate::ops::parts::{self, Chunking, PartInput, Reusable, Splitter};
@@ -35,6 +35,8 @@ pub struct AddRequest<'a> {
     pub metadata: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
     pub provenance: BTreeMap<String, String>,
+    /// Type, description, schemas, labels, training data, dependencies.
+    pub card: ModelCard,
     pub message: Option<String>,
     pub identity: &'a SshIdentity,
     pub push: bool,
@@ -524,6 +526,7 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
         metadata: req.metadata.clone(),
         metrics: req.metrics.clone(),
         provenance: req.provenance.clone(),
+        card: req.card.clone(),
         files,
     };
     manifest.sort_files();

@@ -5,8 +5,10 @@ use rand::Rng;
 
 use super::{mutate_once, mutated, random_string, run, seeded, text};
 use crate::crypto::{self, DataKey};
+use crate::model::deps::{is_normalised_name, normalise_version, Pin};
 use crate::model::manifest::{
-    self, check_path_set, validate_path, FileEntry, Manifest, Part, Sha256Digest, PART_SIZE_RANGE,
+    self, check_path_set, is_label, validate_path, FileEntry, JsonSchemaDoc, Manifest, ModelCard,
+    ModelType, Part, Sha256Digest, TrainingDataset, PART_SIZE_RANGE,
 };
 use crate::model::names::{ModelName, Version};
 
@@ -159,10 +161,69 @@ fn random_manifest(rng: &mut StdRng, recipients: &[String]) -> Manifest {
         provenance: (0..rng.gen_range(0..3))
             .map(|_| (pick(rng), pick(rng)))
             .collect(),
+        card: random_card(rng),
         files,
     };
     m.sort_files();
     m
+}
+
+/// A model card with some of its fields, each valid.
+fn random_card(rng: &mut StdRng) -> ModelCard {
+    let schemas = [
+        r#"{"type":"object","properties":{"text":{"type":"string"}}}"#,
+        r#"{"$schema":"http://json-schema.org/draft-07/schema#","type":"array","items":{"type":"number"}}"#,
+        r#"{"enum":[null,1.5,"\u0000",true]}"#,
+        "{}",
+    ];
+    let schema = |rng: &mut StdRng| {
+        rng.gen_bool(0.4)
+            .then(|| JsonSchemaDoc::parse(schemas[rng.gen_range(0..schemas.len())]).expect("valid"))
+    };
+    let names = ["numpy", "torch", "a", "ruamel-yaml", "x9"];
+    let versions = [
+        "1.26.4",
+        "2.0.0rc1",
+        "1.0.post1",
+        "1!1.0+local.7",
+        "2023.7.22",
+    ];
+    let mut dependencies: Vec<Pin> = (0..rng.gen_range(0..4))
+        .map(|_| Pin {
+            name: names[rng.gen_range(0..names.len())].into(),
+            version: versions[rng.gen_range(0..versions.len())].into(),
+            sha256: (0..rng.gen_range(0..3))
+                .map(|_| Sha256Digest(rng.gen()))
+                .collect(),
+        })
+        .collect();
+    dependencies.sort();
+    dependencies.dedup_by(|a, b| (&a.name, &a.version) == (&b.name, &b.version));
+    let descriptions = [
+        "A model.",
+        "two\nlines\twith \"quotes\" and 'single'",
+        "\u{e9}\u{1f980}",
+    ];
+    let labels = ["prod", "team:search", "a", "x.y_z-1", "k=v"];
+    ModelCard {
+        model_type: rng
+            .gen_bool(0.5)
+            .then(|| ModelType::ALL[rng.gen_range(0..ModelType::ALL.len())]),
+        description: rng
+            .gen_bool(0.5)
+            .then(|| descriptions[rng.gen_range(0..descriptions.len())].to_owned()),
+        labels: (0..rng.gen_range(0..3))
+            .map(|_| labels[rng.gen_range(0..labels.len())].to_owned())
+            .collect(),
+        training_dataset: rng.gen_bool(0.4).then(|| TrainingDataset {
+            uri: ["s3://bucket/data", "hf://datasets/x@main", "file:/d"][rng.gen_range(0..3)]
+                .into(),
+            sha256: rng.gen_bool(0.5).then(|| Sha256Digest(rng.gen())),
+        }),
+        input_schema: schema(rng),
+        output_schema: schema(rng),
+        dependencies,
+    }
 }
 
 /// Canonical text with every file emptied (no parts) and then given
@@ -244,6 +305,20 @@ fn manifests_that_parse_are_canonical() {
         b"blobs/",
         b"parent = \"1.0.0\"\n",
         b"x = 1\n",
+        b"model_type = \"nlp\"\n",
+        b"model_type = \"NLP\"\n",
+        b"labels = [\"b\", \"a\"]\n",
+        b"labels = []\n",
+        b"description = \"\\u001b[2J\"\n",
+        b"training_dataset = \"no scheme\"\n",
+        b"training_dataset_sha256 = ",
+        b"input_schema = '{\"type\":\"strin\"}'\n",
+        b"output_schema = '[1]'\n",
+        b"input_schema = '{\"b\":1,\"a\":2}'\n",
+        b"[[dependencies]]\n",
+        b"name = \"NumPy\"\n",
+        b"version = \"1.0-RC1\"\n",
+        b"sha256 = []\n",
     ];
     run(
         "manifest",
@@ -314,6 +389,32 @@ fn manifests_that_parse_are_canonical() {
             let sum = m.files.iter().try_fold(0u64, |t, f| t.checked_add(f.size));
             assert_eq!(sum, Some(m.total_size()), "total_size wrapped");
             assert!(m.files.windows(2).all(|w| w[0].path < w[1].path));
+            // The card: every field by its rule.
+            let c = &m.card;
+            assert!(c.labels.iter().all(|l| is_label(l)) && c.labels.len() <= 64);
+            if let Some(d) = &c.description {
+                assert!(!d
+                    .chars()
+                    .any(|ch| ch.is_control() && ch != '\n' && ch != '\t'));
+            }
+            if let Some(t) = &c.training_dataset {
+                assert!(manifest::check_uri(&t.uri).is_ok(), "{:?}", t.uri);
+            }
+            for s in c.input_schema.iter().chain(&c.output_schema) {
+                assert!(s.value().is_object());
+                assert_eq!(serde_json::to_string(&s.value()).expect("json"), s.as_str());
+            }
+            assert!(c
+                .dependencies
+                .windows(2)
+                .all(|w| (&w[0].name, &w[0].version) < (&w[1].name, &w[1].version)));
+            for p in &c.dependencies {
+                assert!(is_normalised_name(&p.name), "{:?}", p.name);
+                assert_eq!(
+                    normalise_version(&p.version).as_deref(),
+                    Some(p.version.as_str())
+                );
+            }
             // 3. It parses again to itself.
             let again = Manifest::parse(&m.to_canonical()).expect("re-parse");
             assert_eq!(again.digest(), m.digest());

@@ -215,6 +215,19 @@ pub enum VaultError {
     /// A path a pull would write is not safe to write.
     #[error("{path}: {reason}")]
     UnsafeOutput { path: String, reason: String },
+    /// A lock or requirements file given to `--deps` was refused.
+    #[error(transparent)]
+    Deps(#[from] crate::model::deps::LockError),
+    /// The Python interpreter `verify --deps` asks could not answer.
+    #[error("python {python}: {reason}")]
+    Python { python: String, reason: String },
+    /// An environment differs from the version's dependency pins.
+    #[error("the environment does not match the dependencies of {model}@{version}: {count} difference(s)")]
+    DepsMismatch {
+        model: String,
+        version: String,
+        count: usize,
+    },
     /// I/O on a local path.
     #[error("{path}: {source}")]
     Io {
@@ -240,6 +253,8 @@ impl VaultError {
             | NotFetched { .. }
             | Behind { .. }
             | NoRemote
+            | Deps(_)
+            | Python { .. }
             | Io { .. } => ErrorKind::User,
             Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } | PushRace { .. } => {
                 ErrorKind::Policy
@@ -251,6 +266,7 @@ impl VaultError {
             | Mismatch { .. }
             | Decrypt { .. }
             | DirMismatch { .. }
+            | DepsMismatch { .. }
             | UntrustedTag { .. }
             | TagReplaced { .. }
             | MainRewritten { .. }
@@ -359,6 +375,10 @@ pub struct VersionSummary {
     pub size: u64,
     pub manifest_sha256: String,
     pub merkle_root: String,
+    /// The card's model type, if any.
+    pub model_type: Option<&'static str>,
+    /// The card's labels, sorted.
+    pub labels: Vec<String>,
 }
 
 /// An opened vault.
@@ -755,6 +775,8 @@ impl Vault {
             manifest_sha256: crate::model::manifest::Sha256Digest::of(rec.manifest_text.as_bytes())
                 .to_hex(),
             merkle_root: crate::model::manifest::merkle_root(&m.files).to_hex(),
+            model_type: m.card.model_type.map(|t| t.as_str()),
+            labels: m.card.labels.iter().cloned().collect(),
         }
     }
 

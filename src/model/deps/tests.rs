@@ -1,0 +1,198 @@
+use super::*;
+
+const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn digests(hex: &[&str]) -> BTreeSet<Sha256Digest> {
+    hex.iter()
+        .map(|h| Sha256Digest::from_hex(h).unwrap())
+        .collect()
+}
+
+#[test]
+fn names_are_normalised_as_pep_503_says() {
+    assert_eq!(normalise_name("Foo.Bar__baz-").as_deref(), None);
+    assert_eq!(
+        normalise_name("Foo.Bar__baz").as_deref(),
+        Some("foo-bar-baz")
+    );
+    assert_eq!(
+        normalise_name("ruamel.yaml").as_deref(),
+        Some("ruamel-yaml")
+    );
+    assert_eq!(normalise_name("a").as_deref(), Some("a"));
+    for bad in ["", "-a", "a b", "a/b", "é", "a\n"] {
+        assert_eq!(normalise_name(bad), None, "{bad:?}");
+    }
+    assert!(is_normalised_name("foo-bar") && !is_normalised_name("Foo_bar"));
+}
+
+#[test]
+fn versions_are_normalised_as_pep_440_says() {
+    assert_eq!(normalise_version("1.0.0-RC1").as_deref(), Some("1.0.0rc1"));
+    assert_eq!(normalise_version("2.0.post1").as_deref(), Some("2.0.post1"));
+    assert_eq!(normalise_version("not a version"), None);
+    assert!(same_version("1.0", "1.0.0"));
+    assert!(!same_version("1.0", "1.0.1"));
+}
+
+#[test]
+fn pip_freeze_output_pins_names_and_versions() {
+    let text = "# pip freeze\nNumPy==1.26.4\nsafe_tensors==0.4.2 ; python_version >= \"3.8\"\n\nrequests[socks] == 2.31.0\n";
+    let lock = parse_lock("req.txt", text).unwrap();
+    assert_eq!(lock.format, LockFormat::Requirements);
+    let got: Vec<(&str, &str, usize)> = lock
+        .pins
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str(), p.sha256.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("numpy", "1.26.4", 0),
+            ("requests", "2.31.0", 0),
+            ("safe-tensors", "0.4.2", 0)
+        ]
+    );
+}
+
+#[test]
+fn pip_compile_hashes_on_continuation_lines_are_read() {
+    let text = format!(
+        "#\n# pip-compile --generate-hashes\n#\n--index-url https://pypi.org/simple\n\nnumpy==1.26.4 \\\n    --hash=sha256:{A} \\\n    --hash=sha256:{B}\n    # via -r requirements.in\ntqdm==4.66.1 \\\n    --hash=sha256:{A}\n"
+    );
+    let lock = parse_lock("requirements.txt", &text).unwrap();
+    assert_eq!(lock.pins.len(), 2);
+    assert_eq!(lock.pins[0].sha256, digests(&[A, B]));
+    assert_eq!(lock.pins[1].name, "tqdm");
+}
+
+#[test]
+fn bad_requirements_name_the_file_line_and_problem() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("numpy==1.0\nscipy>=1.2\n", 2, "not pinned"),
+        ("numpy==1.0\n-e ./local\n", 2, "editable"),
+        ("-r base.txt\n", 1, "includes another file"),
+        ("torch @ https://x/torch.whl\n", 1, "direct reference"),
+        ("x==1.0 \\\n  --hash=md5:abc\n", 1, "only sha256"),
+        ("x==1.0 --hash=sha256:zz\n", 1, "64 hex"),
+        ("x==not-a-version\n", 1, "PEP 440"),
+        ("bad name==1.0\n", 1, "distribution name"),
+        ("\n\nx==1.0 --frobnicate\n", 3, "--frobnicate"),
+        ("ok==1\nx==1\u{1b}[31m\n", 2, "control character"),
+        ("# nothing\n", 0, "no package pinned"),
+    ];
+    for (text, line, fragment) in cases {
+        let e = parse_lock("weird name.txt", text).unwrap_err();
+        assert_eq!(e.line, (*line > 0).then_some(*line), "{text:?}: {e}");
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("weird name.txt") && shown.contains(fragment),
+            "{text:?}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn uv_lock_records_every_artifact_and_skips_the_project() {
+    let text = format!(
+        r#"version = 1
+requires-python = ">=3.11"
+
+[[package]]
+name = "my-model"
+version = "0.1.0"
+source = {{ editable = "." }}
+dependencies = [{{ name = "numpy" }}]
+
+[[package]]
+name = "numpy"
+version = "1.26.4"
+source = {{ registry = "https://pypi.org/simple" }}
+sdist = {{ url = "https://x/numpy-1.26.4.tar.gz", hash = "sha256:{A}", size = 1 }}
+wheels = [
+    {{ url = "https://x/numpy-1.26.4-cp311-none-any.whl", hash = "sha256:{B}", size = 2 }},
+]
+"#
+    );
+    let lock = parse_lock("uv.lock", &text).unwrap();
+    assert_eq!(lock.format, LockFormat::UvLock);
+    assert_eq!(lock.pins.len(), 1);
+    assert_eq!(lock.pins[0].name, "numpy");
+    assert_eq!(lock.pins[0].sha256, digests(&[A, B]));
+
+    let bad = text.replace(&format!("sha256:{B}"), "sha512:00");
+    let e = parse_lock("uv.lock", &bad).unwrap_err();
+    assert_eq!(e.line, Some(16), "{e}");
+    assert!(e.to_string().contains("only sha256"), "{e}");
+    let e = parse_lock("uv.lock", &text.replace("version = 1\n", "version = 7\n")).unwrap_err();
+    assert!(e.to_string().contains("version 7"), "{e}");
+    let e = parse_lock("uv.lock", &text.replace("name = \"numpy\"", "name = 3")).unwrap_err();
+    assert_eq!(e.line, Some(11), "{e}");
+}
+
+#[test]
+fn poetry_lock_both_versions_are_read() {
+    let v2 = format!(
+        r#"# This file is automatically @generated by Poetry 1.8.2 and should not be changed by hand.
+
+[[package]]
+name = "Torch"
+version = "2.1.0"
+description = "x"
+optional = false
+python-versions = ">=3.8"
+files = [
+    {{file = "torch-2.1.0-cp311-none-any.whl", hash = "sha256:{A}"}},
+]
+
+[metadata]
+lock-version = "2.0"
+python-versions = "^3.11"
+content-hash = "abc"
+"#
+    );
+    let lock = parse_lock("poetry.lock", &v2).unwrap();
+    assert_eq!(lock.format, LockFormat::PoetryLock);
+    assert_eq!(lock.pins[0].name, "torch");
+    assert_eq!(lock.pins[0].sha256, digests(&[A]));
+
+    let v1 = format!(
+        r#"[[package]]
+name = "torch"
+version = "2.1.0"
+category = "main"
+
+[metadata]
+lock-version = "1.1"
+
+[metadata.files]
+torch = [
+    {{file = "torch-2.1.0.tar.gz", hash = "sha256:{B}"}},
+]
+"#
+    );
+    let lock = parse_lock("poetry.lock", &v1).unwrap();
+    assert_eq!(lock.pins[0].sha256, digests(&[B]));
+}
+
+#[test]
+fn toml_that_is_not_a_lock_names_its_line() {
+    let e = parse_lock(
+        "uv.lock",
+        "version = 1\n[[package]]\nname = \"x\"\nversion = \n",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, Some(4), "{e}");
+}
+
+#[test]
+fn the_same_pin_twice_is_merged_and_two_versions_are_kept() {
+    let text = format!(
+        "x==1.0 --hash=sha256:{A} ; sys_platform == 'linux'\nx==1.0 --hash=sha256:{B} ; sys_platform == 'win32'\nx==2.0 ; python_version > '3.12'\n"
+    );
+    let lock = parse_lock("r.txt", &text).unwrap();
+    assert_eq!(lock.pins.len(), 2);
+    assert_eq!(lock.pins[0].sha256, digests(&[A, B]));
+    assert_eq!(lock.pins[1].version, "2.0");
+}
