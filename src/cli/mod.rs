@@ -10,8 +10,10 @@ mod error;
 mod hook;
 mod man;
 mod policy;
+mod policy_rule;
 mod progress;
 mod release;
+mod retention;
 mod sync;
 mod vault;
 
@@ -303,6 +305,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the archived versions whose payload is due for purge under
+    /// the policy's retention_days.
+    Retention(retention::RetentionArgs),
     /// Administer the policy (admin-signed commits).
     Policy {
         #[command(subcommand)]
@@ -473,6 +478,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         Command::Policy { command } => policy::run(command, &cli.key, &dir, now, out),
         Command::Hook { command } => hook::run(command, &dir, now, out),
         Command::Sync { json } => sync::run(json, &dir, now, out),
+        Command::Retention(args) => retention::run(args, &dir, now, out),
         Command::Demo { path } => demo::run(path, out),
         Command::Completions { shell } => completions::run(shell, out),
         Command::Man { dir: pages } => man::run(&dir.join(pages), out),

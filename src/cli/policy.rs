@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use mvault::crypto;
+use mvault::model::text::escape;
 use mvault::model::policy::{self, Role};
 use mvault::ops::admin::{self, PolicyChange};
 use mvault::vault::{ErrorKind, VaultError};
 
+use super::policy_rule::{self, RuleCommand};
 use super::{json_line, load_identity, open_vault, CliError, CliResult};
 
 #[derive(Subcommand, Debug)]
@@ -63,13 +65,25 @@ pub(super) enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add, change or remove a stage rule or model settings (admin-signed
+    /// commit, like grant).
+    Rule {
+        #[command(subcommand)]
+        command: RuleCommand,
+        #[arg(long, global = true)]
+        no_push: bool,
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Print the policy in force on main.
     Show {
         /// The policy as one JSON object, with the keys of policy.toml.
         #[arg(long)]
         json: bool,
     },
-    /// Lint a policy file; errors name the line.
+    /// Lint a policy file; errors name the line (and column). Run in a
+    /// vault, it also warns (on stderr) about globs that match none of its
+    /// models.
     Check {
         file: PathBuf,
         /// One JSON object: ok, and the counts or the error.
@@ -109,7 +123,22 @@ pub(super) fn run(
         PolicyCommand::Check { file, json } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| CliError::user(format!("cannot read {}: {e}", file.display())))?;
-            let checked = admin::check_policy_text(&text);
+            // The models of the vault the check runs in, if it runs in one:
+            // globs that match none of them are warned about.
+            let known = match mvault::vault::Vault::open(dir) {
+                Ok(v) => v
+                    .main()
+                    .and_then(|(_, tree)| v.models(tree))
+                    .map(|m| m.into_keys().collect())
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            let checked = admin::check_policy_text(&text, &known);
+            if let Ok(summary) = &checked {
+                for w in &summary.warnings {
+                    eprintln!("mvault: warning: {}: {}", file.display(), escape(&w.to_string()));
+                }
+            }
             if json {
                 json_line(
                     out,
@@ -183,6 +212,15 @@ pub(super) fn run(
             no_push,
             json,
         ),
+        PolicyCommand::Rule {
+            command,
+            no_push,
+            json,
+        } => (
+            PolicyChange::Rule(policy_rule::change(command)),
+            no_push,
+            json,
+        ),
         PolicyCommand::Revoke {
             name,
             role,
@@ -202,6 +240,9 @@ pub(super) fn run(
     let vault = open_vault(dir)?;
     let identity = load_identity(key, dir)?;
     let o = admin::change_policy(&vault, change, &identity, now, !no_push)?;
+    for w in &o.warnings {
+        eprintln!("mvault: warning: {}", escape(&w.to_string()));
+    }
     if json {
         return json_line(out, &o);
     }
