@@ -37,6 +37,7 @@ mod hook_ssh;
 mod hook_time;
 mod json_schemas;
 mod layers;
+mod lifecycle;
 mod payload_refs;
 mod promotion_concurrent;
 mod promotion_flow;
