@@ -334,7 +334,10 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
             ],
         ),
     );
-    let due = s.check("retention", &json(&v, &repo, alice, "alice", &["retention"]));
+    let due = s.check(
+        "retention",
+        &json(&v, &repo, alice, "alice", &["retention"]),
+    );
     assert_eq!(due.len(), 1, "{due:?}");
     assert_eq!(due[0]["version"], "1.1.0", "{due:?}");
     s.check(

@@ -40,7 +40,15 @@ fn rule(s: &Server, args: &[&str]) -> Run {
 fn archive(s: &Server, days: u64, version: &str) {
     let r = format!("nlp/bert@{version}");
     for stage in ["staging", "production", "deprecated", "archived"] {
-        at_day(s, days, &s.work, &s.admin, "admin", &["promote", &r, "--to", stage]).success();
+        at_day(
+            s,
+            days,
+            &s.work,
+            &s.admin,
+            "admin",
+            &["promote", &r, "--to", stage],
+        )
+        .success();
     }
 }
 
@@ -67,7 +75,13 @@ fn each_lifecycle_key_round_trips_through_policy_rule_and_policy_check() {
     rule(
         &s,
         &[
-            "stage", "set", "--stage", "production", "--models", "**", "--rollback-role",
+            "stage",
+            "set",
+            "--stage",
+            "production",
+            "--models",
+            "**",
+            "--rollback-role",
             "ml_engineer",
         ],
     );
@@ -94,7 +108,8 @@ fn each_lifecycle_key_round_trips_through_policy_rule_and_policy_check() {
     let file = s.path("policy.toml");
     write_file(
         &file,
-        s.git_ok(&clone, &["show", "main:.mvault/policy.toml"]).as_bytes(),
+        s.git_ok(&clone, &["show", "main:.mvault/policy.toml"])
+            .as_bytes(),
     );
     s.mvault_as(&clone, &s.bob, None, &["policy", "check", path_str(&file)])
         .success()
@@ -114,7 +129,11 @@ fn each_lifecycle_key_round_trips_through_policy_rule_and_policy_check() {
             .expect("the key is in the file")
             + 1;
         let bad = s.path(&format!("bad-{key}.toml"));
-        write_file(&bad, text.replace(&format!("{key} ="), &format!("{key}s =")).as_bytes());
+        write_file(
+            &bad,
+            text.replace(&format!("{key} ="), &format!("{key}s ="))
+                .as_bytes(),
+        );
         let run = s
             .mvault_as(&clone, &s.bob, None, &["policy", "check", path_str(&bad)])
             .failure();
@@ -128,20 +147,36 @@ fn each_lifecycle_key_round_trips_through_policy_rule_and_policy_check() {
     let bad = s.path("bad-value.toml");
     write_file(
         &bad,
-        text.replace("max_versions = 5", "max_versions = 0").as_bytes(),
+        text.replace("max_versions = 5", "max_versions = 0")
+            .as_bytes(),
     );
     s.mvault_as(&clone, &s.bob, None, &["policy", "check", path_str(&bad)])
         .failure()
         .mentions(&["column 16: models[0].max_versions: an integer from 1"]);
     // Changed and removed through policy rule, read back again.
-    rule(&s, &["model", "set", "--models", "nlp/**", "--unset", "max_versions"]);
-    rule(&s, &["stage", "remove", "--stage", "production", "--models", "**"]);
+    rule(
+        &s,
+        &[
+            "model",
+            "set",
+            "--models",
+            "nlp/**",
+            "--unset",
+            "max_versions",
+        ],
+    );
+    rule(
+        &s,
+        &["stage", "remove", "--stage", "production", "--models", "**"],
+    );
     let show = s
         .mvault_as(&s.work, &s.admin, None, &["policy", "show"])
         .success()
         .stdout();
     assert!(
-        !show.contains("max_versions") && !show.contains("[[stages]]") && show.contains("retention_days = 30"),
+        !show.contains("max_versions")
+            && !show.contains("[[stages]]")
+            && show.contains("retention_days = 30"),
         "{show}"
     );
     // A rollback_role on another stage than production is refused.
@@ -150,8 +185,16 @@ fn each_lifecycle_key_round_trips_through_policy_rule_and_policy_check() {
         &s.admin,
         Some("admin"),
         &[
-            "policy", "rule", "stage", "set", "--stage", "staging", "--models", "**",
-            "--rollback-role", "ml_engineer",
+            "policy",
+            "rule",
+            "stage",
+            "set",
+            "--stage",
+            "staging",
+            "--models",
+            "**",
+            "--rollback-role",
+            "ml_engineer",
         ],
     )
     .failure()
@@ -166,7 +209,9 @@ fn a_grant_glob_that_matches_no_model_is_warned_about_with_the_one_that_would() 
             &s.work,
             &s.admin,
             Some("admin"),
-            &["policy", "grant", "bob", "--role", "approver", "--models", "*"],
+            &[
+                "policy", "grant", "bob", "--role", "approver", "--models", "*",
+            ],
         )
         .success();
     assert!(
@@ -183,7 +228,12 @@ fn a_grant_glob_that_matches_no_model_is_warned_about_with_the_one_that_would() 
             .as_bytes(),
     );
     let run = s
-        .mvault_as(&s.work, &s.admin, None, &["policy", "check", path_str(&file)])
+        .mvault_as(
+            &s.work,
+            &s.admin,
+            None,
+            &["policy", "check", path_str(&file)],
+        )
         .success();
     assert!(
         run.stderr().contains("'*' matches none") && run.stdout().contains(": ok: "),
@@ -196,7 +246,9 @@ fn a_grant_glob_that_matches_no_model_is_warned_about_with_the_one_that_would() 
             &s.work,
             &s.admin,
             Some("admin"),
-            &["policy", "grant", "bob", "--role", "approver", "--models", "**"],
+            &[
+                "policy", "grant", "bob", "--role", "approver", "--models", "**",
+            ],
         )
         .success();
     assert!(!run.stderr().contains("warning"), "{}", run.output());
@@ -207,8 +259,23 @@ fn max_versions_is_refused_past_the_cap_by_the_client_and_by_the_hook() {
     let s = Server::with_version();
     // alice builds 1.1.0 before the cap exists, and keeps it local.
     let early = s.prepared("early", &s.alice, "1.1.0");
-    rule(&s, &["stage", "set", "--stage", "production", "--models", "**", "--approvals", "0"]);
-    rule(&s, &["model", "set", "--models", "nlp/*", "--max-versions", "1"]);
+    rule(
+        &s,
+        &[
+            "stage",
+            "set",
+            "--stage",
+            "production",
+            "--models",
+            "**",
+            "--approvals",
+            "0",
+        ],
+    );
+    rule(
+        &s,
+        &["model", "set", "--models", "nlp/*", "--max-versions", "1"],
+    );
     // The client refuses before it writes anything.
     let before = s.server_refs();
     let model = s.model(3);
@@ -227,7 +294,10 @@ fn max_versions_is_refused_past_the_cap_by_the_client_and_by_the_hook() {
     s.git_signing(&early, &s.alice, &["rebase", "-q", "-S", "origin/main"])
         .success();
     s.refused_main(&early, Some("alice"), "too many versions")
-        .mentions(&["max_versions = 1", "hint: archive a version of nlp/bert first"]);
+        .mentions(&[
+            "max_versions = 1",
+            "hint: archive a version of nlp/bert first",
+        ]);
     // Archived versions do not count: archive 1.0.0 and the same push lands.
     archive(&s, 0, "1.0.0");
     s.git_ok(&early, &["fetch", "-q", "origin"]);
@@ -257,12 +327,30 @@ fn retention_lists_exactly_the_due_versions_and_the_purge_role_purges_them() {
     let model = s.model(2);
     s.add(&s.work, &s.alice, Some("alice"), &model, "1.1.0", &[])
         .success();
-    rule(&s, &["stage", "set", "--stage", "production", "--models", "**", "--approvals", "0"]);
+    rule(
+        &s,
+        &[
+            "stage",
+            "set",
+            "--stage",
+            "production",
+            "--models",
+            "**",
+            "--approvals",
+            "0",
+        ],
+    );
     // alice is a developer on nlp/*: the role the policy names for purges.
     rule(
         &s,
         &[
-            "model", "set", "--models", "nlp/*", "--retention-days", "30", "--purge-role",
+            "model",
+            "set",
+            "--models",
+            "nlp/*",
+            "--retention-days",
+            "30",
+            "--purge-role",
             "developer",
         ],
     );
@@ -271,27 +359,49 @@ fn retention_lists_exactly_the_due_versions_and_the_purge_role_purges_them() {
     // retention reads what the clone knows: sync it first.
     let retention = |days: u64| -> Vec<String> {
         at_day(&s, days, &alices, &s.alice, "alice", &["sync"]).success();
-        at_day(&s, days, &alices, &s.alice, "alice", &["retention", "--json"])
-            .success()
-            .stdout()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
-                format!("{}@{} due {}", v["model"].as_str().unwrap(), v["version"].as_str().unwrap(), v["due_at"].as_str().unwrap())
-            })
-            .collect()
+        at_day(
+            &s,
+            days,
+            &alices,
+            &s.alice,
+            "alice",
+            &["retention", "--json"],
+        )
+        .success()
+        .stdout()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            format!(
+                "{}@{} due {}",
+                v["model"].as_str().unwrap(),
+                v["version"].as_str().unwrap(),
+                v["due_at"].as_str().unwrap()
+            )
+        })
+        .collect()
     };
     assert!(retention(0).is_empty());
     assert!(retention(29).is_empty());
     // The client refuses a purge before the retention is due.
-    at_day(&s, 0, &alices, &s.alice, "alice", &["purge", "nlp/bert@1.0.0", "--reason", "retention"])
-        .failure()
-        .mentions(&["retention of 30 day(s) is due at 2026-12-22T10:00:00Z"]);
+    at_day(
+        &s,
+        0,
+        &alices,
+        &s.alice,
+        "alice",
+        &["purge", "nlp/bert@1.0.0", "--reason", "retention"],
+    )
+    .failure()
+    .mentions(&["retention of 30 day(s) is due at 2026-12-22T10:00:00Z"]);
     // The hook refuses the same purge made by hand with stock git.
     let path = "models/nlp/bert/1.0.0/purge.toml";
     s.git_ok(&alices, &["pull", "-q", "origin", "main"]);
     s.git_ok(&alices, &["fetch", "-q", "--tags", "origin"]);
-    write_file(&alices.join(path), purge_record("alice", NOW_RFC3339).as_bytes());
+    write_file(
+        &alices.join(path),
+        purge_record("alice", NOW_RFC3339).as_bytes(),
+    );
     s.git_ok(&alices, &["add", path]);
     let mut commit = s.git_signing_command(
         &alices,
@@ -311,20 +421,38 @@ fn retention_lists_exactly_the_due_versions_and_the_purge_role_purges_them() {
     s.refused(
         &alices,
         Some("alice"),
-        &["--atomic", "origin", "main", ":refs/mvault/data/nlp/bert/1.0.0"],
+        &[
+            "--atomic",
+            "origin",
+            "main",
+            ":refs/mvault/data/nlp/bert/1.0.0",
+        ],
         "refs/heads/main",
         "retention not due",
     )
-    .mentions(&["retention_days = 30", "hint: wait until the retention is due"]);
+    .mentions(&[
+        "retention_days = 30",
+        "hint: wait until the retention is due",
+    ]);
     s.git_ok(&alices, &["reset", "-q", "--hard", "origin/main"]);
     // bob, a viewer, may not purge even when it is due.
     let bobs = s.stock_clone("bob-work");
-    at_day(&s, 31, &bobs, &s.bob, "bob", &["purge", "nlp/bert@1.0.0", "--reason", "retention"])
-        .failure()
-        .mentions(&["purge needs ml_admin, or developer once the retention of 30 day(s) is due"]);
+    at_day(
+        &s,
+        31,
+        &bobs,
+        &s.bob,
+        "bob",
+        &["purge", "nlp/bert@1.0.0", "--reason", "retention"],
+    )
+    .failure()
+    .mentions(&["purge needs ml_admin, or developer once the retention of 30 day(s) is due"]);
     // 1.1.0 archived on day 20: due on day 50.
     archive(&s, 20, "1.1.0");
-    assert_eq!(retention(31), vec!["nlp/bert@1.0.0 due 2026-12-22T10:00:00Z"]);
+    assert_eq!(
+        retention(31),
+        vec!["nlp/bert@1.0.0 due 2026-12-22T10:00:00Z"]
+    );
     assert_eq!(
         retention(50),
         vec![
@@ -333,16 +461,27 @@ fn retention_lists_exactly_the_due_versions_and_the_purge_role_purges_them() {
         ]
     );
     // On day 31 alice's purge of 1.0.0 lands through the hook.
-    at_day(&s, 31, &alices, &s.alice, "alice", &["purge", "nlp/bert@1.0.0", "--reason", "retention"])
-        .success()
-        .mentions(&["purged nlp/bert@1.0.0", "pushed to origin"]);
+    at_day(
+        &s,
+        31,
+        &alices,
+        &s.alice,
+        "alice",
+        &["purge", "nlp/bert@1.0.0", "--reason", "retention"],
+    )
+    .success()
+    .mentions(&["purged nlp/bert@1.0.0", "pushed to origin"]);
     let refs = s.server_refs();
     assert!(
-        !refs.contains("refs/mvault/data/nlp/bert/1.0.0 ") && refs.contains("refs/mvault/data/nlp/bert/1.1.0"),
+        !refs.contains("refs/mvault/data/nlp/bert/1.0.0 ")
+            && refs.contains("refs/mvault/data/nlp/bert/1.1.0"),
         "{refs}"
     );
     assert!(retention(31).is_empty());
-    assert_eq!(retention(50), vec!["nlp/bert@1.1.0 due 2027-01-11T10:00:00Z"]);
+    assert_eq!(
+        retention(50),
+        vec!["nlp/bert@1.1.0 due 2027-01-11T10:00:00Z"]
+    );
     // The server's record replays, the purge judged at its own date.
     s.mvault(&s.bare, &s.admin, &["audit", "verify"])
         .success()

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use mvault::crypto;
-use mvault::model::text::escape;
 use mvault::model::policy::{self, Role};
+use mvault::model::text::escape;
 use mvault::ops::admin::{self, PolicyChange};
 use mvault::vault::{ErrorKind, VaultError};
 
@@ -136,7 +136,11 @@ pub(super) fn run(
             let checked = admin::check_policy_text(&text, &known);
             if let Ok(summary) = &checked {
                 for w in &summary.warnings {
-                    eprintln!("mvault: warning: {}: {}", file.display(), escape(&w.to_string()));
+                    eprintln!(
+                        "mvault: warning: {}: {}",
+                        file.display(),
+                        escape(&w.to_string())
+                    );
                 }
             }
             if json {

@@ -173,7 +173,10 @@ impl RuleChange {
                     ("promote_role", role(&e.promote_role)),
                     ("approvals", num(&e.approvals)),
                     ("approver_role", role(&e.approver_role)),
-                    ("allow_self_approval", e.allow_self_approval.map(|b| b.to_string())),
+                    (
+                        "allow_self_approval",
+                        e.allow_self_approval.map(|b| b.to_string())
+                    ),
                     ("require_ticket", e.require_ticket.map(|b| b.to_string())),
                     ("rollback_role", role(&e.rollback_role)),
                 ])

@@ -81,12 +81,11 @@ pub fn purge(
             },
         });
     }
-    let stages = crate::vault::stages::read_stages(&vault.store, model).map_err(|e| {
-        VaultError::Input {
+    let stages =
+        crate::vault::stages::read_stages(&vault.store, model).map_err(|e| VaultError::Input {
             path: model.to_string(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let stage = stages.stage_of(&version.to_string()).stage;
     if stage != Stage::Archived {
         return Err(VaultError::Input {

@@ -181,7 +181,10 @@ pub trait MainLine {
         version: &crate::model::names::Version,
         at: ObjectId,
     ) -> Result<crate::model::names::Stage, StoreError> {
-        Ok(self.stages_at(model, at)?.stage_of(&version.to_string()).stage)
+        Ok(self
+            .stages_at(model, at)?
+            .stage_of(&version.to_string())
+            .stage)
     }
 }
 

@@ -22,8 +22,8 @@ mod stage_edit;
 
 pub use lint::{check_glob, matches_any, GlobWarning};
 pub use settings::{
-    retention_due_at, valid_environment_name, ModelSettings, ModelSettingsEdit,
-    ModelSettingsRule, PurgeRight, SettingKey, ENVIRONMENT_NAME_RULE,
+    retention_due_at, valid_environment_name, ModelSettings, ModelSettingsEdit, ModelSettingsRule,
+    PurgeRight, SettingKey, ENVIRONMENT_NAME_RULE,
 };
 pub use stage_edit::StageRuleEdit;
 
@@ -537,7 +537,13 @@ impl Policy {
                 Some(r) => {
                     let field = format!("stages[{i}].rollback_role");
                     let role = Role::parse(r.get_ref()).ok_or_else(|| {
-                        settings::at(text, r.span(), field.clone(), "a role name", r.get_ref().clone())
+                        settings::at(
+                            text,
+                            r.span(),
+                            field.clone(),
+                            "a role name",
+                            r.get_ref().clone(),
+                        )
                     })?;
                     if stage != Stage::Production {
                         return Err(settings::at(

@@ -372,7 +372,9 @@ impl super::Policy {
             }),
             Err(mut d) => {
                 d.ability = "purge";
-                d.need = format!("ml_admin, or {role} once the retention of {retention_days} day(s) is due");
+                d.need = format!(
+                    "ml_admin, or {role} once the retention of {retention_days} day(s) is due"
+                );
                 Err(d)
             }
         }

@@ -156,21 +156,71 @@ fn bad_lifecycle_keys_name_their_line_and_column() {
     let lines = base.lines().count();
     let cases: &[(&str, &str, usize, usize)] = &[
         // (entry, field, line within the entry, column)
-        ("[[models]]\nmodels = \"**\"\nretension_days = 3\n", "unknown field `retension_days`", 3, 1),
-        ("[[models]]\nmodels = \"**\"\nretention_days = -1\n", "models[0].retention_days", 3, 18),
-        ("[[models]]\nmodels = \"**\"\nmax_versions = 0\n", "models[0].max_versions", 3, 16),
-        ("[[models]]\nmodels = \"**\"\nretention_days = 1\npurge_role = \"janitor\"\n", "models[0].purge_role", 4, 14),
-        ("[[models]]\nmodels = \"**\"\npurge_role = \"ml_engineer\"\n", "set retention_days", 3, 14),
-        ("[[models]]\nmodels = \"**\"\nallowed_environments = [\"ok\", \"Prod EU\"]\n", "models[0].allowed_environments", 3, 31),
-        ("[[models]]\nmodels = \"**\"\nallowed_environments = [\"a\", \"a\"]\n", "each environment once", 3, 30),
+        (
+            "[[models]]\nmodels = \"**\"\nretension_days = 3\n",
+            "unknown field `retension_days`",
+            3,
+            1,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nretention_days = -1\n",
+            "models[0].retention_days",
+            3,
+            18,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nmax_versions = 0\n",
+            "models[0].max_versions",
+            3,
+            16,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nretention_days = 1\npurge_role = \"janitor\"\n",
+            "models[0].purge_role",
+            4,
+            14,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\npurge_role = \"ml_engineer\"\n",
+            "set retention_days",
+            3,
+            14,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nallowed_environments = [\"ok\", \"Prod EU\"]\n",
+            "models[0].allowed_environments",
+            3,
+            31,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nallowed_environments = [\"a\", \"a\"]\n",
+            "each environment once",
+            3,
+            30,
+        ),
         ("[[models]]\nmodels = \"{a\"\n", "models[0].models", 2, 10),
-        ("[[stages]]\nstage = \"staging\"\nmodels = \"**\"\nrollback_role = \"ml_admin\"\n", "production rule", 4, 17),
-        ("[[stages]]\nstage = \"production\"\nmodels = \"**\"\nrollbak_role = \"ml_admin\"\n", "unknown field `rollbak_role`", 4, 1),
+        (
+            "[[stages]]\nstage = \"staging\"\nmodels = \"**\"\nrollback_role = \"ml_admin\"\n",
+            "production rule",
+            4,
+            17,
+        ),
+        (
+            "[[stages]]\nstage = \"production\"\nmodels = \"**\"\nrollbak_role = \"ml_admin\"\n",
+            "unknown field `rollbak_role`",
+            4,
+            1,
+        ),
     ];
     for (entry, what, line, column) in cases {
-        let e = Policy::parse(&format!("{base}\n{entry}")).unwrap_err().to_string();
+        let e = Policy::parse(&format!("{base}\n{entry}"))
+            .unwrap_err()
+            .to_string();
         let want = format!("line {}, column {column}", lines + 1 + line);
-        assert!(e.contains(&want) && e.contains(what), "{entry}: {e} (want {want}, {what})");
+        assert!(
+            e.contains(&want) && e.contains(what),
+            "{entry}: {e} (want {want}, {what})"
+        );
     }
 }
 
@@ -182,7 +232,10 @@ fn rule_edits_add_change_and_remove() {
     edit.approvals = Some(2);
     edit.first = true;
     assert!(p.set_stage_rule(&edit).unwrap());
-    assert!(!p.set_stage_rule(&edit).unwrap(), "the same edit changes nothing");
+    assert!(
+        !p.set_stage_rule(&edit).unwrap(),
+        "the same edit changes nothing"
+    );
     let bert = ModelName::parse("nlp/bert").unwrap();
     let rule = p.rule_for(&bert, Stage::Production);
     assert_eq!((rule.rollback_role, rule.approvals), (Role::MlEngineer, 2));
@@ -222,7 +275,11 @@ fn purge_rights_are_admin_or_the_purge_role() {
     assert_eq!(p.purge_right("admin", &bert, now()), Ok(PurgeRight::Admin));
     // alice is a developer on nlp/*: not the purge role.
     let d = p.purge_right("alice", &bert, now()).unwrap_err();
-    assert!(d.to_string().contains("purge needs ml_admin, or ml_engineer"), "{d}");
+    assert!(
+        d.to_string()
+            .contains("purge needs ml_admin, or ml_engineer"),
+        "{d}"
+    );
     let mut q = p.clone();
     q.grant("alice", Role::MlEngineer, "nlp/*").unwrap();
     assert_eq!(
@@ -243,7 +300,10 @@ fn purge_rights_are_admin_or_the_purge_role() {
 #[test]
 fn globs_that_match_no_known_model_are_found_with_a_fix() {
     let p = policy();
-    let known = [ModelName::parse("nlp/bert").unwrap(), ModelName::parse("nlp/a/b").unwrap()];
+    let known = [
+        ModelName::parse("nlp/bert").unwrap(),
+        ModelName::parse("nlp/a/b").unwrap(),
+    ];
     let mut q = p.clone();
     q.grant("alice", Role::Viewer, "*").unwrap();
     q.grant("alice", Role::Viewer, "NLP/*").unwrap();
@@ -253,7 +313,14 @@ fn globs_that_match_no_known_model_are_found_with_a_fix() {
         .iter()
         .map(|w| (w.glob.as_str(), w.suggestion.as_deref()))
         .collect();
-    assert_eq!(got, vec![("*", Some("**")), ("NLP/*", Some("nlp/*")), ("vision/*", None)]);
+    assert_eq!(
+        got,
+        vec![
+            ("*", Some("**")),
+            ("NLP/*", Some("nlp/*")),
+            ("vision/*", None)
+        ]
+    );
     assert!(w[0].to_string().contains("'**' would match"), "{}", w[0]);
     // Nothing known yet: nothing to say.
     assert!(q.unmatched_globs(&[]).is_empty());

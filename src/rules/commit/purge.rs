@@ -144,9 +144,9 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
         let PurgeRight::Retention { retention_days, .. } = right else {
             continue;
         };
-        let archived = stages
-            .archived_since(&version.to_string())
-            .ok_or_else(|| Refusal::internal(j.subject, "an archived version without its archive tag"))?;
+        let archived = stages.archived_since(&version.to_string()).ok_or_else(|| {
+            Refusal::internal(j.subject, "an archived version without its archive tag")
+        })?;
         let due = retention_due_at(archived, retention_days);
         if at.unix_timestamp() < due {
             return Err(j.refuse(

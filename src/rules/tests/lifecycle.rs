@@ -69,7 +69,8 @@ fn a_version_past_max_versions_is_refused_until_one_is_archived() {
     // 1.0.0 is in production: it counts, and the cap is reached.
     let e = refused(judge(&w, id), Rule::TooManyVersions);
     assert!(
-        e.line().contains("1 version(s) not archived and max_versions = 1"),
+        e.line()
+            .contains("1 version(s) not archived and max_versions = 1"),
         "{}",
         e.line()
     );
@@ -179,7 +180,11 @@ fn a_purge_by_a_role_the_policy_does_not_name_is_refused() {
     let bob = w.bob.clone();
     let id = purge_by(&mut w, &bob);
     let e = refused(judge(&w, id), Rule::Role);
-    assert!(e.line().contains("ml_engineer once the retention"), "{}", e.line());
+    assert!(
+        e.line().contains("ml_engineer once the retention"),
+        "{}",
+        e.line()
+    );
     // alice holds it and retention 0 is due at once; pushed by bob, refused.
     let alice = w.alice.clone();
     let id = purge_by(&mut w, &alice);
