@@ -126,11 +126,7 @@ pub(super) fn run(
             // The models of the vault the check runs in, if it runs in one:
             // globs that match none of them are warned about.
             let known = match mvault::vault::Vault::open(dir) {
-                Ok(v) => v
-                    .main()
-                    .and_then(|(_, tree)| v.models(tree))
-                    .map(|m| m.into_keys().collect())
-                    .unwrap_or_default(),
+                Ok(v) => admin::model_names(&v).unwrap_or_default(),
                 Err(_) => Vec::new(),
             };
             let checked = admin::check_policy_text(&text, &known);

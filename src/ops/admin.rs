@@ -409,6 +409,12 @@ pub fn change_policy(
     })
 }
 
+/// The models on main, what glob warnings compare with.
+pub fn model_names(vault: &Vault) -> Result<Vec<ModelName>, VaultError> {
+    let (_, tree) = vault.main()?;
+    Ok(vault.models(tree)?.into_keys().collect())
+}
+
 /// Check a policy file; `Ok` carries what it holds, and a warning for
 /// each glob that matches none of `known` (the models of the vault the
 /// check runs in; none outside a vault).

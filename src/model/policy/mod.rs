@@ -532,31 +532,7 @@ impl Policy {
                     )
                 }),
             };
-            let rollback_role = match &s.rollback_role {
-                None => Role::MlAdmin,
-                Some(r) => {
-                    let field = format!("stages[{i}].rollback_role");
-                    let role = Role::parse(r.get_ref()).ok_or_else(|| {
-                        settings::at(
-                            text,
-                            r.span(),
-                            field.clone(),
-                            "a role name",
-                            r.get_ref().clone(),
-                        )
-                    })?;
-                    if stage != Stage::Production {
-                        return Err(settings::at(
-                            text,
-                            r.span(),
-                            field,
-                            "rollback_role belongs to a production rule (a rollback puts a version back in production)",
-                            r.get_ref().clone(),
-                        ));
-                    }
-                    role
-                }
-            };
+            let rollback_role = settings::rollback_role(text, i, stage, &s.rollback_role)?;
             stages.push(StageRule {
                 stage,
                 models: s.models.get_ref().clone(),

@@ -102,6 +102,39 @@ pub(super) fn at(
     }
 }
 
+/// The `rollback_role` of `stages[i]`, a rule for `stage`: ml_admin when
+/// it names none; only a production rule may name one.
+pub(super) fn rollback_role(
+    text: &str,
+    i: usize,
+    stage: crate::model::names::Stage,
+    raw: &Option<toml::Spanned<String>>,
+) -> Result<Role, PolicyError> {
+    let Some(r) = raw else {
+        return Ok(Role::MlAdmin);
+    };
+    let field = format!("stages[{i}].rollback_role");
+    let role = Role::parse(r.get_ref()).ok_or_else(|| {
+        at(
+            text,
+            r.span(),
+            field.clone(),
+            "a role name",
+            r.get_ref().clone(),
+        )
+    })?;
+    if stage != crate::model::names::Stage::Production {
+        return Err(at(
+            text,
+            r.span(),
+            field,
+            "rollback_role belongs to a production rule (a rollback puts a version back in production)",
+            r.get_ref().clone(),
+        ));
+    }
+    Ok(role)
+}
+
 /// Compile the `[[models]]` entries.
 pub(super) fn compile(
     raw: &[RawModelSettings],
