@@ -182,15 +182,17 @@ impl History {
     /// | 0 | admin | init, add-user alice, grant alice ml_engineer nlp/* (the harness) |
     /// | 1–2 | admin | add-user bob, grant bob approver nlp/* |
     /// | 3–10 | alice, bob | `two_releases` |
-    /// | 11 | alice | rollback nlp/bert to 1.0.0 |
+    /// | 11 | admin | rollback nlp/bert to 1.0.0 (ml_admin: the default rollback_role) |
     /// | 12 | admin | register vision/resnet 0.1.0 |
     /// | 13–14 | admin | add-user carol, grant carol viewer nlp/* (re-wraps the key ring) |
     /// | 15 | admin | revoke carol viewer nlp/* (rotates the data key) |
     pub fn scripted() -> Self {
         let h = History::new();
         h.two_releases();
+        // A rollback needs production's rollback_role, ml_admin by default
+        // (issue 10): the admin rolls back.
         h.mv(
-            &h.v.alice,
+            &h.v.admin,
             &[
                 "rollback",
                 "nlp/bert",
@@ -359,8 +361,8 @@ const EXPECTED: &[&str] = &[
     "promote alice nlp/bert@1.1.0 → staging",
     "approve bob nlp/bert@1.1.0 → production",
     "promote alice nlp/bert@1.1.0 → production",
-    "rollback alice nlp/bert@1.0.0 → production",
-    "deprecate alice nlp/bert@1.1.0 → deprecated",
+    "rollback admin nlp/bert@1.0.0 → production",
+    "deprecate admin nlp/bert@1.1.0 → deprecated",
     "register admin vision/resnet@0.1.0",
     "add-user admin",
     "grant admin nlp/*",
@@ -469,7 +471,7 @@ fn audit_events_filters_keep_exactly_what_they_name() {
             "promote alice nlp/bert@1.1.0 → staging",
             "approve bob nlp/bert@1.1.0 → production",
             "promote alice nlp/bert@1.1.0 → production",
-            "deprecate alice nlp/bert@1.1.0 → deprecated",
+            "deprecate admin nlp/bert@1.1.0 → deprecated",
         ]
     );
 
@@ -496,7 +498,7 @@ fn audit_events_filters_keep_exactly_what_they_name() {
     assert_eq!(
         summary(&h.log_json(&["--action", "rollback", "--action", "key-rotation"])),
         [
-            "rollback alice nlp/bert@1.0.0 → production",
+            "rollback admin nlp/bert@1.0.0 → production",
             "key-rotation admin nlp/bert",
         ]
     );
@@ -520,7 +522,7 @@ fn audit_events_filters_keep_exactly_what_they_name() {
     assert_eq!(since, between(11, 99));
     assert_eq!(
         since.first().map(String::as_str),
-        Some("rollback alice nlp/bert@1.0.0 → production")
+        Some("rollback admin nlp/bert@1.0.0 → production")
     );
     let until = summary(&h.log_json(&["--until", &minute(2).to_string()]));
     assert_eq!(until, between(0, 2));

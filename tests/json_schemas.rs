@@ -342,6 +342,59 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
         "admin",
         &["promote", "nlp/bert@1.1.0", "--to", "archived"],
     );
+    // Lifecycle settings (policy rule), and what is due under them.
+    s.check(
+        "policy_change",
+        &json(
+            &v,
+            &repo,
+            admin,
+            "admin",
+            &[
+                "policy",
+                "rule",
+                "model",
+                "set",
+                "--models",
+                "nlp/*",
+                "--retention-days",
+                "0",
+                "--purge-role",
+                "ml_engineer",
+                "--max-versions",
+                "10",
+                "--allowed-environments",
+                "prod-eu,staging",
+            ],
+        ),
+    );
+    s.check(
+        "policy_change",
+        &json(
+            &v,
+            &repo,
+            admin,
+            "admin",
+            &[
+                "policy",
+                "rule",
+                "stage",
+                "set",
+                "--stage",
+                "production",
+                "--models",
+                "**",
+                "--rollback-role",
+                "ml_admin",
+            ],
+        ),
+    );
+    let due = s.check(
+        "retention",
+        &json(&v, &repo, alice, "alice", &["retention"]),
+    );
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0]["version"], "1.1.0", "{due:?}");
     s.check(
         "purge",
         &json(

@@ -40,6 +40,7 @@ mod hook_ssh;
 mod hook_time;
 mod json_schemas;
 mod layers;
+mod lifecycle;
 mod model_card;
 mod payload_refs;
 mod promotion_concurrent;

@@ -74,6 +74,31 @@ fn rollback_puts_the_previous_production_version_back() {
     r.promote(&r.carol, "1.1.0", "production").success();
     assert_eq!(r.status(&r.carol)["stages"]["production"], "1.1.0");
 
+    // carol is an ml_engineer: only once the production rule names her
+    // role may she roll back (by default only an ml_admin may).
+    let rollback = [
+        "rollback",
+        MODEL,
+        "--to",
+        "1.0.0",
+        "--reason",
+        "latency regression",
+    ];
+    r.mv(&r.carol, &rollback)
+        .failure()
+        .mentions(&["rollback needs ml_admin"]);
+    // The hook refuses the same rollback made by hand with stock git, and
+    // no ref moves.
+    let dir = r.dir(&r.carol);
+    let mut p = r.next_promo(&dir, "1.0.0", "production", "production");
+    p.action = "rollback";
+    p.reason = Some("latency regression".into());
+    r.craft_promotion(&dir, &r.carol, &p);
+    r.refused_promotion(&dir, "carol", &p, "role")
+        .mentions(&["ml_admin", "--rollback-role"]);
+    r.git_ok(&dir, &["tag", "-d", &p.name()]);
+    r.git_ok(&dir, &["update-ref", "-d", &p.seq_ref()]);
+    r.let_engineers_roll_back();
     r.mv(
         &r.carol,
         &[

@@ -545,6 +545,8 @@ fn moved_approval_tag_is_refused() {
 #[test]
 fn rollback_to_a_version_never_in_production_is_refused() {
     let r = Release::in_staging();
+    // carol may roll back (rollback_role); the version is what is wrong.
+    r.let_engineers_roll_back();
     refused_by_mvault(&r, "rollback", &["never in production"], || {
         r.mv(
             &r.carol,

@@ -27,6 +27,7 @@ fn history() -> Release {
     r.promote(&r.carol, "1.1.0", "production").success();
     r.register("1.2.0", 3);
     r.promote(&r.carol, "1.2.0", "staging").success();
+    r.let_engineers_roll_back();
     r.mv(
         &r.carol,
         &[

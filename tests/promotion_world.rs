@@ -164,6 +164,33 @@ impl Release {
         r
     }
 
+    /// The admin lets ml_engineers roll back: production's rule for `**`
+    /// names `rollback_role = "ml_engineer"` (by default only an ml_admin
+    /// may, issue 10), set with `mvault policy rule` and pushed.
+    pub fn let_engineers_roll_back(&self) {
+        let work = self.s.work.clone();
+        self.run(self.mv_command_in(&work, &self.s.admin, &["sync"]))
+            .success();
+        self.run(self.mv_command_in(
+            &work,
+            &self.s.admin,
+            &[
+                "policy",
+                "rule",
+                "stage",
+                "set",
+                "--stage",
+                "production",
+                "--models",
+                "**",
+                "--rollback-role",
+                "ml_engineer",
+            ],
+        ))
+        .success()
+        .mentions(&["rollback_role=ml_engineer", "pushed"]);
+    }
+
     /// The clone `key`'s owner works in.
     pub fn dir(&self, key: &Key) -> PathBuf {
         self.path(&key.name)

@@ -59,7 +59,9 @@ fn stage_status_two_versions_promoted_to_production_the_newest_wins() {
     assert_gto_agrees(&r, &r.dir(&r.carol));
 
     // A rollback: production serves 1.0.0 again, and says it was rolled
-    // back from 1.1.0 and why; 1.1.0 is deprecated.
+    // back from 1.1.0 and why; 1.1.0 is deprecated. carol (ml_engineer)
+    // rolls back under the rule's rollback_role.
+    r.let_engineers_roll_back();
     r.mv(
         &r.carol,
         &[

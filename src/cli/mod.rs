@@ -27,6 +27,7 @@ mod pull;
 mod purge;
 mod render;
 mod report;
+mod retention;
 mod rollback;
 mod show;
 mod signers;
@@ -91,6 +92,7 @@ enum Command {
     Lineage(lineage::Args),
     Report(report::Args),
     Signers(signers::Args),
+    Retention(retention::Args),
     Policy(policy::Args),
     Hook(hook::Args),
     Demo(demo::Args),
@@ -165,6 +167,7 @@ fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         Command::Lineage(args) => lineage::run(args, ctx, out),
         Command::Report(args) => report::run(args, ctx, out),
         Command::Signers(args) => signers::run(args, ctx, out),
+        Command::Retention(args) => retention::run(args, ctx, out),
         Command::Policy(args) => policy::run(args, ctx, out),
         Command::Hook(args) => hook::run(args, ctx, out),
         Command::Demo(args) => demo::run(args, ctx, out),

@@ -15,7 +15,11 @@ use ssh_key::PublicKey;
 use time::OffsetDateTime;
 
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
-use crate::model::policy::{Policy, POLICY_PATH};
+use crate::model::names::{ModelName, Stage};
+use crate::model::policy::{
+    check_glob, GlobWarning, ModelSettingsEdit, Policy, PolicyError, Role, StageRuleEdit,
+    POLICY_PATH,
+};
 use crate::ops::register::signer_user;
 use crate::ops::sync;
 use crate::rules::context::ROOT_KEY_TRAILER;
@@ -131,6 +135,93 @@ pub enum PolicyChange {
         role: crate::model::policy::Role,
         models: String,
     },
+    /// `policy rule …`: a stage rule or model settings.
+    Rule(RuleChange),
+}
+
+/// A change to the rules of the policy (`mvault policy rule …`). Each is
+/// keyed by what the first-match lookup reads: a stage rule by its stage
+/// and glob, model settings by their glob.
+#[derive(Debug, Clone)]
+pub enum RuleChange {
+    /// Add or change a `[[stages]]` rule.
+    SetStage(StageRuleEdit),
+    /// Remove a `[[stages]]` rule.
+    RemoveStage { stage: Stage, models: String },
+    /// Add or change a `[[models]]` entry.
+    SetModel(ModelSettingsEdit),
+    /// Remove a `[[models]]` entry.
+    RemoveModel { models: String },
+}
+
+impl RuleChange {
+    fn describe(&self) -> String {
+        let role = |r: &Option<Role>| r.map(|r| r.to_string());
+        let num = |n: &Option<u32>| n.map(|n| n.to_string());
+        let set = |pairs: Vec<(&str, Option<String>)>| {
+            pairs
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| format!(" {k}={v}")))
+                .collect::<String>()
+        };
+        match self {
+            RuleChange::SetStage(e) => format!(
+                "rule stage set {} {}{}",
+                e.stage,
+                e.models,
+                set(vec![
+                    ("promote_role", role(&e.promote_role)),
+                    ("approvals", num(&e.approvals)),
+                    ("approver_role", role(&e.approver_role)),
+                    (
+                        "allow_self_approval",
+                        e.allow_self_approval.map(|b| b.to_string())
+                    ),
+                    ("require_ticket", e.require_ticket.map(|b| b.to_string())),
+                    ("rollback_role", role(&e.rollback_role)),
+                ])
+            ),
+            RuleChange::RemoveStage { stage, models } => {
+                format!("rule stage remove {stage} {models}")
+            }
+            RuleChange::SetModel(e) => format!(
+                "rule model set {}{}{}",
+                e.models,
+                set(vec![
+                    ("retention_days", num(&e.retention_days)),
+                    ("purge_role", role(&e.purge_role)),
+                    ("max_versions", num(&e.max_versions)),
+                    (
+                        "allowed_environments",
+                        e.allowed_environments.as_ref().map(|l| l.join(",")),
+                    ),
+                ]),
+                e.unset
+                    .iter()
+                    .map(|k| format!(" -{}", k.as_str()))
+                    .collect::<String>()
+            ),
+            RuleChange::RemoveModel { models } => format!("rule model remove {models}"),
+        }
+    }
+
+    /// The glob the change names.
+    fn glob(&self) -> &str {
+        match self {
+            RuleChange::SetStage(e) => &e.models,
+            RuleChange::RemoveStage { models, .. } | RuleChange::RemoveModel { models } => models,
+            RuleChange::SetModel(e) => &e.models,
+        }
+    }
+
+    fn apply(&self, policy: &mut Policy) -> Result<bool, PolicyError> {
+        match self {
+            RuleChange::SetStage(e) => policy.set_stage_rule(e),
+            RuleChange::RemoveStage { stage, models } => policy.remove_stage_rule(*stage, models),
+            RuleChange::SetModel(e) => policy.set_model_settings(e),
+            RuleChange::RemoveModel { models } => policy.remove_model_settings(models),
+        }
+    }
 }
 
 impl PolicyChange {
@@ -144,6 +235,7 @@ impl PolicyChange {
             PolicyChange::RemoveUser { name } => format!("remove-user {name}"),
             PolicyChange::Grant { user, role, models } => format!("grant {user} {role} {models}"),
             PolicyChange::Revoke { user, role, models } => format!("revoke {user} {role} {models}"),
+            PolicyChange::Rule(r) => r.describe(),
         }
     }
 }
@@ -158,6 +250,9 @@ pub struct PolicyOutcome {
     /// Key rings given a new data-key generation.
     pub rotated: Vec<String>,
     pub pushed: Option<String>,
+    /// The glob the change names, when it matches no model of the vault
+    /// (a grant on `*` for `nlp/bert`, say), with one that would.
+    pub warnings: Vec<GlobWarning>,
 }
 
 /// Apply a policy change as one admin-signed commit.
@@ -198,7 +293,18 @@ pub fn change_policy(
         PolicyChange::Revoke { user, role, models } => {
             new.revoke(user, *role, models).map_err(bad)?
         }
+        PolicyChange::Rule(r) => r.apply(&mut new).map_err(bad)?,
     };
+    let known: Vec<ModelName> = vault.models(tree)?.into_keys().collect();
+    let warnings: Vec<GlobWarning> = match &change {
+        PolicyChange::Grant { models, .. } => check_glob("--models", models, &known),
+        PolicyChange::Rule(r @ (RuleChange::SetStage(_) | RuleChange::SetModel(_))) => {
+            check_glob("--models", r.glob(), &known)
+        }
+        _ => None,
+    }
+    .into_iter()
+    .collect();
     if !changed {
         return Err(VaultError::Input {
             path: POLICY_PATH.into(),
@@ -299,16 +405,30 @@ pub fn change_policy(
         rewrapped,
         rotated,
         pushed,
+        warnings,
     })
 }
 
-/// Check a policy file; `Ok` carries what it holds.
-pub fn check_policy_text(text: &str) -> Result<PolicySummary, crate::model::policy::PolicyError> {
+/// The models on main, what glob warnings compare with.
+pub fn model_names(vault: &Vault) -> Result<Vec<ModelName>, VaultError> {
+    let (_, tree) = vault.main()?;
+    Ok(vault.models(tree)?.into_keys().collect())
+}
+
+/// Check a policy file; `Ok` carries what it holds, and a warning for
+/// each glob that matches none of `known` (the models of the vault the
+/// check runs in; none outside a vault).
+pub fn check_policy_text(
+    text: &str,
+    known: &[ModelName],
+) -> Result<PolicySummary, crate::model::policy::PolicyError> {
     let p = Policy::parse(text)?;
     Ok(PolicySummary {
+        warnings: p.unmatched_globs(known),
         users: p.users.len(),
         grants: p.grants.len(),
         stage_rules: p.stages.len(),
+        model_settings: p.models.len(),
         admins: p
             .users
             .keys()
@@ -318,21 +438,25 @@ pub fn check_policy_text(text: &str) -> Result<PolicySummary, crate::model::poli
 }
 
 /// What a policy that parses holds (`mvault policy check`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PolicySummary {
     pub users: usize,
     pub grants: usize,
     pub stage_rules: usize,
+    /// `[[models]]` entries.
+    pub model_settings: usize,
     /// Users who are admins now (expired ones do not count).
     pub admins: usize,
+    /// Globs that match none of the vault's models (not errors).
+    pub warnings: Vec<GlobWarning>,
 }
 
 impl std::fmt::Display for PolicySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} users, {} grants, {} stage rules, {} admins",
-            self.users, self.grants, self.stage_rules, self.admins
+            "{} users, {} grants, {} stage rules, {} model settings, {} admins",
+            self.users, self.grants, self.stage_rules, self.model_settings, self.admins
         )
     }
 }

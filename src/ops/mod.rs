@@ -11,5 +11,6 @@ pub mod purge;
 pub mod register;
 pub mod release;
 pub mod resolve;
+pub mod retention;
 pub mod retrieve;
 pub mod sync;

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::crypto::SshIdentity;
 use crate::model::names::{self, ModelName, Stage, Version};
-use crate::model::policy::Ability;
+use crate::model::policy::{retention_due_at, PurgeRight};
 use crate::model::purge::PurgeRecord;
 use crate::ops::register::{not_before_parent, signer_user};
 use crate::ops::sync;
@@ -58,7 +58,9 @@ pub fn purge(
     let (tip, tree) = vault.main()?;
     let policy = vault.policy_at(tree)?;
     let user = signer_user(&policy, signer)?;
-    policy.check(&user, model, Ability::Admin, now)?;
+    // ml_admin purges any archived version; the model's purge_role one
+    // whose retention is due (checked below, as the hook will).
+    let right = policy.purge_right(&user, model, now)?;
     if !vault.versions_of(tree, model)?.contains(version) {
         return Err(VaultError::NoSuchVersion {
             model: model.to_string(),
@@ -79,13 +81,12 @@ pub fn purge(
             },
         });
     }
-    let stage = crate::vault::stages::read_stages(&vault.store, model)
-        .map_err(|e| VaultError::Input {
+    let stages =
+        crate::vault::stages::read_stages(&vault.store, model).map_err(|e| VaultError::Input {
             path: model.to_string(),
             reason: e.to_string(),
-        })?
-        .stage_of(&version.to_string())
-        .stage;
+        })?;
+    let stage = stages.stage_of(&version.to_string()).stage;
     if stage != Stage::Archived {
         return Err(VaultError::Input {
             path: format!("{model}@{version}"),
@@ -96,6 +97,26 @@ pub fn purge(
     }
     let reason = reason.trim();
     let when = not_before_parent(vault, tip, now)?;
+    if let PurgeRight::Retention { retention_days, .. } = right {
+        let archived = stages
+            .archived_since(&version.to_string())
+            .unwrap_or(i64::MAX);
+        let due = retention_due_at(archived, retention_days);
+        if when.unix_timestamp() < due {
+            let show = |t: i64| {
+                OffsetDateTime::from_unix_timestamp(t)
+                    .map(rfc3339)
+                    .unwrap_or_else(|_| t.to_string())
+            };
+            return Err(VaultError::RetentionNotDue {
+                model: model.to_string(),
+                version: version.to_string(),
+                archived: show(archived),
+                retention_days,
+                due: show(due),
+            });
+        }
+    }
     let record = PurgeRecord {
         model: model.clone(),
         version: version.clone(),

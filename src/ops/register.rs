@@ -367,6 +367,37 @@ pub fn parse_size(s: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(mult)
 }
 
+/// Refuse a version past the model's `max_versions`, as the hook will
+/// (rule "too many versions"): the versions on main that the model's
+/// believed promotion tags do not place in archived count.
+pub(crate) fn check_version_cap(
+    vault: &Vault,
+    policy: &Policy,
+    model: &ModelName,
+    version: &Version,
+    existing: &[Version],
+) -> Result<(), VaultError> {
+    let Some(cap) = policy.settings_for(model).max_versions else {
+        return Ok(());
+    };
+    let stages = vault.believed_stages(model)?;
+    let names: Vec<String> = existing.iter().map(|v| v.to_string()).collect();
+    let counted = stages.counted_versions(names.iter().map(String::as_str));
+    if counted < cap as usize {
+        return Ok(());
+    }
+    Err(VaultError::TooManyVersions {
+        model: model.to_string(),
+        version: version.to_string(),
+        cap,
+        counted,
+        oldest: names
+            .iter()
+            .find(|v| stages.stage_of(v).stage != crate::model::names::Stage::Archived)
+            .cloned(),
+    })
+}
+
 /// Register a version: the whole of `mvault add`.
 pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError> {
     vault.store.ensure_config()?;
@@ -393,6 +424,7 @@ pub fn add(vault: &Vault, req: AddRequest<'_>) -> Result<AddOutcome, VaultError>
             version: req.version.to_string(),
         });
     }
+    check_version_cap(vault, &policy, &req.model, &req.version, &existing)?;
     if let Some(p) = &req.parent {
         if !existing.contains(p) {
             return Err(VaultError::Input {

@@ -455,8 +455,15 @@ pub fn rollback(
     vault.verify_manifest_signature(&rec)?;
     let policy = vault.policy()?;
     let user = signer_user(&policy, who)?;
+    // Who may roll back is production's rule's rollback_role (ml_admin
+    // unless it names another), as the hook judges it.
     let rule = rule_for(&policy, model, Stage::Production);
-    policy.check_role(&user, model, rule.promote_role, Ability::Promote, now)?;
+    policy
+        .check_role(&user, model, rule.rollback_role, Ability::Promote, now)
+        .map_err(|mut d| {
+            d.ability = "rollback";
+            d
+        })?;
     let stages = vault.believed_stages(model)?;
     let vs = stages.stage_of(&version.to_string());
     if !vs.ever_production {

@@ -26,7 +26,7 @@ fn policies_that_parse_round_trip() {
     seeds.push(p.to_toml().into_bytes());
     seeds.push(
         format!(
-            "schema = 1\n[users.c]\nkeys = [\"{} c@host\"]\nexpires = \"2027-02-28\"\n[[grants]]\nuser = \"c\"\nrole = \"ml_engineer\"\nmodels = \"**\"\n[[stages]]\nstage = \"staging\"\nmodels = \"nlp/*\"\napprovals = 2\nallow_self_approval = true\nrequire_ticket = true\n[[stages]]\nstage = \"archived\"\nmodels = \"**\"\npromote_role = \"ml_admin\"\napprover_role = \"ml_admin\"\n",
+            "schema = 1\n[users.c]\nkeys = [\"{} c@host\"]\nexpires = \"2027-02-28\"\n[[grants]]\nuser = \"c\"\nrole = \"ml_engineer\"\nmodels = \"**\"\n[[stages]]\nstage = \"staging\"\nmodels = \"nlp/*\"\napprovals = 2\nallow_self_approval = true\nrequire_ticket = true\n[[stages]]\nstage = \"archived\"\nmodels = \"**\"\npromote_role = \"ml_admin\"\napprover_role = \"ml_admin\"\n[[stages]]\nstage = \"production\"\nmodels = \"nlp/**\"\nrollback_role = \"ml_engineer\"\n[[models]]\nmodels = \"nlp/**\"\nretention_days = 30\npurge_role = \"ml_engineer\"\nmax_versions = 5\nallowed_environments = [\"prod-eu\", \"staging\"]\n[[models]]\nmodels = \"**\"\nmax_versions = 100\n",
             keys[3]
         )
         .into_bytes(),
@@ -45,6 +45,16 @@ fn policies_that_parse_round_trip() {
         b"models = \"***\"\n",
         b"stage = \"prod\"\n",
         b"approvals = 4294967296\n",
+        b"[[models]]\n",
+        b"retention_days = -1\n",
+        b"retention_days = 36501\n",
+        b"max_versions = 0\n",
+        b"max_versions = 9223372036854775807\n",
+        b"purge_role = \"ml_engineer\"\n",
+        b"rollback_role = \"ml_admin\"\n",
+        b"allowed_environments = [\"a\", \"a\"]\n",
+        b"allowed_environments = [\"Prod EU\"]\n",
+        b"allowed_environments = []\n",
         b"ssh-rsa ",
         b"AAAAC3NzaC1lZDI1NTE5AAAAI",
     ];
@@ -77,6 +87,22 @@ fn policies_that_parse_round_trip() {
             }
             for g in &p.grants {
                 assert!(p.users.contains_key(&g.user), "grant to {}", g.user);
+            }
+            // The lifecycle settings hold what their rules allow.
+            for m in &p.models {
+                let s = &m.settings;
+                assert!(s.retention_days.is_none_or(|d| d <= 36_500));
+                assert!(s.max_versions.is_none_or(|n| n >= 1));
+                assert!(s.purge_role.is_none() || s.retention_days.is_some());
+                for e in s.allowed_environments.iter().flatten() {
+                    assert!(policy::valid_environment_name(e), "environment {e:?}");
+                }
+            }
+            for r in &p.stages {
+                assert!(
+                    r.stage == crate::model::names::Stage::Production
+                        || r.rollback_role == Role::MlAdmin
+                );
             }
             // 3. allowed_signers has one line per key and no stray newline.
             let signers = p.allowed_signers();

@@ -163,16 +163,29 @@ pub trait MainLine {
     fn tip(&self) -> ObjectId;
     /// The date of the first policy commit on main after `commit`, if any.
     fn policy_change_after(&self, commit: ObjectId) -> Result<Option<i64>, StoreError>;
-    /// The stage `version` of `model` is in on main at commit `at`: from
-    /// the model's promotion tags whose record (`Mvault-Record`) is `at` or
-    /// one of its ancestors, so a later promotion never vouches for an
-    /// earlier commit, in the hook and in a replay alike.
+    /// The stage story of `model` on main at commit `at`: its promotion
+    /// tags whose record (`Mvault-Record`) is `at` or one of its
+    /// ancestors, so a later promotion never vouches for an earlier
+    /// commit, in the hook and in a replay alike.
+    fn stages_at(
+        &self,
+        model: &crate::model::names::ModelName,
+        at: ObjectId,
+    ) -> Result<super::stages::ModelStages, StoreError>;
+
+    /// The stage `version` of `model` is in on main at commit `at`
+    /// (from [`MainLine::stages_at`]).
     fn stage_of(
         &self,
         model: &crate::model::names::ModelName,
         version: &crate::model::names::Version,
         at: ObjectId,
-    ) -> Result<crate::model::names::Stage, StoreError>;
+    ) -> Result<crate::model::names::Stage, StoreError> {
+        Ok(self
+            .stages_at(model, at)?
+            .stage_of(&version.to_string())
+            .stage)
+    }
 }
 
 /// [`MainLine::policy_change_after`] by walking main's first parents back

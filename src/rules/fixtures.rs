@@ -148,17 +148,22 @@ pub struct MemoryMain {
     /// main in order, and the dates of its policy commits by position.
     pub order: Vec<ObjectId>,
     pub policy_dates: Vec<(usize, i64)>,
-    /// The stage of each (model, version) the test set one for, as the
-    /// promotion tags the judge believes would say; every other version is
-    /// in development.
-    pub stages: BTreeMap<(String, String), Stage>,
+    /// The stage of each (model, version) the test set one for, and when
+    /// it entered it, as the promotion tags the judge believes would say;
+    /// every other version is in development.
+    pub stages: BTreeMap<(String, String), (Stage, i64)>,
 }
 
 impl MemoryMain {
-    /// Say that `model@version` is in `stage`.
+    /// Say that `model@version` is in `stage` (since `T0`).
     pub fn set_stage(&mut self, model: &ModelName, version: &Version, stage: Stage) {
+        self.set_stage_at(model, version, stage, T0);
+    }
+
+    /// Say that `model@version` entered `stage` at `since`.
+    pub fn set_stage_at(&mut self, model: &ModelName, version: &Version, stage: Stage, since: i64) {
         self.stages
-            .insert((model.to_string(), version.to_string()), stage);
+            .insert((model.to_string(), version.to_string()), (stage, since));
     }
 }
 
@@ -179,17 +184,51 @@ impl MainLine for MemoryMain {
             .find(|(i, _)| *i > at)
             .map(|(_, d)| *d))
     }
-    fn stage_of(
+    fn stages_at(
         &self,
         model: &ModelName,
-        version: &Version,
         _at: ObjectId,
-    ) -> Result<Stage, StoreError> {
-        Ok(self
+    ) -> Result<crate::rules::stages::ModelStages, StoreError> {
+        // One promotion per version the test placed, in the order of
+        // their dates, as the tags would say.
+        let mut placed: Vec<(&String, Stage, i64)> = self
             .stages
-            .get(&(model.to_string(), version.to_string()))
-            .copied()
-            .unwrap_or(Stage::Development))
+            .iter()
+            .filter(|((m, _), _)| *m == model.to_string())
+            .map(|((_, v), (s, t))| (v, *s, *t))
+            .collect();
+        placed.sort_by_key(|(_, _, t)| *t);
+        let promotions = placed
+            .into_iter()
+            .enumerate()
+            .map(|(i, (v, stage, time))| {
+                let counter = i as u64 + 1;
+                let id = object_id(ObjectKind::Tag, format!("{model}#{v}").as_bytes());
+                crate::model::promotion::Promotion {
+                    name: promotion_name(model, stage, counter),
+                    id,
+                    model: model.to_string(),
+                    stage,
+                    counter,
+                    version: v.clone(),
+                    from: None,
+                    action: PromotionAction::Promote,
+                    previous: None,
+                    approvals: Vec::new(),
+                    manifest_sha256: String::new(),
+                    ticket: None,
+                    reason: None,
+                    record: None,
+                    tagger: String::new(),
+                    time,
+                    target: id,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok(crate::rules::stages::ModelStages {
+            max_counter: promotions.len() as u64,
+            promotions,
+        })
     }
 }
 

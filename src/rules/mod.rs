@@ -116,6 +116,9 @@ pub enum Rule {
     // The hook itself.
     HookNotConfigured,
     Internal,
+    // Lifecycle (issue 10): per-model settings.
+    TooManyVersions,
+    RetentionNotDue,
 }
 
 impl Rule {
@@ -201,6 +204,8 @@ impl Rule {
         Rule::NotEnoughApprovals,
         Rule::HookNotConfigured,
         Rule::Internal,
+        Rule::TooManyVersions,
+        Rule::RetentionNotDue,
     ];
 
     /// The rule's number in docs/hook.md.
@@ -296,6 +301,8 @@ impl Rule {
             NotEnoughApprovals => "not enough approvals",
             HookNotConfigured => "hook not configured",
             Internal => "internal error",
+            TooManyVersions => "too many versions",
+            RetentionNotDue => "retention not due",
         }
     }
 

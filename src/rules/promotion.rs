@@ -9,8 +9,9 @@
 //! 22. the move is legal from the stage the chain says the version is in
 //!     (skipped stages; a rollback only to an earlier production version,
 //!     with a reason, its demotion half right after it);
-//! 23. the signer and the pusher hold the stage rule's promote role;
-//!     a ticket when the rule asks for one;
+//! 23. the signer and the pusher hold the stage rule's promote role (for
+//!     a rollback, both halves: production's `rollback_role`, ml_admin
+//!     unless the rule names another); a ticket when the rule asks for one;
 //! 24. enough approvals: known approval tags for this version and stage,
 //!     binding this manifest, one per person, none by the author or the
 //!     promoter unless the rule allows it.
@@ -23,7 +24,7 @@ use super::tags::{check_tag_object, record_policy, registering_commit};
 use super::{escape, Refusal, Rule};
 use crate::model::approval::parse_approval;
 use crate::model::names::{ModelName, Stage, Version};
-use crate::model::policy::Ability;
+use crate::model::policy::{Ability, Role};
 use crate::model::promotion::{parse_promotion, Promotion, PromotionAction};
 use crate::store::objects;
 
@@ -171,26 +172,35 @@ pub fn judge_promotion(
         PromotionAction::Promote => p.stage,
     };
     let rule = policy.rule_for(model, rule_stage);
+    let (needed, verb) = match p.action {
+        PromotionAction::Rollback => (rule.rollback_role, "roll back"),
+        PromotionAction::Promote => (rule.promote_role, "promote"),
+    };
     let at = ctx.clock.judgement_time(checked.time);
     for (who, what, rule_id) in std::iter::once((user.as_str(), "promoter", Rule::Role))
         .chain(ctx.pusher.map(|p| (p, "pusher", Rule::PusherRole)))
     {
         policy
-            .check_role(who, model, rule.promote_role, Ability::Promote, at)
+            .check_role(who, model, needed, Ability::Promote, at)
             .map_err(|d| {
                 Refusal::new(
                     rule_id,
                     subject,
                     format!(
-                        "{what} {} does not hold {} on {model} ({})",
+                        "{what} {} does not hold {needed} on {model}, which {verb} needs ({})",
                         escape(who),
-                        rule.promote_role,
                         escape(&d.to_string())
                     ),
-                    format!(
-                        "ask an ml_admin to grant {} on {model}, or have someone who holds it promote",
-                        rule.promote_role
-                    ),
+                    match p.action {
+                        PromotionAction::Rollback => format!(
+                            "have an ml_admin roll back, or ask one to name the role: mvault policy rule stage set --stage production --models '{}' --rollback-role {}",
+                            rule.models,
+                            Role::MlEngineer
+                        ),
+                        PromotionAction::Promote => format!(
+                            "ask an ml_admin to grant {needed} on {model}, or have someone who holds it promote"
+                        ),
+                    },
                 )
             })?;
     }

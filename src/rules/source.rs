@@ -146,3 +146,35 @@ pub fn policy_blob_at(
     let c = commit(src, id)?;
     Ok(entry(src, c.tree, POLICY_PATH)?.map(|(b, _)| b))
 }
+
+/// The versions of `model` in tree `root`: the directories under
+/// `models/<model>/` named by a version and holding a `manifest.toml`. It
+/// reads the model's directory and one entry per version, nothing else.
+pub fn versions_in(
+    src: &dyn ObjectSource,
+    root: ObjectId,
+    model: &crate::model::names::ModelName,
+) -> Result<Vec<String>, StoreError> {
+    let Some((dir, EntryKind::Tree)) = entry(src, root, &model.tree_dir())? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in tree_items(src, dir)? {
+        if item.kind != EntryKind::Tree {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(&item.name) else {
+            continue;
+        };
+        if crate::model::names::Version::parse(name).is_err() {
+            continue;
+        }
+        let has_manifest = tree_items(src, item.id)?
+            .iter()
+            .any(|i| i.name == b"manifest.toml" && i.kind == EntryKind::Blob);
+        if has_manifest {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
+}

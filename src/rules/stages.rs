@@ -54,6 +54,23 @@ impl ModelStages {
         }
     }
 
+    /// When `version` was archived (its promotion into archived, which no
+    /// promotion follows: archived is the last stage), if it is archived.
+    pub fn archived_since(&self, version: &str) -> Option<i64> {
+        self.latest_of(version)
+            .filter(|p| p.stage == Stage::Archived)
+            .map(|p| p.time)
+    }
+
+    /// How many of `versions` count toward a model's `max_versions`: those
+    /// not archived (a purged version is archived too).
+    pub fn counted_versions<'v>(&self, versions: impl IntoIterator<Item = &'v str>) -> usize {
+        versions
+            .into_iter()
+            .filter(|v| self.stage_of(v).stage != Stage::Archived)
+            .count()
+    }
+
     /// The version's latest promotion, if it has one.
     fn latest_of(&self, version: &str) -> Option<&Promotion> {
         self.promotions.iter().rev().find(|p| p.version == version)

@@ -100,6 +100,26 @@ pub enum VaultError {
     /// The model has no versions.
     #[error("model {model} has no versions in this vault")]
     NoSuchModel { model: String },
+    /// The model has as many versions not archived as its `max_versions`.
+    #[error("{model} has {counted} version(s) not archived and the policy's max_versions for it is {cap}; {model}@{version} would make {}", counted + 1)]
+    TooManyVersions {
+        model: String,
+        version: String,
+        cap: u32,
+        counted: usize,
+        /// The oldest version not archived, for the hint.
+        oldest: Option<String>,
+    },
+    /// A purge by the model's purge_role of a version whose retention is
+    /// not due yet.
+    #[error("{model}@{version} was archived at {archived}; its retention of {retention_days} day(s) is due at {due}")]
+    RetentionNotDue {
+        model: String,
+        version: String,
+        archived: String,
+        retention_days: u32,
+        due: String,
+    },
     /// The version exists already; versions are written once.
     #[error("{model}@{version} already exists; a published version is never changed (register a new version)")]
     VersionExists { model: String, version: String },
@@ -256,9 +276,13 @@ impl VaultError {
             | Deps(_)
             | Python { .. }
             | Io { .. } => ErrorKind::User,
-            Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } | PushRace { .. } => {
-                ErrorKind::Policy
-            }
+            Denied(_)
+            | UnknownKey { .. }
+            | NoReadAccess { .. }
+            | Push { .. }
+            | PushRace { .. }
+            | TooManyVersions { .. }
+            | RetentionNotDue { .. } => ErrorKind::Policy,
             Manifest { .. }
             | Signature { .. }
             | Signer { .. }
@@ -310,6 +334,11 @@ impl VaultError {
             UnknownKey { .. } => Some("pass the key the policy knows with --key, or ask an admin: mvault policy add-user NAME --key-file KEY.pub".into()),
             NoReadAccess { .. } => Some("ask an ml_admin to grant you a role on the model (mvault policy grant NAME --role viewer --models GLOB); the grant re-wraps the model's key to you".into()),
             VersionExists { .. } => Some("pick a new version number; to compare, run mvault show".into()),
+            TooManyVersions { model, oldest, .. } => Some(format!(
+                "archive a version first: mvault promote {model}@{} --to archived (from deprecated); or ask an ml_admin to raise the cap: mvault policy rule model set --models GLOB --max-versions N",
+                oldest.as_deref().unwrap_or("VERSION")
+            )),
+            RetentionNotDue { .. } => Some("wait until it is due (mvault retention lists the versions that are), or ask an ml_admin to purge".into()),
             Purged { .. } => Some("the record stays (mvault show, log, audit verify); pull another version".into()),
             NotFetched { .. } => Some("add a remote that has it (git remote add origin URL) and run the pull again, or pull straight from the server: mvault pull --from URL REF -o DIR".into()),
             Behind { .. } => Some("bring the clone up to date: mvault sync".into()),

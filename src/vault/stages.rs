@@ -69,6 +69,18 @@ pub fn stage_at(
     version: &Version,
     at: crate::store::ObjectId,
 ) -> Result<Stage, StoreError> {
+    Ok(stages_at(store, model, at)?
+        .stage_of(&version.to_string())
+        .stage)
+}
+
+/// The stage story of `model` as of main's commit `at`: only promotions
+/// whose `Mvault-Record` is `at` or an ancestor of it count.
+pub fn stages_at(
+    store: &Store,
+    model: &ModelName,
+    at: crate::store::ObjectId,
+) -> Result<ModelStages, StoreError> {
     let mut stages = read_stages(store, model).map_err(|e| StoreError::Git(e.to_string()))?;
     let mut kept = Vec::new();
     for p in std::mem::take(&mut stages.promotions) {
@@ -80,5 +92,5 @@ pub fn stage_at(
         }
     }
     stages.promotions = kept;
-    Ok(stages.stage_of(&version.to_string()).stage)
+    Ok(stages)
 }

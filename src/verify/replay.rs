@@ -64,13 +64,12 @@ impl MainLine for ReplayedMain<'_> {
             None => crate::rules::context::walk_policy_change_after(self.store, self.tip, commit),
         }
     }
-    fn stage_of(
+    fn stages_at(
         &self,
         model: &crate::model::names::ModelName,
-        version: &crate::model::names::Version,
         at: ObjectId,
-    ) -> Result<crate::model::names::Stage, StoreError> {
-        crate::vault::stages::stage_at(self.store, model, version, at)
+    ) -> Result<ModelStages, StoreError> {
+        crate::vault::stages::stages_at(self.store, model, at)
     }
 }
 

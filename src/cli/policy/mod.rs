@@ -7,12 +7,14 @@ mod check;
 mod grant;
 mod remove_user;
 mod revoke;
+mod rule;
 mod show;
 
 use std::io::Write;
 
 use clap::Subcommand;
 
+use mvault::model::text::escape;
 use mvault::ops::admin::{self, PolicyChange, PolicyOutcome};
 
 use super::context::Ctx;
@@ -32,6 +34,7 @@ enum PolicyCommand {
     RemoveUser(remove_user::Args),
     Grant(grant::Args),
     Revoke(revoke::Args),
+    Rule(rule::Args),
     Show(show::Args),
     Check(check::Args),
 }
@@ -42,6 +45,7 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         PolicyCommand::RemoveUser(args) => remove_user::run(args, ctx, out),
         PolicyCommand::Grant(args) => grant::run(args, ctx, out),
         PolicyCommand::Revoke(args) => revoke::run(args, ctx, out),
+        PolicyCommand::Rule(args) => rule::run(args, ctx, out),
         PolicyCommand::Show(args) => show::run(args, ctx, out),
         PolicyCommand::Check(args) => check::run(args, ctx, out),
     }
@@ -59,6 +63,9 @@ fn apply(
     let vault = ctx.vault()?;
     let identity = ctx.identity()?;
     let o = admin::change_policy(&vault, change, &identity, ctx.now, !no_push)?;
+    for w in &o.warnings {
+        eprintln!("mvault: warning: {}", escape(&w.to_string()));
+    }
     render(out, &o, json)
 }
 

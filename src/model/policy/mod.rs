@@ -16,6 +16,17 @@ use time::{Date, OffsetDateTime};
 use crate::crypto;
 use crate::model::names::{ModelName, Stage};
 
+mod lint;
+mod settings;
+mod stage_edit;
+
+pub use lint::{check_glob, matches_any, GlobWarning};
+pub use settings::{
+    retention_due_at, valid_environment_name, ModelSettings, ModelSettingsEdit, ModelSettingsRule,
+    PurgeRight, SettingKey, ENVIRONMENT_NAME_RULE,
+};
+pub use stage_edit::StageRuleEdit;
+
 /// Where the policy lives in the tree.
 pub const POLICY_PATH: &str = ".mvault/policy.toml";
 
@@ -127,6 +138,16 @@ pub enum PolicyError {
         rule: String,
         found: String,
     },
+    /// A value breaks its rule, at a line and column (the lifecycle keys:
+    /// `[[models]]` and `rollback_role`).
+    #[error("policy line {line}, column {column}: {field}: {rule} (found {found:?})")]
+    At {
+        line: usize,
+        column: usize,
+        field: String,
+        rule: String,
+        found: String,
+    },
 }
 
 /// A refusal: who, what, on which model, what they have and what is needed.
@@ -168,6 +189,8 @@ struct RawPolicy {
     grants: Vec<RawGrant>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     stages: Vec<RawStageRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    models: Vec<settings::RawModelSettings>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -201,6 +224,8 @@ struct RawStageRule {
     allow_self_approval: bool,
     #[serde(default)]
     require_ticket: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollback_role: Option<toml::Spanned<String>>,
 }
 
 /// One key that may sign (`mvault signers --json`).
@@ -265,6 +290,9 @@ pub struct StageRule {
     pub allow_self_approval: bool,
     /// Whether a ticket is required.
     pub require_ticket: bool,
+    /// Role needed to roll back (production's rule only; default:
+    /// ml_admin, as in the registry mvault replaces).
+    pub rollback_role: Role,
 }
 
 impl StageRule {
@@ -280,6 +308,7 @@ impl StageRule {
             approver_role: Role::Approver,
             allow_self_approval: false,
             require_ticket: false,
+            rollback_role: Role::MlAdmin,
         }
     }
 
@@ -296,6 +325,8 @@ pub struct Policy {
     pub users: BTreeMap<String, User>,
     pub grants: Vec<Grant>,
     pub stages: Vec<StageRule>,
+    /// The per-model settings, `[[models]]`, in file order.
+    pub models: Vec<ModelSettingsRule>,
 }
 
 /// The user name rule.
@@ -501,6 +532,7 @@ impl Policy {
                     )
                 }),
             };
+            let rollback_role = settings::rollback_role(text, i, stage, &s.rollback_role)?;
             stages.push(StageRule {
                 stage,
                 models: s.models.get_ref().clone(),
@@ -510,13 +542,16 @@ impl Policy {
                 approver_role: role_field(&s.approver_role, "approver_role", Role::Approver)?,
                 allow_self_approval: s.allow_self_approval,
                 require_ticket: s.require_ticket,
+                rollback_role,
             });
         }
+        let models = settings::compile(&raw.models, text)?;
         Ok(Policy {
             raw,
             users,
             grants,
             stages,
+            models,
         })
     }
 

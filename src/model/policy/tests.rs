@@ -96,3 +96,232 @@ fn round_trips_through_toml() {
         1
     );
 }
+
+const LIFECYCLE: &str = r#"
+[[stages]]
+stage = "production"
+models = "nlp/**"
+rollback_role = "ml_engineer"
+
+[[models]]
+models = "nlp/**"
+retention_days = 30
+purge_role = "ml_engineer"
+max_versions = 3
+allowed_environments = ["prod-eu", "staging"]
+
+[[models]]
+models = "**"
+max_versions = 100
+"#;
+
+fn lifecycle() -> Policy {
+    Policy::parse(&format!("{}{LIFECYCLE}", policy().to_toml())).unwrap()
+}
+
+#[test]
+fn model_settings_are_first_match_and_default_to_nothing() {
+    let p = lifecycle();
+    let bert = ModelName::parse("nlp/bert").unwrap();
+    let s = p.settings_for(&bert);
+    assert_eq!(s.retention_days, Some(30));
+    assert_eq!(s.purge_role, Some(Role::MlEngineer));
+    assert_eq!(s.max_versions, Some(3));
+    assert_eq!(
+        s.allowed_environments,
+        Some(vec!["prod-eu".to_owned(), "staging".to_owned()])
+    );
+    let other = p.settings_for(&ModelName::parse("vision/resnet").unwrap());
+    assert_eq!(other.max_versions, Some(100));
+    assert_eq!(other.retention_days, None);
+    assert_eq!(policy().settings_for(&bert), ModelSettings::default());
+    // Rollback: ml_admin unless the production rule names another role.
+    // The nlp/** rule above comes after init's rule for ** : the first wins.
+    assert_eq!(
+        p.rule_for(&bert, Stage::Production).rollback_role,
+        Role::MlAdmin
+    );
+    assert_eq!(p.stages[1].rollback_role, Role::MlEngineer);
+    assert_eq!(
+        policy().rule_for(&bert, Stage::Production).rollback_role,
+        Role::MlAdmin
+    );
+    // It round-trips through its canonical TOML.
+    assert_eq!(Policy::parse(&p.to_toml()).unwrap().to_toml(), p.to_toml());
+}
+
+#[test]
+fn bad_lifecycle_keys_name_their_line_and_column() {
+    let base = policy().to_toml();
+    let lines = base.lines().count();
+    let cases: &[(&str, &str, usize, usize)] = &[
+        // (entry, field, line within the entry, column)
+        (
+            "[[models]]\nmodels = \"**\"\nretension_days = 3\n",
+            "unknown field `retension_days`",
+            3,
+            1,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nretention_days = -1\n",
+            "models[0].retention_days",
+            3,
+            18,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nmax_versions = 0\n",
+            "models[0].max_versions",
+            3,
+            16,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nretention_days = 1\npurge_role = \"janitor\"\n",
+            "models[0].purge_role",
+            4,
+            14,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\npurge_role = \"ml_engineer\"\n",
+            "set retention_days",
+            3,
+            14,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nallowed_environments = [\"ok\", \"Prod EU\"]\n",
+            "models[0].allowed_environments",
+            3,
+            31,
+        ),
+        (
+            "[[models]]\nmodels = \"**\"\nallowed_environments = [\"a\", \"a\"]\n",
+            "each environment once",
+            3,
+            30,
+        ),
+        ("[[models]]\nmodels = \"{a\"\n", "models[0].models", 2, 10),
+        (
+            "[[stages]]\nstage = \"staging\"\nmodels = \"**\"\nrollback_role = \"ml_admin\"\n",
+            "production rule",
+            4,
+            17,
+        ),
+        (
+            "[[stages]]\nstage = \"production\"\nmodels = \"**\"\nrollbak_role = \"ml_admin\"\n",
+            "unknown field `rollbak_role`",
+            4,
+            1,
+        ),
+    ];
+    for (entry, what, line, column) in cases {
+        let e = Policy::parse(&format!("{base}\n{entry}"))
+            .unwrap_err()
+            .to_string();
+        let want = format!("line {}, column {column}", lines + 1 + line);
+        assert!(
+            e.contains(&want) && e.contains(what),
+            "{entry}: {e} (want {want}, {what})"
+        );
+    }
+}
+
+#[test]
+fn rule_edits_add_change_and_remove() {
+    let mut p = policy();
+    let mut edit = StageRuleEdit::new(Stage::Production, "nlp/*");
+    edit.rollback_role = Some(Role::MlEngineer);
+    edit.approvals = Some(2);
+    edit.first = true;
+    assert!(p.set_stage_rule(&edit).unwrap());
+    assert!(
+        !p.set_stage_rule(&edit).unwrap(),
+        "the same edit changes nothing"
+    );
+    let bert = ModelName::parse("nlp/bert").unwrap();
+    let rule = p.rule_for(&bert, Stage::Production);
+    assert_eq!((rule.rollback_role, rule.approvals), (Role::MlEngineer, 2));
+    let mut settings = ModelSettingsEdit {
+        models: "nlp/*".into(),
+        retention_days: Some(7),
+        max_versions: Some(2),
+        ..Default::default()
+    };
+    assert!(p.set_model_settings(&settings).unwrap());
+    settings = ModelSettingsEdit {
+        models: "nlp/*".into(),
+        unset: vec![SettingKey::MaxVersions],
+        ..Default::default()
+    };
+    assert!(p.set_model_settings(&settings).unwrap());
+    let s = p.settings_for(&bert);
+    assert_eq!((s.retention_days, s.max_versions), (Some(7), None));
+    // A bad edit is refused by the same compiler as a bad file.
+    let bad = ModelSettingsEdit {
+        models: "nlp/*".into(),
+        purge_role: Some(Role::MlEngineer),
+        unset: vec![SettingKey::RetentionDays],
+        ..Default::default()
+    };
+    assert!(p.set_model_settings(&bad).is_err());
+    assert!(p.remove_model_settings("nlp/*").unwrap());
+    assert!(!p.remove_model_settings("nlp/*").unwrap());
+    assert!(p.remove_stage_rule(Stage::Production, "nlp/*").unwrap());
+    assert_eq!(p.to_toml(), policy().to_toml());
+}
+
+#[test]
+fn purge_rights_are_admin_or_the_purge_role() {
+    let p = lifecycle();
+    let bert = ModelName::parse("nlp/bert").unwrap();
+    assert_eq!(p.purge_right("admin", &bert, now()), Ok(PurgeRight::Admin));
+    // alice is a developer on nlp/*: not the purge role.
+    let d = p.purge_right("alice", &bert, now()).unwrap_err();
+    assert!(
+        d.to_string()
+            .contains("purge needs ml_admin, or ml_engineer"),
+        "{d}"
+    );
+    let mut q = p.clone();
+    q.grant("alice", Role::MlEngineer, "nlp/*").unwrap();
+    assert_eq!(
+        q.purge_right("alice", &bert, now()),
+        Ok(PurgeRight::Retention {
+            role: Role::MlEngineer,
+            retention_days: 30
+        })
+    );
+    // No purge role: ml_admin only.
+    q.grant("alice", Role::MlEngineer, "vision/*").unwrap();
+    let d = q
+        .purge_right("alice", &ModelName::parse("vision/x").unwrap(), now())
+        .unwrap_err();
+    assert!(d.to_string().ends_with("purge needs ml_admin"), "{d}");
+}
+
+#[test]
+fn globs_that_match_no_known_model_are_found_with_a_fix() {
+    let p = policy();
+    let known = [
+        ModelName::parse("nlp/bert").unwrap(),
+        ModelName::parse("nlp/a/b").unwrap(),
+    ];
+    let mut q = p.clone();
+    q.grant("alice", Role::Viewer, "*").unwrap();
+    q.grant("alice", Role::Viewer, "NLP/*").unwrap();
+    q.grant("alice", Role::Viewer, "vision/*").unwrap();
+    let w = q.unmatched_globs(&known);
+    let got: Vec<(&str, Option<&str>)> = w
+        .iter()
+        .map(|w| (w.glob.as_str(), w.suggestion.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("*", Some("**")),
+            ("NLP/*", Some("nlp/*")),
+            ("vision/*", None)
+        ]
+    );
+    assert!(w[0].to_string().contains("'**' would match"), "{}", w[0]);
+    // Nothing known yet: nothing to say.
+    assert!(q.unmatched_globs(&[]).is_empty());
+}

@@ -2,18 +2,23 @@
 //!
 //! Checks, in order:
 //! 1. trailers name one model and one version, which exists;
-//! 2. the signer and the pusher hold ml_admin on the model;
+//! 2. the signer and the pusher hold ml_admin on the model, or the
+//!    model's `purge_role` (then step 5 applies);
 //! 3. the change is exactly one new `purge.toml` in the version's
 //!    directory, canonical, naming the version, the signer and the commit's
 //!    own date, with a reason;
-//! 4. the version is archived (its stage story, from its promotion tags).
+//! 4. the version is archived (its stage story, from its promotion tags);
+//! 5. a purge by the `purge_role` rather than ml_admin: the version's
+//!    retention is due, `retention_days` after the tag that archived it,
+//!    at the judgement time (the server's clock at push time; the purge
+//!    commit's own date in a replay, which rules 15 and 16 bound).
 //!
 //! The record of the version stays; with this commit in a push, the hook
 //! lets exactly that version's payload ref be deleted.
 
 use super::{Action, CommitUnderJudgement, CommitVerdict};
 use crate::model::names::{self, Stage};
-use crate::model::policy::Ability;
+use crate::model::policy::{retention_due_at, PurgeRight};
 use crate::model::purge::PurgeRecord;
 use crate::rules::context::rfc3339;
 use crate::rules::source;
@@ -47,20 +52,18 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
     };
     let at = j.at();
     let role = |who: &str, what: &str, rule: Rule| {
-        j.policy
-            .check(who, &model, Ability::Admin, at)
-            .map_err(|d| {
-                Refusal::new(
-                    rule,
-                    j.subject,
-                    format!("{what} {d}"),
-                    format!("a purge needs ml_admin on {model}; ask an admin to purge"),
-                )
-            })
+        j.policy.purge_right(who, &model, at).map_err(|d| {
+            Refusal::new(
+                rule,
+                j.subject,
+                format!("{what} {d}"),
+                format!("a purge needs ml_admin on {model}, or the purge_role of its [[models]] settings once retention is due; ask an admin to purge"),
+            )
+        })
     };
-    role(user, "signer", Rule::Role)?;
+    let mut rights = vec![role(user, "signer", Rule::Role)?];
     if let Some(pusher) = j.ctx.pusher {
-        role(pusher, "pusher", Rule::PusherRole)?;
+        rights.push(role(pusher, "pusher", Rule::PusherRole)?);
     }
     // 3.
     let path = names::purge_path(&model, &version);
@@ -122,11 +125,12 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
         ));
     }
     // 4.
-    let stage = j
+    let stages = j
         .ctx
         .main
-        .stage_of(&model, &version, j.commit.parents[0])
+        .stages_at(&model, j.commit.parents[0])
         .map_err(internal)?;
+    let stage = stages.stage_of(&version.to_string()).stage;
     if stage != Stage::Archived {
         return Err(bad(
             Rule::PurgeNotArchived,
@@ -134,6 +138,28 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
                 "{model}@{version} is in {stage}; only an archived version's payload is purged"
             ),
         ));
+    }
+    // 5. Retention, for a purge by the purge_role (signer or pusher).
+    for right in rights {
+        let PurgeRight::Retention { retention_days, .. } = right else {
+            continue;
+        };
+        let archived = stages.archived_since(&version.to_string()).ok_or_else(|| {
+            Refusal::internal(j.subject, "an archived version without its archive tag")
+        })?;
+        let due = retention_due_at(archived, retention_days);
+        if at.unix_timestamp() < due {
+            return Err(j.refuse(
+                Rule::RetentionNotDue,
+                format!(
+                    "{model}@{version} was archived at {}; retention_days = {retention_days} makes its purge due at {}, and the judgement time is {}",
+                    rfc3339(archived),
+                    rfc3339(due),
+                    rfc3339(at.unix_timestamp())
+                ),
+                "wait until the retention is due (mvault retention lists what is), or ask an ml_admin to purge",
+            ));
+        }
     }
     Ok(CommitVerdict {
         accepted: Accepted {

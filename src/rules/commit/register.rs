@@ -18,6 +18,9 @@
 //!     wrapped to exactly the readers (a rotation: the first write after an
 //!     expiry cuts the former reader off going forward), and a ring whose
 //!     holders are all readers may not be replaced.
+//! 12. the model stays within its `max_versions`: the versions in the
+//!     parent's tree that the model's promotion tags (as of the parent)
+//!     do not place in archived, plus this one.
 
 use std::collections::BTreeMap;
 
@@ -291,6 +294,27 @@ pub(super) fn judge_register(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdi
                     "build the version again with mvault add: it rotates the data key",
                 ));
             }
+        }
+    }
+    // 12. The version cap, read only for a model that has one: the
+    // model's directory in the parent tree and its promotion tags.
+    if let Some(cap) = j.policy.settings_for(&model).max_versions {
+        let versions = source::versions_in(j.src, parent_tree, &model).map_err(internal)?;
+        let stages = j
+            .ctx
+            .main
+            .stages_at(&model, j.commit.parents[0])
+            .map_err(internal)?;
+        let counted = stages.counted_versions(versions.iter().map(String::as_str));
+        if counted >= cap as usize {
+            return Err(j.refuse(
+                Rule::TooManyVersions,
+                format!(
+                    "{model} has {counted} version(s) not archived and max_versions = {cap}; {model}@{version} would make {}",
+                    counted + 1
+                ),
+                &format!("archive a version of {model} first (mvault promote {model}@VERSION --to archived, from deprecated), or ask an ml_admin to raise max_versions"),
+            ));
         }
     }
     Ok(CommitVerdict {

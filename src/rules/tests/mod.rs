@@ -5,6 +5,7 @@
 //! honest.
 
 mod commits;
+mod lifecycle;
 mod parts;
 mod payload;
 mod promotions;
@@ -83,6 +84,8 @@ const COVERED: &[Rule] = &[
     Rule::ApprovalForOther,
     Rule::NotEnoughApprovals,
     Rule::Internal,
+    Rule::TooManyVersions,
+    Rule::RetentionNotDue,
 ];
 
 /// Rules that judge push facts the core never sees (how refs move, who
@@ -109,6 +112,7 @@ const DRIVER_OWNED: &[(Rule, &str)] = &[
 /// The test sources, to check that every covered rule is asserted.
 const SOURCES: &[&str] = &[
     include_str!("commits.rs"),
+    include_str!("lifecycle.rs"),
     include_str!("parts.rs"),
     include_str!("payload.rs"),
     include_str!("promotions.rs"),
