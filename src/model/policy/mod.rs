@@ -1,7 +1,8 @@
 //! The policy: who may do what to which models, as code in the repository.
 //!
 //! `.mvault/policy.toml` names users and their SSH keys, grants roles per model
-//! glob, and sets promotion rules per stage. It is parsed into raw serde
+//! glob, sets promotion rules per stage and defines the environments
+//! versions are deployed to (`environments.rs`). It is parsed into raw serde
 //! structs (with spans, so a bad policy names its line) and compiled into a
 //! [`Policy`] that answers questions and fails closed: no grant, no access.
 
@@ -15,6 +16,13 @@ use time::{Date, OffsetDateTime};
 
 use crate::crypto;
 use crate::model::names::{ModelName, Stage};
+
+mod environments;
+
+pub use environments::{
+    Environment, EnvironmentChange, EnvironmentDenial, EnvironmentName, EnvironmentNameError,
+    EnvironmentSpec, DEFAULT_DEPLOY_ROLE, DEPLOYABLE_STAGES, ENVIRONMENT_NAME_RULE,
+};
 
 /// Where the policy lives in the tree.
 pub const POLICY_PATH: &str = ".mvault/policy.toml";
@@ -168,6 +176,8 @@ struct RawPolicy {
     grants: Vec<RawGrant>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     stages: Vec<RawStageRule>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    environments: Vec<environments::RawEnvironment>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -296,6 +306,8 @@ pub struct Policy {
     pub users: BTreeMap<String, User>,
     pub grants: Vec<Grant>,
     pub stages: Vec<StageRule>,
+    /// Where versions are deployed (`environments`).
+    pub environments: Vec<Environment>,
 }
 
 /// The user name rule.
@@ -512,11 +524,13 @@ impl Policy {
                 require_ticket: s.require_ticket,
             });
         }
+        let environments = environments::compile(&raw.environments, text)?;
         Ok(Policy {
             raw,
             users,
             grants,
             stages,
+            environments,
         })
     }
 
