@@ -3,6 +3,7 @@
 //! invalid value. Nothing here reads a repository.
 
 pub mod approval;
+pub mod deployment;
 pub mod manifest;
 pub mod names;
 pub mod paths;

@@ -67,6 +67,12 @@ impl std::fmt::Display for EnvironmentName {
     }
 }
 
+impl Serialize for EnvironmentName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// `[[environments]]` as written.
 #[derive(Serialize, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
