@@ -113,6 +113,11 @@ pub enum Rule {
     UnknownApproval,
     ApprovalForOther,
     NotEnoughApprovals,
+    // Deployments.
+    BadDeployment,
+    UnknownEnvironment,
+    EnvironmentNotAllowed,
+    NotInEnvironmentStage,
     // The hook itself.
     HookNotConfigured,
     Internal,
@@ -199,6 +204,10 @@ impl Rule {
         Rule::UnknownApproval,
         Rule::ApprovalForOther,
         Rule::NotEnoughApprovals,
+        Rule::BadDeployment,
+        Rule::UnknownEnvironment,
+        Rule::EnvironmentNotAllowed,
+        Rule::NotInEnvironmentStage,
         Rule::HookNotConfigured,
         Rule::Internal,
     ];
@@ -294,6 +303,10 @@ impl Rule {
             UnknownApproval => "unknown approval",
             ApprovalForOther => "approval for another version or stage",
             NotEnoughApprovals => "not enough approvals",
+            BadDeployment => "bad deployment",
+            UnknownEnvironment => "unknown environment",
+            EnvironmentNotAllowed => "environment not allowed",
+            NotInEnvironmentStage => "not in the environment's stage",
             HookNotConfigured => "hook not configured",
             Internal => "internal error",
         }

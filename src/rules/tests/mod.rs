@@ -5,6 +5,7 @@
 //! honest.
 
 mod commits;
+mod deploy;
 mod parts;
 mod payload;
 mod promotions;
@@ -82,6 +83,10 @@ const COVERED: &[Rule] = &[
     Rule::UnknownApproval,
     Rule::ApprovalForOther,
     Rule::NotEnoughApprovals,
+    Rule::BadDeployment,
+    Rule::UnknownEnvironment,
+    Rule::EnvironmentNotAllowed,
+    Rule::NotInEnvironmentStage,
     Rule::Internal,
 ];
 
@@ -109,6 +114,7 @@ const DRIVER_OWNED: &[(Rule, &str)] = &[
 /// The test sources, to check that every covered rule is asserted.
 const SOURCES: &[&str] = &[
     include_str!("commits.rs"),
+    include_str!("deploy.rs"),
     include_str!("parts.rs"),
     include_str!("payload.rs"),
     include_str!("promotions.rs"),
