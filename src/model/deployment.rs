@@ -183,6 +183,20 @@ pub fn deploy_message(r: &DeploymentRecord) -> String {
     m
 }
 
+/// The reason a deploy commit's message gives, as [`deploy_message`]
+/// writes it: the paragraph between the subject and the trailers.
+pub fn deploy_reason(message: &str) -> Option<String> {
+    let parts: Vec<&str> = message.split("\n\n").collect();
+    match parts.as_slice() {
+        [_, reason, _trailers, ..]
+            if !reason.trim().is_empty() && !reason.starts_with("Mvault-") =>
+        {
+            Some(reason.trim().to_owned())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +272,11 @@ mod tests {
         assert!(m.starts_with("deploy nlp/bert@1.2.0 to prod-eu\n\nCHG-42\n\n"));
         assert!(m.contains("Mvault-Action: deploy\n"));
         assert!(m.contains("Mvault-Environment: prod-eu\n"));
+        assert_eq!(deploy_reason(&m).as_deref(), Some("CHG-42"));
+        let none = deploy_message(&DeploymentRecord {
+            reason: None,
+            ..record()
+        });
+        assert_eq!(deploy_reason(&none), None);
     }
 }

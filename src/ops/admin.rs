@@ -15,7 +15,9 @@ use ssh_key::PublicKey;
 use time::OffsetDateTime;
 
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
-use crate::model::policy::{Policy, POLICY_PATH};
+use crate::model::policy::{
+    EnvironmentChange, EnvironmentName, EnvironmentSpec, Policy, DEFAULT_DEPLOY_ROLE, POLICY_PATH,
+};
 use crate::ops::register::signer_user;
 use crate::ops::sync;
 use crate::rules::context::ROOT_KEY_TRAILER;
@@ -131,6 +133,17 @@ pub enum PolicyChange {
         role: crate::model::policy::Role,
         models: String,
     },
+    /// `mvault policy rule env add`.
+    EnvAdd(EnvironmentSpec),
+    /// `mvault policy rule env change`.
+    EnvChange {
+        name: EnvironmentName,
+        change: EnvironmentChange,
+    },
+    /// `mvault policy rule env remove`.
+    EnvRemove {
+        name: EnvironmentName,
+    },
 }
 
 impl PolicyChange {
@@ -144,6 +157,27 @@ impl PolicyChange {
             PolicyChange::RemoveUser { name } => format!("remove-user {name}"),
             PolicyChange::Grant { user, role, models } => format!("grant {user} {role} {models}"),
             PolicyChange::Revoke { user, role, models } => format!("revoke {user} {role} {models}"),
+            PolicyChange::EnvAdd(e) => format!(
+                "env-add {} stage {} models {} deploy_role {}",
+                e.name,
+                e.stage,
+                e.models,
+                e.deploy_role.unwrap_or(DEFAULT_DEPLOY_ROLE)
+            ),
+            PolicyChange::EnvChange { name, change } => {
+                let mut s = format!("env-change {name}");
+                if let Some(st) = change.stage {
+                    s.push_str(&format!(" stage {st}"));
+                }
+                if let Some(m) = &change.models {
+                    s.push_str(&format!(" models {m}"));
+                }
+                if let Some(r) = change.deploy_role {
+                    s.push_str(&format!(" deploy_role {r}"));
+                }
+                s
+            }
+            PolicyChange::EnvRemove { name } => format!("env-remove {name}"),
         }
     }
 }
@@ -197,6 +231,17 @@ pub fn change_policy(
         }
         PolicyChange::Revoke { user, role, models } => {
             new.revoke(user, *role, models).map_err(bad)?
+        }
+        PolicyChange::EnvAdd(spec) => {
+            new.add_environment(spec).map_err(bad)?;
+            true
+        }
+        PolicyChange::EnvChange { name, change } => {
+            new.change_environment(name, change).map_err(bad)?
+        }
+        PolicyChange::EnvRemove { name } => {
+            new.remove_environment(name).map_err(bad)?;
+            true
         }
     };
     if !changed {

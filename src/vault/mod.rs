@@ -187,6 +187,17 @@ pub enum VaultError {
         ours: String,
         theirs: String,
     },
+    /// A version may not go to an environment: the policy does not define
+    /// it, it does not serve the model, or the version is not in the stage
+    /// it requires.
+    #[error("{model}@{version} is not deployable to {environment}: {reason}")]
+    NotDeployable {
+        model: String,
+        version: String,
+        environment: String,
+        reason: String,
+        hint: String,
+    },
     /// The version's payload was purged; its record stays.
     #[error("{model}@{version} was purged on {date} by {by}: {reason}")]
     Purged {
@@ -241,9 +252,12 @@ impl VaultError {
             | Behind { .. }
             | NoRemote
             | Io { .. } => ErrorKind::User,
-            Denied(_) | UnknownKey { .. } | NoReadAccess { .. } | Push { .. } | PushRace { .. } => {
-                ErrorKind::Policy
-            }
+            Denied(_)
+            | UnknownKey { .. }
+            | NoReadAccess { .. }
+            | NotDeployable { .. }
+            | Push { .. }
+            | PushRace { .. } => ErrorKind::Policy,
             Manifest { .. }
             | Signature { .. }
             | Signer { .. }
@@ -294,6 +308,7 @@ impl VaultError {
             UnknownKey { .. } => Some("pass the key the policy knows with --key, or ask an admin: mvault policy add-user NAME --key-file KEY.pub".into()),
             NoReadAccess { .. } => Some("ask an ml_admin to grant you a role on the model (mvault policy grant NAME --role viewer --models GLOB); the grant re-wraps the model's key to you".into()),
             VersionExists { .. } => Some("pick a new version number; to compare, run mvault show".into()),
+            NotDeployable { hint, .. } => Some(hint.clone()),
             Purged { .. } => Some("the record stays (mvault show, log, audit verify); pull another version".into()),
             NotFetched { .. } => Some("add a remote that has it (git remote add origin URL) and run the pull again, or pull straight from the server: mvault pull --from URL REF -o DIR".into()),
             Behind { .. } => Some("bring the clone up to date: mvault sync".into()),

@@ -229,6 +229,18 @@ pub(super) fn compile(raw: &[RawEnvironment], text: &str) -> Result<Vec<Environm
                     e.stage.get_ref(),
                 )
             })?;
+        if e.models
+            .get_ref()
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(rule(
+                e.models.span(),
+                field("models"),
+                "a glob of model names, without spaces or control characters",
+                e.models.get_ref(),
+            ));
+        }
         let matcher = compile_glob(e.models.get_ref()).map_err(|err| {
             rule(
                 e.models.span(),
