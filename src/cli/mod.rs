@@ -6,10 +6,12 @@
 mod audit;
 mod completions;
 mod demo;
+mod deploy;
 mod error;
 mod hook;
 mod man;
 mod policy;
+mod policy_rule;
 mod progress;
 mod release;
 mod sync;
@@ -126,6 +128,10 @@ enum Command {
         /// $XDG_CACHE_HOME/mvault/<hash of the URL>).
         #[arg(long, value_name = "DIR", requires = "from")]
         cache: Option<PathBuf>,
+        /// Refuse a version that may not be deployed to this environment
+        /// (not in the stage it requires, or a model it may not serve).
+        #[arg(long, value_name = "ENVIRONMENT")]
+        env: Option<String>,
         /// Print the outcome as JSON.
         #[arg(long)]
         json: bool,
@@ -220,6 +226,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Record, signed on main, that a version went to an environment.
+    Deploy(deploy::DeployArgs),
+    /// What is deployed where (the newest deployment per environment and
+    /// model), and every deployment.
+    Deployments(deploy::DeploymentsArgs),
     /// What each stage of every model serves, and why; each version's stage.
     Status {
         /// Only this model.
@@ -473,6 +484,8 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> CliResult {
         Command::Policy { command } => policy::run(command, &cli.key, &dir, now, out),
         Command::Hook { command } => hook::run(command, &dir, now, out),
         Command::Sync { json } => sync::run(json, &dir, now, out),
+        Command::Deploy(args) => deploy::run_deploy(args, &cli.key, &dir, now, out),
+        Command::Deployments(args) => deploy::run_deployments(args, &dir, now, out),
         Command::Demo { path } => demo::run(path, out),
         Command::Completions { shell } => completions::run(shell, out),
         Command::Man { dir: pages } => man::run(&dir.join(pages), out),

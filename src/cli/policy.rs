@@ -69,6 +69,11 @@ pub(super) enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Add, change and remove rules of the policy (environments).
+    Rule {
+        #[command(subcommand)]
+        command: super::policy_rule::RuleCommand,
+    },
     /// Lint a policy file; errors name the line.
     Check {
         file: PathBuf,
@@ -168,6 +173,7 @@ pub(super) fn run(
             no_push,
             json,
         } => (PolicyChange::RemoveUser { name }, no_push, json),
+        PolicyCommand::Rule { command } => super::policy_rule::change(command)?,
         PolicyCommand::Grant {
             name,
             role,

@@ -148,6 +148,7 @@ pub(super) fn run(
             output,
             from,
             cache,
+            env,
             json,
         } => {
             let r = VersionRef::parse(&reference)?;
@@ -160,14 +161,22 @@ pub(super) fn run(
             let v = match from {
                 Some(url) => {
                     let cache = cache.map(|c| if c.is_relative() { dir.join(c) } else { c });
-                    retrieve::pull_from(&url, cache.as_deref(), &r, &output, &identity, progress)?
+                    retrieve::pull_from(
+                        &url,
+                        cache.as_deref(),
+                        &r,
+                        env.as_deref(),
+                        &output,
+                        &identity,
+                        progress,
+                    )?
                 }
                 None => {
                     let vault = open_vault(dir)?;
                     if let Some(warning) = retrieve::refresh_for(&vault, &r)? {
                         eprintln!("mvault: warning: {warning}");
                     }
-                    retrieve::pull(&vault, &r, &output, &identity, progress)?
+                    retrieve::pull(&vault, &r, env.as_deref(), &output, &identity, progress)?
                 }
             };
             if json {
