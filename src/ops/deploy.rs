@@ -15,16 +15,13 @@ use time::OffsetDateTime;
 
 use crate::audit::events::{events, Event, Filter};
 use crate::crypto::SshIdentity;
-use crate::model::deployment::{
-    check_reason, deploy_message, deployment_path, parse_deployment_path, DeploymentRecord,
-    DEPLOYMENTS_DIR, RECORD_FILE,
-};
+use crate::model::deployment::{check_reason, deploy_message, deployment_path, DeploymentRecord};
 use crate::model::manifest::Sha256Digest;
 use crate::model::names::{ModelName, Stage, Version, VersionRef};
 use crate::model::policy::{Environment, Policy};
 use crate::ops::register::{not_before_parent, signer_user};
 use crate::ops::sync;
-use crate::store::{Actor, ObjectId, RefUpdate, MAIN_REF};
+use crate::store::{Actor, RefUpdate, MAIN_REF};
 use crate::vault::{rfc3339, Vault, VaultError};
 use crate::verify::replay;
 
@@ -241,25 +238,11 @@ pub fn deployments(
         detail: b.detail,
     })?;
     let (_, tree) = vault.main()?;
-    let mut current = Vec::new();
-    for (path, id) in record_files(vault, tree)? {
-        let Some((_, m)) = parse_deployment_path(&path) else {
-            continue;
-        };
-        if model.is_some_and(|want| *want != m) {
-            continue;
-        }
-        let (_, bytes) = vault.store.object(id)?;
-        // Every record on a replayed main was judged by the hook's rules.
-        let r = DeploymentRecord::parse(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-            VaultError::Input {
-                path: path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        current.push(CurrentDeployment::from(r));
-    }
-    current.sort_by(|a, b| (&a.environment, &a.model).cmp(&(&b.environment, &b.model)));
+    let current = vault
+        .deployments(tree, model)?
+        .into_iter()
+        .map(CurrentDeployment::from)
+        .collect();
     let filter = Filter {
         model: match model {
             Some(m) => Some(
@@ -277,25 +260,4 @@ pub fn deployments(
     };
     let history = events(vault, &filter)?;
     Ok(Deployments { current, history })
-}
-
-/// Every record file under `deployments/` on `tree`, by path.
-fn record_files(vault: &Vault, tree: ObjectId) -> Result<Vec<(String, ObjectId)>, VaultError> {
-    let mut out = Vec::new();
-    let mut stack = vec![DEPLOYMENTS_DIR.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for e in vault.store.list_dir(tree, &dir)? {
-            let path = format!("{dir}/{}", e.name);
-            if e.is_tree {
-                // deployments/<env>/<up to 4 model segments>
-                if path.matches('/').count() <= 5 {
-                    stack.push(path);
-                }
-            } else if e.name == RECORD_FILE {
-                out.push((path, e.id));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }

@@ -826,5 +826,6 @@ impl Vault {
 }
 
 pub mod approvals;
+mod deployments;
 pub mod main_index;
 pub mod stages;
