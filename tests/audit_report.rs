@@ -16,7 +16,7 @@ use crate::audit_events::History;
 use crate::common::*;
 
 /// The headless command line of the issue, with a private profile.
-fn chromium(env: &TestEnv, profile: &Path, extra: &[&str], page: &Path) -> Command {
+pub(crate) fn chromium(env: &TestEnv, profile: &Path, extra: &[&str], page: &Path) -> Command {
     let program = require_program("chromium", "chromium");
     let mut cmd = env.command(program);
     cmd.args([
@@ -37,7 +37,7 @@ fn chromium(env: &TestEnv, profile: &Path, extra: &[&str], page: &Path) -> Comma
 
 /// Runs `cmd` with a deadline (a wedged browser must not hang the suite);
 /// the child is killed by its own id when the deadline passes.
-fn run_with_deadline(env: &TestEnv, mut cmd: Command, limit: Duration) -> Run {
+pub(crate) fn run_with_deadline(env: &TestEnv, mut cmd: Command, limit: Duration) -> Run {
     let out_path = env.path(&format!("chromium-{}.out", std::process::id()));
     let err_path = env.path(&format!("chromium-{}.err", std::process::id()));
     let what = format!("{cmd:?}");

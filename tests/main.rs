@@ -23,6 +23,7 @@ mod core_progress;
 mod core_roundtrip;
 mod core_stock_tools;
 mod core_tamper;
+mod deploy_flow;
 mod forged;
 mod hook_accept;
 mod hook_commits;
