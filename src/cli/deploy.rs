@@ -77,7 +77,7 @@ pub(super) fn run_deploy(
             None => String::new(),
         }
     )?;
-    match o.pushed() {
+    match &o.pushed {
         Some(r) => writeln!(out, "pushed to {r}")?,
         None => writeln!(out, "not pushed (no remote, or --no-push)")?,
     }

@@ -40,14 +40,7 @@ pub struct DeployOutcome {
     pub previous: Option<String>,
     pub commit: String,
     /// The remote it was pushed to; `None` when kept local.
-    pushed: Option<String>,
-}
-
-impl DeployOutcome {
-    /// The remote it was pushed to, if any.
-    pub fn pushed(&self) -> Option<&str> {
-        self.pushed.as_deref()
-    }
+    pub pushed: Option<String>,
 }
 
 /// The environment `model@version` may go to, or why not: the policy
