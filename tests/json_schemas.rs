@@ -19,6 +19,8 @@ const NO_DATA: &[&str] = &[
     "completions",
     "man",
     "policy",
+    "policy rule",
+    "policy rule env",
     "hook",
     "audit",
     "access",
@@ -405,6 +407,50 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
             &["purge", "nlp/bert@1.1.0", "--reason", "retention"],
         ),
     );
+
+    // Environments and deployments: 1.0.0 is back in production.
+    s.check(
+        "policy_change",
+        &json(
+            &v,
+            &repo,
+            admin,
+            "admin",
+            &[
+                "policy",
+                "rule",
+                "env",
+                "add",
+                "prod-eu",
+                "--stage",
+                "production",
+                "--models",
+                "nlp/**",
+            ],
+        ),
+    );
+    s.check(
+        "deploy",
+        &json(
+            &v,
+            &repo,
+            alice,
+            "alice",
+            &[
+                "deploy",
+                "nlp/bert#production",
+                "--env",
+                "prod-eu",
+                "--reason",
+                "CHG-1",
+            ],
+        ),
+    );
+    let deployed = s.check(
+        "deployments",
+        &json(&v, &repo, alice, "alice", &["deployments"]),
+    );
+    assert_eq!(deployed[0]["current"][0]["version"], "1.0.0");
 
     // Views of the record.
     s.check("status", &json(&v, &repo, alice, "alice", &["status"]));

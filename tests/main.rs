@@ -25,6 +25,7 @@ mod core_roundtrip;
 mod core_stock_tools;
 mod core_tamper;
 mod deps_venv;
+mod deploy_flow;
 mod forged;
 mod hook_accept;
 mod hook_commits;

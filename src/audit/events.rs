@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::crypto;
 use crate::model::approval::parse_approval_name;
+use crate::model::deployment::{deploy_reason, ENVIRONMENT_TRAILER};
 use crate::model::promotion::parse_promotion_name;
 use crate::model::trailers::{trailer, trailers};
 use crate::store::objects::{self, ObjectId, ObjectKind};
@@ -24,7 +25,8 @@ pub struct Event {
     #[serde(skip)]
     pub unix: i64,
     /// init, register, approve, promote, rollback, deprecate, archive,
-    /// policy, add-user, remove-user, grant, revoke, key-rewrap, key-rotation.
+    /// deploy, policy, add-user, remove-user, grant, revoke, env, key-rewrap,
+    /// key-rotation.
     pub action: String,
     pub actor: String,
     /// Fingerprint of the key that signed the object (as embedded in the signature).
@@ -33,6 +35,8 @@ pub struct Event {
     pub version: Option<String>,
     pub stage: Option<String>,
     pub from_stage: Option<String>,
+    /// The environment a deploy event sent the version to.
+    pub environment: Option<String>,
     pub manifest_sha256: Option<String>,
     pub ticket: Option<String>,
     pub reason: Option<String>,
@@ -107,6 +111,7 @@ fn base_event(
         version: None,
         stage: None,
         from_stage: None,
+        environment: None,
         manifest_sha256: None,
         ticket: None,
         reason: None,
@@ -166,6 +171,15 @@ fn commit_events(
                 e.detail = Some(r);
                 out.push(e);
             }
+        }
+        Some("deploy") => {
+            let mut e = base_event(time, "deploy", &actor, key, src.clone(), src);
+            e.model = get("Mvault-Model");
+            e.version = get("Mvault-Version");
+            e.environment = get(ENVIRONMENT_TRAILER);
+            e.manifest_sha256 = get("Mvault-Manifest-Sha256");
+            e.reason = deploy_reason(&c.message);
+            out.push(e);
         }
         Some("init") => out.push(base_event(time, "init", &actor, key, src.clone(), src)),
         Some("policy") => {

@@ -28,6 +28,9 @@ pub struct LineageNode {
     pub serving: bool,
     /// `(counter, stage, action)` in order.
     pub history: Vec<(u64, String, String)>,
+    /// The environments whose newest deployment of the model is this
+    /// version (main's deployment records).
+    pub deployed_to: Vec<String>,
 }
 
 /// `mvault lineage MODEL`, from the model's promotions as the caller
@@ -39,6 +42,7 @@ pub fn lineage(
 ) -> Result<Vec<LineageNode>, VaultError> {
     let (_, tree) = vault.main()?;
     let versions = vault.versions_of(tree, model)?;
+    let deployed = vault.deployments(tree, Some(model))?;
     if versions.is_empty() {
         return Err(VaultError::NoSuchModel {
             model: model.to_string(),
@@ -60,6 +64,11 @@ pub fn lineage(
                 .iter()
                 .filter(|p| p.version == vs)
                 .map(|p| (p.counter, p.stage.to_string(), p.action.as_str().to_owned()))
+                .collect(),
+            deployed_to: deployed
+                .iter()
+                .filter(|d| d.version == v)
+                .map(|d| d.environment.to_string())
                 .collect(),
             version: vs,
         });
@@ -92,7 +101,7 @@ pub fn lineage_text(model: &str, nodes: &[LineageNode]) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "{}{} [{}{}] {} {}{}",
+                "{}{} [{}{}] {} {}{}{}",
                 "  ".repeat(depth + 1),
                 n.version,
                 n.stage,
@@ -107,6 +116,11 @@ pub fn lineage_text(model: &str, nodes: &[LineageNode]) -> String {
                     String::new()
                 } else {
                     format!("  {}", hist.join(" → "))
+                },
+                if n.deployed_to.is_empty() {
+                    String::new()
+                } else {
+                    format!("  deployed to {}", n.deployed_to.join(", "))
                 }
             );
             walk(out, nodes, Some(&n.version), depth + 1);
@@ -136,6 +150,9 @@ pub struct Report {
     pub lineage: Vec<LineageNode>,
     /// Each version's model card (type, labels, data, schemas, pins).
     pub model_cards: Vec<VersionCard>,
+    /// Each deployment in the period: the chain of custody into the
+    /// environments.
+    pub deployments: Vec<DeploymentLine>,
     pub events: Vec<Event>,
 }
 
@@ -144,6 +161,19 @@ pub struct Report {
 pub struct VersionCard {
     pub version: String,
     pub card: CardView,
+}
+
+/// A deployment, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentLine {
+    pub time: String,
+    pub version: String,
+    pub environment: String,
+    pub by: String,
+    pub manifest_sha256: Option<String>,
+    pub reason: Option<String>,
+    /// The deploy commit.
+    pub commit: String,
 }
 
 /// A promotion and its approvals, for the report.
@@ -219,6 +249,19 @@ pub fn build(
             reason: p.reason.clone(),
         })
         .collect();
+    let deployments = events
+        .iter()
+        .filter(|e| e.action == "deploy")
+        .map(|e| DeploymentLine {
+            time: e.time.clone(),
+            version: e.version.clone().unwrap_or_default(),
+            environment: e.environment.clone().unwrap_or_default(),
+            by: e.actor.clone(),
+            manifest_sha256: e.manifest_sha256.clone(),
+            reason: e.reason.clone(),
+            commit: e.source.clone(),
+        })
+        .collect();
     let fmt = |t: Option<i64>| {
         t.and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
             .map(crate::vault::rfc3339)
@@ -246,6 +289,7 @@ pub fn build(
         stage_heads: stages.heads(),
         integrity,
         lineage: lineage(vault, model, stages)?,
+        deployments,
         events,
     })
 }
@@ -317,6 +361,20 @@ pub fn markdown(r: &Report) -> String {
             md_escape(p.reason.as_deref().unwrap_or(""))
         );
     }
+    let _ = writeln!(o, "\n## Deployments\n\n| time | version | environment | by | manifest | reason | commit |\n| --- | --- | --- | --- | --- | --- | --- |");
+    for d in &r.deployments {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            d.time,
+            md_escape(&d.version),
+            md_escape(&d.environment),
+            md_escape(&d.by),
+            d.manifest_sha256.as_deref().unwrap_or(""),
+            md_escape(d.reason.as_deref().unwrap_or("")),
+            md_escape(&d.commit)
+        );
+    }
     let _ = writeln!(
         o,
         "\n## Model cards\n\n| version | type | labels | training data | schemas | dependencies | description |\n| --- | --- | --- | --- | --- | --- | --- |"
@@ -345,7 +403,12 @@ pub fn markdown(r: &Report) -> String {
             e.action,
             md_escape(&e.actor),
             e.version.as_deref().unwrap_or(""),
-            e.stage.as_deref().unwrap_or(""),
+            md_escape(
+                e.stage
+                    .as_deref()
+                    .or(e.environment.as_deref())
+                    .unwrap_or("")
+            ),
             md_escape(&e.source)
         );
     }
@@ -465,7 +528,7 @@ pub fn lineage_svg(nodes: &[LineageNode]) -> String {
         let (x, y) = pos[n.version.as_str()];
         let _ = writeln!(
             svg,
-            "<g class=\"node\"><rect x=\"{x}\" y=\"{y}\" width=\"110\" height=\"28\" rx=\"6\" fill=\"{}\"/><text x=\"{}\" y=\"{}\" fill=\"#fff\">{}</text><text x=\"{}\" y=\"{}\" fill=\"#333\">{} · {}</text></g>",
+            "<g class=\"node\"><rect x=\"{x}\" y=\"{y}\" width=\"110\" height=\"28\" rx=\"6\" fill=\"{}\"/><text x=\"{}\" y=\"{}\" fill=\"#fff\">{}</text><text x=\"{}\" y=\"{}\" fill=\"#333\">{} · {}{}</text></g>",
             stage_color(n.stage),
             x + 8,
             y + 19,
@@ -473,7 +536,12 @@ pub fn lineage_svg(nodes: &[LineageNode]) -> String {
             x + 120,
             y + 19,
             n.stage,
-            html_escape(&n.author)
+            html_escape(&n.author),
+            if n.deployed_to.is_empty() {
+                String::new()
+            } else {
+                format!(" · in {}", html_escape(&n.deployed_to.join(", ")))
+            }
         );
     }
     svg.push_str("</svg>");
@@ -555,6 +623,20 @@ pub fn html(r: &Report) -> String {
         let cells = card_cells(c).map(|x| html_escape(&x));
         let _ = writeln!(o, "<tr><td>{}</td></tr>", cells.join("</td><td>"));
     }
+    let _ = writeln!(o, "</table><h2>Deployments</h2><table id=\"deployments\"><tr><th>time</th><th>version</th><th>environment</th><th>by</th><th>manifest</th><th>reason</th><th>commit</th></tr>");
+    for d in &r.deployments {
+        let _ = writeln!(
+            o,
+            "<tr class=\"deployment\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&d.time),
+            html_escape(&d.version),
+            html_escape(&d.environment),
+            html_escape(&d.by),
+            html_escape(d.manifest_sha256.as_deref().unwrap_or("")),
+            html_escape(d.reason.as_deref().unwrap_or("")),
+            html_escape(&d.commit)
+        );
+    }
     let _ = writeln!(o, "</table><h2>Timeline</h2><table id=\"timeline\"><tr><th>time</th><th>action</th><th>actor</th><th>version</th><th>stage</th><th>source</th></tr>");
     for e in &r.events {
         let _ = writeln!(
@@ -564,7 +646,12 @@ pub fn html(r: &Report) -> String {
             html_escape(&e.action),
             html_escape(&e.actor),
             html_escape(e.version.as_deref().unwrap_or("")),
-            html_escape(e.stage.as_deref().unwrap_or("")),
+            html_escape(
+                e.stage
+                    .as_deref()
+                    .or(e.environment.as_deref())
+                    .unwrap_or("")
+            ),
             html_escape(&e.source)
         );
     }

@@ -67,6 +67,8 @@ pub(super) enum LogAction {
     Deprecate,
     /// A version moved to archived.
     Archive,
+    /// A version deployed to an environment.
+    Deploy,
     /// A policy change of no other kind.
     Policy,
     /// A user or key added.
@@ -77,6 +79,12 @@ pub(super) enum LogAction {
     Grant,
     /// A role revoked.
     Revoke,
+    /// An environment defined.
+    EnvAdd,
+    /// An environment changed.
+    EnvChange,
+    /// An environment removed.
+    EnvRemove,
     /// A model's key ring re-wrapped to new readers.
     KeyRewrap,
     /// A model's data key rotated.

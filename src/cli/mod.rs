@@ -13,6 +13,8 @@ mod card;
 mod completions;
 mod context;
 mod demo;
+mod deploy;
+mod deployments;
 mod error;
 mod hook;
 mod init;
@@ -84,6 +86,8 @@ enum Command {
     Approve(approve::Args),
     Promote(promote::Args),
     Rollback(rollback::Args),
+    Deploy(deploy::Args),
+    Deployments(deployments::Args),
     Status(status::Args),
     Sync(sync::Args),
     Log(log::Args),
@@ -159,6 +163,8 @@ fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         Command::Approve(args) => approve::run(args, ctx, out),
         Command::Promote(args) => promote::run(args, ctx, out),
         Command::Rollback(args) => rollback::run(args, ctx, out),
+        Command::Deploy(args) => deploy::run(args, ctx, out),
+        Command::Deployments(args) => deployments::run(args, ctx, out),
         Command::Status(args) => status::run(args, ctx, out),
         Command::Sync(args) => sync::run(args, ctx, out),
         Command::Log(args) => log::run(args, ctx, out),

@@ -31,6 +31,10 @@ pub(super) struct Args {
     /// $XDG_CACHE_HOME/mvault/<hash of the URL>).
     #[arg(long, value_name = "DIR", requires = "from")]
     cache: Option<PathBuf>,
+    /// Refuse a version that may not be deployed to this environment
+    /// (not in the stage it requires, or a model it may not serve).
+    #[arg(long, value_name = "ENVIRONMENT")]
+    env: Option<String>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -40,17 +44,26 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     let output = ctx.path(&args.output);
     let identity = ctx.identity()?;
     let r = &args.reference;
+    let env = args.env.as_deref();
     let v = match &args.from {
         Some(url) => {
             let cache = args.cache.as_deref().map(|c| ctx.path(c));
-            retrieve::pull_from(url, cache.as_deref(), r, &output, &identity, &ctx.progress)?
+            retrieve::pull_from(
+                url,
+                cache.as_deref(),
+                r,
+                env,
+                &output,
+                &identity,
+                &ctx.progress,
+            )?
         }
         None => {
             let vault = ctx.vault()?;
             if let Some(warning) = retrieve::refresh_for(&vault, r)? {
                 eprintln!("mvault: warning: {warning}");
             }
-            retrieve::pull(&vault, r, &output, &identity, &ctx.progress)?
+            retrieve::pull(&vault, r, env, &output, &identity, &ctx.progress)?
         }
     };
     render(out, &v, &output, args.json)

@@ -4,6 +4,7 @@
 
 pub mod approval;
 pub mod deps;
+pub mod deployment;
 pub mod manifest;
 pub mod names;
 pub mod paths;

@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use crate::crypto::{self, DataKey, KeyRing, Signer, SshIdentity};
 use crate::model::names::{ModelName, Stage};
 use crate::model::policy::{
-    check_glob, GlobWarning, ModelSettingsEdit, Policy, PolicyError, Role, StageRuleEdit,
-    POLICY_PATH,
+    check_glob, EnvironmentChange, EnvironmentName, EnvironmentSpec, GlobWarning,
+    ModelSettingsEdit, Policy, PolicyError, Role, StageRuleEdit, DEFAULT_DEPLOY_ROLE, POLICY_PATH,
 };
 use crate::ops::register::signer_user;
 use crate::ops::sync;
@@ -137,7 +137,19 @@ pub enum PolicyChange {
     },
     /// `policy rule …`: a stage rule or model settings.
     Rule(RuleChange),
+    /// `mvault policy rule env add`.
+    EnvAdd(EnvironmentSpec),
+    /// `mvault policy rule env change`.
+    EnvChange {
+        name: EnvironmentName,
+        change: EnvironmentChange,
+    },
+    /// `mvault policy rule env remove`.
+    EnvRemove {
+        name: EnvironmentName,
+    },
 }
+
 
 /// A change to the rules of the policy (`mvault policy rule …`). Each is
 /// keyed by what the first-match lookup reads: a stage rule by its stage
@@ -236,6 +248,27 @@ impl PolicyChange {
             PolicyChange::Grant { user, role, models } => format!("grant {user} {role} {models}"),
             PolicyChange::Revoke { user, role, models } => format!("revoke {user} {role} {models}"),
             PolicyChange::Rule(r) => r.describe(),
+            PolicyChange::EnvAdd(e) => format!(
+                "env-add {} stage {} models {} deploy_role {}",
+                e.name,
+                e.stage,
+                e.models,
+                e.deploy_role.unwrap_or(DEFAULT_DEPLOY_ROLE)
+            ),
+            PolicyChange::EnvChange { name, change } => {
+                let mut s = format!("env-change {name}");
+                if let Some(st) = change.stage {
+                    s.push_str(&format!(" stage {st}"));
+                }
+                if let Some(m) = &change.models {
+                    s.push_str(&format!(" models {m}"));
+                }
+                if let Some(r) = change.deploy_role {
+                    s.push_str(&format!(" deploy_role {r}"));
+                }
+                s
+            }
+            PolicyChange::EnvRemove { name } => format!("env-remove {name}"),
         }
     }
 }
@@ -294,6 +327,17 @@ pub fn change_policy(
             new.revoke(user, *role, models).map_err(bad)?
         }
         PolicyChange::Rule(r) => r.apply(&mut new).map_err(bad)?,
+        PolicyChange::EnvAdd(spec) => {
+            new.add_environment(spec).map_err(bad)?;
+            true
+        }
+        PolicyChange::EnvChange { name, change } => {
+            new.change_environment(name, change).map_err(bad)?
+        }
+        PolicyChange::EnvRemove { name } => {
+            new.remove_environment(name).map_err(bad)?;
+            true
+        }
     };
     let known: Vec<ModelName> = vault.models(tree)?.into_keys().collect();
     let warnings: Vec<GlobWarning> = match &change {

@@ -1,9 +1,11 @@
 //! What users do: register, pull, release (approve, promote, rollback),
+//! deploy,
 //! administer the policy, and keep a clone in step with its remote.
 
 pub mod admin;
 pub mod audit;
 pub mod deps;
+pub mod deploy;
 pub mod output;
 pub mod parts;
 pub mod progress;

@@ -506,6 +506,7 @@ pub fn pull_from(
     url: &str,
     cache: Option<&Path>,
     r: &VersionRef,
+    env: Option<&str>,
     out: &Path,
     who: &SshIdentity,
     progress: &dyn Progress,
@@ -552,7 +553,7 @@ pub fn pull_from(
         },
         other => other,
     })?;
-    pull(&vault, r, out, who, progress)
+    pull(&vault, r, env, out, who, progress)
 }
 
 /// Removes the staging directory (and a destination it created) unless
@@ -578,11 +579,19 @@ impl Drop for Staging {
 pub fn pull(
     vault: &Vault,
     r: &VersionRef,
+    env: Option<&str>,
     out: &Path,
     who: &SshIdentity,
     progress: &dyn Progress,
 ) -> Result<Verified, VaultError> {
     check_output_dir(out)?;
+    // For an environment (`--env`), the version must be deployable there
+    // (ops::deploy::check_deployable), before anything is fetched.
+    if let Some(env) = env {
+        let (model, version) = crate::ops::resolve::resolve(vault, r)?;
+        let now = crate::vault::now().unix_timestamp();
+        crate::ops::deploy::check_deployable(vault, &vault.policy()?, &model, &version, env, now)?;
+    }
     let (rec, ids, key, author) = check_record(vault, r, who, progress)?;
     let io_err = |p: &Path, e: io::Error| VaultError::Io {
         path: p.display().to_string(),

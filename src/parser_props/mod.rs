@@ -38,6 +38,7 @@ const BUDGET: &[(&str, usize)] = &[
     ("manifest", 15_000),
     ("paths", 15_000),
     ("policy", 8_000),
+    ("deployment_record", 4_000),
     ("date", 10_000),
     ("trailers", 10_000),
     ("promotion_tag", 8_000),

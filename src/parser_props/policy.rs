@@ -27,6 +27,7 @@ fn policies_that_parse_round_trip() {
     seeds.push(
         format!(
             "schema = 1\n[users.c]\nkeys = [\"{} c@host\"]\nexpires = \"2027-02-28\"\n[[grants]]\nuser = \"c\"\nrole = \"ml_engineer\"\nmodels = \"**\"\n[[stages]]\nstage = \"staging\"\nmodels = \"nlp/*\"\napprovals = 2\nallow_self_approval = true\nrequire_ticket = true\n[[stages]]\nstage = \"archived\"\nmodels = \"**\"\npromote_role = \"ml_admin\"\napprover_role = \"ml_admin\"\n[[stages]]\nstage = \"production\"\nmodels = \"nlp/**\"\nrollback_role = \"ml_engineer\"\n[[models]]\nmodels = \"nlp/**\"\nretention_days = 30\npurge_role = \"ml_engineer\"\nmax_versions = 5\nallowed_environments = [\"prod-eu\", \"staging\"]\n[[models]]\nmodels = \"**\"\nmax_versions = 100\n",
+            "schema = 1\n[users.c]\nkeys = [\"{} c@host\"]\nexpires = \"2027-02-28\"\n[[grants]]\nuser = \"c\"\nrole = \"ml_engineer\"\nmodels = \"**\"\n[[stages]]\nstage = \"staging\"\nmodels = \"nlp/*\"\napprovals = 2\nallow_self_approval = true\nrequire_ticket = true\n[[stages]]\nstage = \"archived\"\nmodels = \"**\"\npromote_role = \"ml_admin\"\napprover_role = \"ml_admin\"\n[[environments]]\nname = \"prod-eu\"\nstage = \"production\"\nmodels = \"nlp/**\"\ndeploy_role = \"approver\"\n[[environments]]\nname = \"qa\"\nstage = \"staging\"\nmodels = \"**\"\n",
             keys[3]
         )
         .into_bytes(),
@@ -36,6 +37,9 @@ fn policies_that_parse_round_trip() {
         b"[users.x]\n",
         b"[[grants]]\n",
         b"[[stages]]\n",
+        b"[[environments]]\n",
+        b"name = \"prod-eu\"\n",
+        b"deploy_role = \"god\"\n",
         b"keys = []\n",
         b"expires = \"2020-02-30\"\n",
         b"expires = \"+2020-01-01\"\n",
@@ -103,6 +107,9 @@ fn policies_that_parse_round_trip() {
                     r.stage == crate::model::names::Stage::Production
                         || r.rollback_role == Role::MlAdmin
                 );
+            for (i, e) in p.environments.iter().enumerate() {
+                assert!(policy::DEPLOYABLE_STAGES.contains(&e.stage));
+                assert!(p.environments[..i].iter().all(|o| o.name != e.name));
             }
             // 3. allowed_signers has one line per key and no stray newline.
             let signers = p.allowed_signers();
@@ -168,6 +175,46 @@ fn dates_are_exactly_yyyy_mm_dd() {
                 }
                 None => {}
             }
+        },
+    );
+}
+
+#[test]
+fn deployment_records_that_parse_are_canonical() {
+    use crate::model::deployment::{parse_deployment_path, DeploymentRecord};
+    let seeds = vec![
+        b"environment = \"prod-eu\"\nmodel = \"nlp/bert\"\nversion = \"1.2.0\"\nstage = \"production\"\nmanifest_sha256 = \"abababababababababababababababababababababababababababababababab\"\ndeployed_by = \"alice\"\ntime = \"2026-12-07T12:00:00Z\"\nreason = \"CHG-42\"\n".to_vec(),
+        b"environment = \"qa\"\nmodel = \"a/b/c/d\"\nversion = \"1.0.0-rc.1+b.5\"\nstage = \"staging\"\nmanifest_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\ndeployed_by = \"bob\"\ntime = \"2026-12-07T12:00:00Z\"\n".to_vec(),
+    ];
+    let dict: &[&[u8]] = &[
+        b"reason = \"\"\n",
+        b"\\n",
+        b"+01:00",
+        b"stage = \"archived\"\n",
+        b"environment = \"a/b\"\n",
+        b"deployments/prod-eu/",
+        b"/_deployment.toml",
+    ];
+    run(
+        "deployment_record",
+        |rng| mutated(rng, &seeds, dict),
+        |input| {
+            let s = text(input);
+            // Paths: what parses names a record path that prints back.
+            if let Some((e, m)) = parse_deployment_path(&s) {
+                assert_eq!(crate::model::deployment::deployment_path(&e, &m), s);
+            }
+            let Ok(r) = DeploymentRecord::parse(&s) else {
+                assert!(
+                    !seeds.iter().any(|x| x == input),
+                    "a seed record was refused"
+                );
+                return;
+            };
+            // Canonical: exactly its own bytes, and one line of reason.
+            assert_eq!(r.to_canonical(), s);
+            assert!(r.reason.iter().all(|x| !x.contains('\n')));
+            assert_eq!(r.manifest_sha256.len(), 64);
         },
     );
 }

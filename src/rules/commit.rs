@@ -12,7 +12,7 @@
 //! 5. every new tree is well-formed (duplicate or reserved entries that
 //!    git and mvault would read differently);
 //! 6. the commit does one thing, and the rules of that action hold
-//!    (`register` in `rules::register`, `policy` here).
+//!    (`register`, `purge` and `deploy` in their modules, `policy` here).
 
 use std::collections::BTreeSet;
 
@@ -28,6 +28,7 @@ use crate::model::policy::{Policy, POLICY_PATH};
 use crate::model::trailers::{all, trailer, trailers};
 use crate::store::objects::{CommitObject, EntryKind, ObjectId, Person};
 
+mod deploy;
 mod purge;
 mod register;
 
@@ -45,6 +46,12 @@ pub enum Action {
     },
     /// Recorded the purge of one version's payload.
     Purge { model: String, version: String },
+    /// Recorded the deployment of one version to one environment.
+    Deploy {
+        model: String,
+        version: String,
+        environment: String,
+    },
     /// Changed the policy (and the key rings that change requires).
     Policy,
 }
@@ -263,11 +270,12 @@ pub fn judge_commit(
         "register" => register::judge_register(&judged),
         "policy" => judge_policy(&judged),
         "purge" => purge::judge_purge(&judged),
+        "deploy" => deploy::judge_deploy(&judged),
         other => Err(Refusal::new(
             Rule::UnknownAction,
             subject,
             format!(
-                "commit {id} has Mvault-Action {:?}; expected register, policy or purge",
+                "commit {id} has Mvault-Action {:?}; expected register, policy, purge or deploy",
                 escape(other)
             ),
             "make commits with mvault",

@@ -113,12 +113,17 @@ pub enum Rule {
     UnknownApproval,
     ApprovalForOther,
     NotEnoughApprovals,
+    // Deployments.
+    BadDeployment,
+    UnknownEnvironment,
+    EnvironmentNotAllowed,
+    NotInEnvironmentStage,
+    // Lifecycle: per-model settings.
+    TooManyVersions,
+    RetentionNotDue,
     // The hook itself.
     HookNotConfigured,
     Internal,
-    // Lifecycle (issue 10): per-model settings.
-    TooManyVersions,
-    RetentionNotDue,
 }
 
 impl Rule {
@@ -202,10 +207,14 @@ impl Rule {
         Rule::UnknownApproval,
         Rule::ApprovalForOther,
         Rule::NotEnoughApprovals,
-        Rule::HookNotConfigured,
-        Rule::Internal,
+        Rule::BadDeployment,
+        Rule::UnknownEnvironment,
+        Rule::EnvironmentNotAllowed,
+        Rule::NotInEnvironmentStage,
         Rule::TooManyVersions,
         Rule::RetentionNotDue,
+        Rule::HookNotConfigured,
+        Rule::Internal,
     ];
 
     /// The rule's number in docs/hook.md.
@@ -299,6 +308,10 @@ impl Rule {
             UnknownApproval => "unknown approval",
             ApprovalForOther => "approval for another version or stage",
             NotEnoughApprovals => "not enough approvals",
+            BadDeployment => "bad deployment",
+            UnknownEnvironment => "unknown environment",
+            EnvironmentNotAllowed => "environment not allowed",
+            NotInEnvironmentStage => "not in the environment's stage",
             HookNotConfigured => "hook not configured",
             Internal => "internal error",
             TooManyVersions => "too many versions",

@@ -207,6 +207,17 @@ pub enum VaultError {
         ours: String,
         theirs: String,
     },
+    /// A version may not go to an environment: the policy does not define
+    /// it, it does not serve the model, or the version is not in the stage
+    /// it requires.
+    #[error("{model}@{version} is not deployable to {environment}: {reason}")]
+    NotDeployable {
+        model: String,
+        version: String,
+        environment: String,
+        reason: String,
+        hint: String,
+    },
     /// The version's payload was purged; its record stays.
     #[error("{model}@{version} was purged on {date} by {by}: {reason}")]
     Purged {
@@ -282,7 +293,8 @@ impl VaultError {
             | Push { .. }
             | PushRace { .. }
             | TooManyVersions { .. }
-            | RetentionNotDue { .. } => ErrorKind::Policy,
+            | RetentionNotDue { .. }
+            | NotDeployable { .. } => ErrorKind::Policy,
             Manifest { .. }
             | Signature { .. }
             | Signer { .. }
@@ -339,6 +351,7 @@ impl VaultError {
                 oldest.as_deref().unwrap_or("VERSION")
             )),
             RetentionNotDue { .. } => Some("wait until it is due (mvault retention lists the versions that are), or ask an ml_admin to purge".into()),
+            NotDeployable { hint, .. } => Some(hint.clone()),
             Purged { .. } => Some("the record stays (mvault show, log, audit verify); pull another version".into()),
             NotFetched { .. } => Some("add a remote that has it (git remote add origin URL) and run the pull again, or pull straight from the server: mvault pull --from URL REF -o DIR".into()),
             Behind { .. } => Some("bring the clone up to date: mvault sync".into()),
@@ -862,5 +875,6 @@ impl Vault {
 }
 
 pub mod approvals;
+mod deployments;
 pub mod main_index;
 pub mod stages;

@@ -264,7 +264,7 @@ fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), Audit
                         judge_payload(store, &id.to_string(), &manifest, payload).map_err(brk)?;
                     }
                 }
-                Action::Purge { .. } => {}
+                Action::Purge { .. } | Action::Deploy { .. } => {}
                 Action::Policy => {
                     let c =
                         source::commit(store, *id).map_err(|e| unreadable(&id.to_string(), e))?;

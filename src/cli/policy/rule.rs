@@ -8,11 +8,14 @@ use std::io::Write;
 use clap::Subcommand;
 
 use mvault::model::names::Stage;
-use mvault::model::policy::{ModelSettingsEdit, Role, SettingKey, StageRuleEdit};
+use mvault::model::policy::{
+    EnvironmentChange, EnvironmentName, EnvironmentSpec, ModelSettingsEdit, Role, SettingKey,
+    StageRuleEdit,
+};
 use mvault::ops::admin::{PolicyChange, RuleChange};
 
 use crate::cli::context::Ctx;
-use crate::cli::error::CliResult;
+use crate::cli::error::{CliError, CliResult};
 use crate::cli::values;
 
 /// Add, change or remove a stage rule or model settings (admin-signed
@@ -28,7 +31,7 @@ pub(in crate::cli) struct Args {
 }
 
 pub(in crate::cli) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
-    let change = PolicyChange::Rule(change(args.command));
+    let change = change(args.command)?;
     super::apply(change, args.no_push, args.json, ctx, out)
 }
 
@@ -46,6 +49,11 @@ enum RuleCommand {
     Model {
         #[command(subcommand)]
         command: ModelRuleCommand,
+    },
+    /// Environments versions are deployed to, `[[environments]]`.
+    Env {
+        #[command(subcommand)]
+        command: EnvCommand,
     },
 }
 
@@ -144,8 +152,9 @@ fn setting_key_arg() -> impl clap::builder::TypedValueParser<Value = SettingKey>
 }
 
 /// The library's change for a `policy rule` command.
-fn change(cmd: RuleCommand) -> RuleChange {
-    match cmd {
+fn change(cmd: RuleCommand) -> Result<PolicyChange, CliError> {
+    let rule = match cmd {
+        RuleCommand::Env { command } => return env_change(command),
         RuleCommand::Stage {
             command: StageRuleCommand::Set(a),
         } => RuleChange::SetStage(StageRuleEdit {
@@ -175,5 +184,91 @@ fn change(cmd: RuleCommand) -> RuleChange {
         RuleCommand::Model {
             command: ModelRuleCommand::Remove { models },
         } => RuleChange::RemoveModel { models },
-    }
+    };
+    Ok(PolicyChange::Rule(rule))
+}
+
+/// `mvault policy rule env …`.
+#[derive(Subcommand, Debug)]
+enum EnvCommand {
+    /// Define an environment.
+    Add {
+        /// Its name, e.g. prod-eu.
+        #[arg(value_parser = env_name)]
+        name: EnvironmentName,
+        /// The stage a version must be in to be deployed there.
+        #[arg(long, value_parser = deployable_stage())]
+        stage: Stage,
+        /// The models it may serve (a glob, e.g. 'nlp/**').
+        #[arg(long)]
+        models: String,
+        /// The role that deploys there (ml_admin always may; default ml_engineer).
+        #[arg(long, value_parser = values::role())]
+        deploy_role: Option<Role>,
+    },
+    /// Change an environment's stage, models or deploy role.
+    Change {
+        #[arg(value_parser = env_name)]
+        name: EnvironmentName,
+        #[arg(long, value_parser = deployable_stage())]
+        stage: Option<Stage>,
+        #[arg(long)]
+        models: Option<String>,
+        #[arg(long, value_parser = values::role())]
+        deploy_role: Option<Role>,
+    },
+    /// Remove an environment (its deployment records stay in history).
+    Remove {
+        #[arg(value_parser = env_name)]
+        name: EnvironmentName,
+    },
+}
+
+fn deployable_stage() -> impl clap::builder::TypedValueParser<Value = Stage> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(
+        mvault::model::policy::DEPLOYABLE_STAGES.map(Stage::as_str),
+    )
+    .map(|s| Stage::parse(&s).expect("clap admits only stage names"))
+}
+
+fn env_name(name: &str) -> Result<EnvironmentName, CliError> {
+    EnvironmentName::parse(name).map_err(|e| CliError::user(e.to_string()))
+}
+
+/// The library's change for a `policy rule env` command.
+fn env_change(cmd: EnvCommand) -> Result<PolicyChange, CliError> {
+    Ok(match cmd {
+        EnvCommand::Add {
+            name,
+            stage,
+            models,
+            deploy_role,
+        } => PolicyChange::EnvAdd(EnvironmentSpec {
+            name,
+            stage,
+            models,
+            deploy_role,
+        }),
+        EnvCommand::Change {
+            name,
+            stage,
+            models,
+            deploy_role,
+        } => {
+            let change = EnvironmentChange {
+                stage,
+                models,
+                deploy_role,
+            };
+            if change.is_empty() {
+                return Err(CliError::user(format!(
+                    "policy rule env change {name}: nothing to change"
+                ))
+                .hint("pass --stage, --models or --deploy-role"));
+            }
+            PolicyChange::EnvChange { name, change }
+        }
+        EnvCommand::Remove { name } => PolicyChange::EnvRemove { name },
+    })
 }

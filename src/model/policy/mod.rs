@@ -1,7 +1,8 @@
 //! The policy: who may do what to which models, as code in the repository.
 //!
 //! `.mvault/policy.toml` names users and their SSH keys, grants roles per model
-//! glob, and sets promotion rules per stage. It is parsed into raw serde
+//! glob, sets promotion rules per stage and defines the environments
+//! versions are deployed to (`environments.rs`). It is parsed into raw serde
 //! structs (with spans, so a bad policy names its line) and compiled into a
 //! [`Policy`] that answers questions and fails closed: no grant, no access.
 
@@ -23,9 +24,15 @@ mod stage_edit;
 pub use lint::{check_glob, matches_any, GlobWarning};
 pub use settings::{
     retention_due_at, valid_environment_name, ModelSettings, ModelSettingsEdit, ModelSettingsRule,
-    PurgeRight, SettingKey, ENVIRONMENT_NAME_RULE,
+    PurgeRight, SettingKey,
 };
 pub use stage_edit::StageRuleEdit;
+mod environments;
+
+pub use environments::{
+    Environment, EnvironmentChange, EnvironmentDenial, EnvironmentName, EnvironmentNameError,
+    EnvironmentSpec, DEFAULT_DEPLOY_ROLE, DEPLOYABLE_STAGES, ENVIRONMENT_NAME_RULE,
+};
 
 /// Where the policy lives in the tree.
 pub const POLICY_PATH: &str = ".mvault/policy.toml";
@@ -191,6 +198,7 @@ struct RawPolicy {
     stages: Vec<RawStageRule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     models: Vec<settings::RawModelSettings>,
+    environments: Vec<environments::RawEnvironment>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -327,6 +335,8 @@ pub struct Policy {
     pub stages: Vec<StageRule>,
     /// The per-model settings, `[[models]]`, in file order.
     pub models: Vec<ModelSettingsRule>,
+    /// Where versions are deployed (`environments`).
+    pub environments: Vec<Environment>,
 }
 
 /// The user name rule.
@@ -546,12 +556,14 @@ impl Policy {
             });
         }
         let models = settings::compile(&raw.models, text)?;
+        let environments = environments::compile(&raw.environments, text)?;
         Ok(Policy {
             raw,
             users,
             grants,
             stages,
             models,
+            environments,
         })
     }
 

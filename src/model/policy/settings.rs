@@ -18,15 +18,13 @@
 use globset::GlobMatcher;
 use serde::{Deserialize, Serialize};
 
-use super::{compile_glob, line_col, PolicyError, Role};
+use super::{compile_glob, line_col, PolicyError, Role, ENVIRONMENT_NAME_RULE};
 use crate::model::names::ModelName;
 
 /// The longest retention the policy accepts: a hundred years.
 pub const MAX_RETENTION_DAYS: i64 = 36_500;
 /// The largest cap on a model's versions.
 pub const MAX_VERSIONS_CAP: i64 = 1_000_000;
-/// The rule of an environment name.
-pub const ENVIRONMENT_NAME_RULE: &str = "[a-z0-9][a-z0-9._-]{0,63}";
 
 /// One `[[models]]` entry as written.
 #[derive(Serialize, Deserialize, Clone)]
@@ -76,12 +74,7 @@ impl ModelSettingsRule {
 
 /// Whether `name` is a valid environment name.
 pub fn valid_environment_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(c))
+    super::EnvironmentName::parse(name).is_ok()
 }
 
 /// An error at a span: line and column of its start.

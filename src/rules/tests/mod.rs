@@ -6,6 +6,7 @@
 
 mod commits;
 mod lifecycle;
+mod deploy;
 mod parts;
 mod payload;
 mod promotions;
@@ -83,6 +84,10 @@ const COVERED: &[Rule] = &[
     Rule::UnknownApproval,
     Rule::ApprovalForOther,
     Rule::NotEnoughApprovals,
+    Rule::BadDeployment,
+    Rule::UnknownEnvironment,
+    Rule::EnvironmentNotAllowed,
+    Rule::NotInEnvironmentStage,
     Rule::Internal,
     Rule::TooManyVersions,
     Rule::RetentionNotDue,
@@ -113,6 +118,7 @@ const DRIVER_OWNED: &[(Rule, &str)] = &[
 const SOURCES: &[&str] = &[
     include_str!("commits.rs"),
     include_str!("lifecycle.rs"),
+    include_str!("deploy.rs"),
     include_str!("parts.rs"),
     include_str!("payload.rs"),
     include_str!("promotions.rs"),
