@@ -3,8 +3,8 @@
 //! invalid value. Nothing here reads a repository.
 
 pub mod approval;
-pub mod deps;
 pub mod deployment;
+pub mod deps;
 pub mod manifest;
 pub mod names;
 pub mod paths;

@@ -150,7 +150,6 @@ pub enum PolicyChange {
     },
 }
 
-
 /// A change to the rules of the policy (`mvault policy rule …`). Each is
 /// keyed by what the first-match lookup reads: a stage rule by its stage
 /// and glob, model settings by their glob.

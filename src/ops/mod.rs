@@ -4,8 +4,8 @@
 
 pub mod admin;
 pub mod audit;
-pub mod deps;
 pub mod deploy;
+pub mod deps;
 pub mod output;
 pub mod parts;
 pub mod progress;

@@ -26,8 +26,7 @@ fn policies_that_parse_round_trip() {
     seeds.push(p.to_toml().into_bytes());
     seeds.push(
         format!(
-            "schema = 1\n[users.c]\nkeys = [\"{} c@host\"]\nexpires = \"2027-02-28\"\n[[grants]]\nuser = \"c\"\nrole = \"ml_engineer\"\nmodels = \"**\"\n[[stages]]\nstage = \"staging\"\nmodels = \"nlp/*\"\napprovals = 2\nallow_self_approval = true\nrequire_ticket = true\n[[stages]]\nstage = \"archived\"\nmodels = \"**\"\npromote_role = \"ml_admin\"\napprover_role = \"ml_admin\"\n[[stages]]\nstage = \"production\"\nmodels = \"nlp/**\"\nrollback_role = \"ml_engineer\"\n[[models]]\nmodels = \"nlp/**\"\nretention_days = 30\npurge_role = \"ml_engineer\"\nmax_versions = 5\nallowed_environments = [\"prod-eu\", \"staging\"]\n[[models]]\nmodels = \"**\"\nmax_versions = 100\n",
-            "schema = 1\n[users.c]\nkeys = [\"{} c@host\"]\nexpires = \"2027-02-28\"\n[[grants]]\nuser = \"c\"\nrole = \"ml_engineer\"\nmodels = \"**\"\n[[stages]]\nstage = \"staging\"\nmodels = \"nlp/*\"\napprovals = 2\nallow_self_approval = true\nrequire_ticket = true\n[[stages]]\nstage = \"archived\"\nmodels = \"**\"\npromote_role = \"ml_admin\"\napprover_role = \"ml_admin\"\n[[environments]]\nname = \"prod-eu\"\nstage = \"production\"\nmodels = \"nlp/**\"\ndeploy_role = \"approver\"\n[[environments]]\nname = \"qa\"\nstage = \"staging\"\nmodels = \"**\"\n",
+            "schema = 1\n[users.c]\nkeys = [\"{} c@host\"]\nexpires = \"2027-02-28\"\n[[grants]]\nuser = \"c\"\nrole = \"ml_engineer\"\nmodels = \"**\"\n[[stages]]\nstage = \"staging\"\nmodels = \"nlp/*\"\napprovals = 2\nallow_self_approval = true\nrequire_ticket = true\n[[stages]]\nstage = \"archived\"\nmodels = \"**\"\npromote_role = \"ml_admin\"\napprover_role = \"ml_admin\"\n[[stages]]\nstage = \"production\"\nmodels = \"nlp/**\"\nrollback_role = \"ml_engineer\"\n[[models]]\nmodels = \"nlp/**\"\nretention_days = 30\npurge_role = \"ml_engineer\"\nmax_versions = 5\nallowed_environments = [\"prod-eu\", \"staging\"]\n[[models]]\nmodels = \"**\"\nmax_versions = 100\n[[environments]]\nname = \"prod-eu\"\nstage = \"production\"\nmodels = \"nlp/**\"\ndeploy_role = \"approver\"\n[[environments]]\nname = \"qa\"\nstage = \"staging\"\nmodels = \"**\"\n",
             keys[3]
         )
         .into_bytes(),
@@ -107,6 +106,7 @@ fn policies_that_parse_round_trip() {
                     r.stage == crate::model::names::Stage::Production
                         || r.rollback_role == Role::MlAdmin
                 );
+            }
             for (i, e) in p.environments.iter().enumerate() {
                 assert!(policy::DEPLOYABLE_STAGES.contains(&e.stage));
                 assert!(p.environments[..i].iter().all(|o| o.name != e.name));

@@ -144,7 +144,6 @@ struct ModelRuleArgs {
     first: bool,
 }
 
-
 fn setting_key_arg() -> impl clap::builder::TypedValueParser<Value = SettingKey> {
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(SettingKey::ALL.map(SettingKey::as_str))

@@ -198,6 +198,7 @@ struct RawPolicy {
     stages: Vec<RawStageRule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     models: Vec<settings::RawModelSettings>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     environments: Vec<environments::RawEnvironment>,
 }
 

@@ -5,8 +5,8 @@
 //! honest.
 
 mod commits;
-mod lifecycle;
 mod deploy;
+mod lifecycle;
 mod parts;
 mod payload;
 mod promotions;
