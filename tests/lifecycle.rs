@@ -486,4 +486,12 @@ fn retention_lists_exactly_the_due_versions_and_the_purge_role_purges_them() {
     s.mvault(&s.bare, &s.admin, &["audit", "verify"])
         .success()
         .mentions(&["record intact"]);
+    // log names the purge, who made it and why (it once showed "unknown").
+    s.mvault(&s.bare, &s.admin, &["log", "--json", "--action", "purge"])
+        .success()
+        .mentions(&[
+            r#""action":"purge","actor":"alice""#,
+            r#""model":"nlp/bert","version":"1.0.0""#,
+            r#""reason":"retention""#,
+        ]);
 }

@@ -181,6 +181,15 @@ fn commit_events(
             e.reason = deploy_reason(&c.message);
             out.push(e);
         }
+        Some("purge") => {
+            // "purge M@V", the reason as its own paragraph, then trailers:
+            // the same shape as a deploy commit's message.
+            let mut e = base_event(time, "purge", &actor, key, src.clone(), src);
+            e.model = get("Mvault-Model");
+            e.version = get("Mvault-Version");
+            e.reason = deploy_reason(&c.message);
+            out.push(e);
+        }
         Some("init") => out.push(base_event(time, "init", &actor, key, src.clone(), src)),
         Some("policy") => {
             for (k, v) in &t {

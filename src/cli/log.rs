@@ -69,6 +69,8 @@ pub(super) enum LogAction {
     Archive,
     /// A version deployed to an environment.
     Deploy,
+    /// An archived version's payload purged.
+    Purge,
     /// A policy change of no other kind.
     Policy,
     /// A user or key added.
