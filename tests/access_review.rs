@@ -206,3 +206,88 @@ fn access_review_html_renders_in_headless_chromium() {
         assert!(dom.contains(text), "the DOM lacks {text:?}:\n{dom}");
     }
 }
+
+#[test]
+fn access_review_fills_deploy_and_rollback_from_the_policy() {
+    let v = scripted();
+    let cell = |review: &serde_json::Value, model: &str, user: &str, ability: &str| {
+        let m = review["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .find(|m| m["model"] == model)
+            .expect("the model")
+            .clone();
+        let row = m["access"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["user"] == user)
+            .expect("the user's row")
+            .clone();
+        (m["deploy"].clone(), row[ability].clone())
+    };
+    // Before: no environment, and rollback is ml_admin's only.
+    let before: serde_json::Value = serde_json::from_str(&v.review(&["--json"])).expect("JSON");
+    let (deploy, erin) = cell(&before, "nlp/bert", "erin", "deploy");
+    assert_eq!(deploy, "not configured");
+    assert!(erin.is_null(), "{erin}");
+    assert!(cell(&before, "nlp/bert", "erin", "rollback").1.is_null());
+    assert!(!cell(&before, "nlp/bert", "admin", "rollback").1.is_null());
+
+    // An environment for nlp/** (deployed by ml_engineer, the default) and
+    // a production rule that lets engineers roll back.
+    for args in [
+        &[
+            "policy",
+            "rule",
+            "env",
+            "add",
+            "prod-eu",
+            "--stage",
+            "production",
+            "--models",
+            "nlp/**",
+        ][..],
+        &[
+            "policy",
+            "rule",
+            "stage",
+            "set",
+            "--stage",
+            "production",
+            "--models",
+            "nlp/**",
+            "--rollback-role",
+            "ml_engineer",
+            "--first",
+        ][..],
+    ] {
+        mvault_at(&v.s, &v.s.work, &v.s.admin, "admin", AFTER, args).success();
+    }
+    let after: serde_json::Value = serde_json::from_str(&v.review(&["--json"])).expect("JSON");
+    let (deploy, erin) = cell(&after, "nlp/bert", "erin", "deploy");
+    assert_eq!(deploy, "prod-eu");
+    assert_eq!(
+        erin["environments"],
+        serde_json::json!(["prod-eu"]),
+        "{erin}"
+    );
+    assert_eq!(
+        erin["via"],
+        serde_json::json!(["ml_engineer on nlp/**"]),
+        "{erin}"
+    );
+    // dave approves, and deploys nowhere; vision/resnet has no environment.
+    assert!(cell(&after, "nlp/bert", "dave", "deploy").1.is_null());
+    assert_eq!(
+        cell(&after, "vision/resnet", "admin", "deploy").0,
+        "not configured"
+    );
+    // erin may now roll back nlp/bert; dave still may not.
+    assert!(!cell(&after, "nlp/bert", "erin", "rollback").1.is_null());
+    assert!(cell(&after, "nlp/bert", "dave", "rollback").1.is_null());
+    // The text shows the environment in erin's deploy cell.
+    let text = v.review(&[]);
+    assert!(text.contains("prod-eu"), "{text}");
+}

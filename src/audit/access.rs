@@ -127,6 +127,10 @@ pub struct Permit {
     pub via: Vec<String>,
     /// For promote and approve: the stages it covers. Empty otherwise.
     pub stages: Vec<String>,
+    /// For deploy: the environments (`[[environments]]` that serve the
+    /// model and whose `deploy_role` the user holds). Absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<String>,
 }
 
 /// Where a user's keys stand at the review's time.
@@ -215,7 +219,7 @@ pub fn review(vault: &Vault, req: &ReviewRequest<'_>) -> Result<AccessReview, Va
         .iter()
         .map(|m| ModelAccess {
             model: m.to_string(),
-            deploy: DEPLOY_NOT_CONFIGURED.to_owned(),
+            deploy: deploy_targets(&policy, m),
             access: policy
                 .users
                 .values()
@@ -290,10 +294,26 @@ fn unix_rfc3339(t: i64) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-/// The role a rollback of `model` needs. The policy has no rollback rule
-/// yet; the registry's default, ml_admin, is what the review shows.
-fn rollback_role(_policy: &Policy, _model: &ModelName) -> Role {
-    Role::MlAdmin
+/// The role a rollback of `model` needs: the `rollback_role` of the
+/// production rule that covers it (ml_admin by default).
+fn rollback_role(policy: &Policy, model: &ModelName) -> Role {
+    policy.rule_for(model, Stage::Production).rollback_role
+}
+
+/// The environments `model` may be deployed to, as the deploy column's
+/// heading says it: their names, or [`DEPLOY_NOT_CONFIGURED`].
+fn deploy_targets(policy: &Policy, model: &ModelName) -> String {
+    let names: Vec<String> = policy
+        .environments
+        .iter()
+        .filter(|e| policy.may_deploy_to(model, e.name.as_str()).is_ok())
+        .map(|e| e.name.to_string())
+        .collect();
+    if names.is_empty() {
+        DEPLOY_NOT_CONFIGURED.to_owned()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// The grants of `user` on `model` that give `role` (or ml_admin, which
@@ -315,7 +335,11 @@ fn grants_for(
 }
 
 fn permit(via: Vec<String>, stages: Vec<String>) -> Option<Permit> {
-    (!via.is_empty()).then_some(Permit { via, stages })
+    (!via.is_empty()).then_some(Permit {
+        via,
+        stages,
+        environments: Vec::new(),
+    })
 }
 
 fn access_row(policy: &Policy, u: &User, model: &ModelName, now: OffsetDateTime) -> AccessRow {
@@ -364,6 +388,24 @@ fn access_row(policy: &Policy, u: &User, model: &ModelName, now: OffsetDateTime)
     } else {
         None
     };
+    // Deploy: each environment that may take the model, by its deploy role.
+    let mut deploy_via: Vec<String> = Vec::new();
+    let mut environments = Vec::new();
+    for e in &policy.environments {
+        if !active
+            || policy.may_deploy_to(model, e.name.as_str()).is_err()
+            || policy.check_deployer(name, model, e, now).is_err()
+        {
+            continue;
+        }
+        environments.push(e.name.to_string());
+        for g in grants_for(policy, name, model, Some(e.deploy_role), Ability::Read) {
+            if !deploy_via.contains(&g) {
+                deploy_via.push(g);
+            }
+        }
+    }
+    let deploy = permit(deploy_via, Vec::new()).map(|p| Permit { environments, ..p });
     let admin = (active && policy.check_admin(name, now).is_ok())
         .then(|| {
             policy
@@ -387,7 +429,7 @@ fn access_row(policy: &Policy, u: &User, model: &ModelName, now: OffsetDateTime)
         register: plain(Ability::Register),
         promote: staged(Ability::Promote),
         approve: staged(Ability::Approve),
-        deploy: None,
+        deploy,
         rollback,
         admin,
     }

@@ -18,6 +18,7 @@ struct Section {
 fn cell(p: Option<&Permit>) -> String {
     match p {
         None => "-".into(),
+        Some(p) if !p.environments.is_empty() => p.environments.join(","),
         Some(p) if p.stages.is_empty() => "yes".into(),
         Some(p) if p.stages.len() == crate::model::names::Stage::ALL.len() => "all".into(),
         Some(p) => p.stages.join(","),
