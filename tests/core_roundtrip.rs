@@ -197,7 +197,14 @@ fn demo_runs_in_a_fresh_directory() {
     let env = TestEnv::new();
     let mut cmd = env.command(env!("CARGO_BIN_EXE_mvault"));
     cmd.arg("demo").arg(env.path("demo"));
-    env.run(cmd).success();
+    // The chain of custody reaches production: the deploy step lands and
+    // the serving job's pull is checked against the environment.
+    env.run(cmd).success().mentions(&[
+        "deployed nlp/bert@1.0.0 (production) to prod-eu",
+        "prod-eu  nlp/bert@1.0.0  (production)  by alice",
+        "--env prod-eu -o",
+        "demo complete",
+    ]);
 }
 
 /// `add` in a checked-out clone brings its index and work tree along (the

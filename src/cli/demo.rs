@@ -458,6 +458,48 @@ pub(super) fn run(args: Args, _ctx: &Ctx, out: &mut dyn Write) -> CliResult {
 
     step(
         out,
+        "the admin defines the environment prod-eu (production versions of nlp/**); alice records, signed on main, that prod-eu runs what production serves",
+    )?;
+    sh(out, &admin_dir, &mv, &["sync"], &[])?;
+    sh(
+        out,
+        &admin_dir,
+        &mv,
+        &[
+            "--key",
+            admin_s,
+            "policy",
+            "rule",
+            "env",
+            "add",
+            "prod-eu",
+            "--stage",
+            "production",
+            "--models",
+            "nlp/**",
+        ],
+        &admin_env,
+    )?;
+    sh(
+        out,
+        &alice_dir,
+        &mv,
+        &[
+            "--key",
+            alice_s,
+            "deploy",
+            "nlp/bert#production",
+            "--env",
+            "prod-eu",
+            "--reason",
+            "CHG-1042",
+        ],
+        &alice_env,
+    )?;
+    sh(out, &alice_dir, &mv, &["deployments"], &[])?;
+
+    step(
+        out,
         "a serving job pulls what is in production straight from the server, no clone: only that version's payload is fetched, decrypted, every digest verified before it lands",
     )?;
     let serve = root.join("serve");
@@ -476,6 +518,8 @@ pub(super) fn run(args: Args, _ctx: &Ctx, out: &mut dyn Write) -> CliResult {
             "--cache",
             cache.to_str().unwrap_or_default(),
             "nlp/bert#production",
+            "--env",
+            "prod-eu",
             "-o",
             serve.to_str().unwrap_or_default(),
         ],
