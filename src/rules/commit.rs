@@ -309,6 +309,38 @@ impl CommitUnderJudgement<'_> {
         )
     }
 
+    /// A record's own claims about its commit (`purged_by`/`deployed_by`
+    /// and `time`) must be the commit's signer (`user`) and date: the
+    /// first under rule 14, the second under `dated_rule`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_names_its_commit(
+        &self,
+        path: &str,
+        verb: &str,
+        by: &str,
+        time: &str,
+        user: &str,
+        dated_rule: Rule,
+        hint: &str,
+    ) -> Result<(), Refusal> {
+        if by != user {
+            return Err(self.refuse(
+                Rule::Misattributed,
+                format!("{path} says {verb} by {}, the signer is {user}", escape(by)),
+                hint,
+            ));
+        }
+        let dated = crate::rules::context::rfc3339(self.commit.committer.time);
+        if time != dated {
+            return Err(self.refuse(
+                dated_rule,
+                format!("{path} is dated {}, its commit {dated}", escape(time)),
+                hint,
+            ));
+        }
+        Ok(())
+    }
+
     /// The one model and version the commit's trailers name.
     pub fn model_and_version(
         &self,

@@ -27,7 +27,6 @@ use crate::model::manifest::Sha256Digest;
 use crate::model::names;
 use crate::model::policy::{EnvironmentDenial, EnvironmentName};
 use crate::model::trailers::trailer;
-use crate::rules::context::rfc3339;
 use crate::rules::source;
 use crate::rules::{escape, Accepted, Refusal, Rule};
 use crate::store::objects::EntryKind;
@@ -168,22 +167,15 @@ pub(super) fn judge_deploy(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict
             ),
         ));
     }
-    if r.deployed_by != user {
-        return Err(bad(
-            Rule::Misattributed,
-            format!(
-                "{path} says deployed by {}, the signer is {user}",
-                escape(&r.deployed_by)
-            ),
-        ));
-    }
-    let dated = rfc3339(j.commit.committer.time);
-    if r.time != dated {
-        return Err(bad(
-            Rule::BadDeployment,
-            format!("{path} is dated {}, its commit {dated}", escape(&r.time)),
-        ));
-    }
+    j.record_names_its_commit(
+        &path,
+        "deployed",
+        &r.deployed_by,
+        &r.time,
+        user,
+        Rule::BadDeployment,
+        HINT,
+    )?;
     // 6. The version is in the environment's stage.
     let stage = j
         .ctx

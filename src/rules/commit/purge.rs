@@ -108,22 +108,15 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
             ),
         ));
     }
-    if p.purged_by != user {
-        return Err(bad(
-            Rule::Misattributed,
-            format!(
-                "{path} says purged by {}, the signer is {user}",
-                escape(&p.purged_by)
-            ),
-        ));
-    }
-    let dated = rfc3339(j.commit.committer.time);
-    if p.time != dated {
-        return Err(bad(
-            Rule::BadPurge,
-            format!("{path} is dated {}, its commit {dated}", escape(&p.time)),
-        ));
-    }
+    j.record_names_its_commit(
+        &path,
+        "purged",
+        &p.purged_by,
+        &p.time,
+        user,
+        Rule::BadPurge,
+        HINT,
+    )?;
     // 4.
     let stages = j
         .ctx
