@@ -350,23 +350,7 @@ impl Policy {
             need,
             remedy,
         };
-        let Some(u) = self.users.get(user) else {
-            return Err(deny(
-                "no entry in the policy".into(),
-                "a user with a key".into(),
-                Remedy::AddUser,
-            ));
-        };
-        if !u.active_at(now) {
-            return Err(deny(
-                format!(
-                    "a key that expired on {}",
-                    u.expires.map(|d| d.to_string()).unwrap_or_default()
-                ),
-                "an unexpired key".into(),
-                Remedy::RenewKey,
-            ));
-        }
+        self.check_active_user(user, model, "deploy", now)?;
         if self.has_role(user, model, env.deploy_role) {
             return Ok(());
         }

@@ -633,18 +633,19 @@ impl Policy {
             .unwrap_or_else(|| StageRule::default_for(stage))
     }
 
-    /// Allow `user` to do `ability` on `model` at `now`, or say why not.
-    pub fn check(
+    /// The first thing every permission asks: `user` is in the policy and
+    /// their keys still count at `now`; else a denial of `ability`.
+    fn check_active_user(
         &self,
         user: &str,
         model: &ModelName,
-        ability: Ability,
+        ability: &'static str,
         now: OffsetDateTime,
     ) -> Result<(), Denial> {
         let deny = |have: String, need: String, remedy: Remedy| Denial {
             user: user.to_owned(),
             model: model.to_string(),
-            ability: ability.as_str(),
+            ability,
             have,
             need,
             remedy,
@@ -666,6 +667,26 @@ impl Policy {
                 Remedy::RenewKey,
             ));
         }
+        Ok(())
+    }
+
+    /// Allow `user` to do `ability` on `model` at `now`, or say why not.
+    pub fn check(
+        &self,
+        user: &str,
+        model: &ModelName,
+        ability: Ability,
+        now: OffsetDateTime,
+    ) -> Result<(), Denial> {
+        let deny = |have: String, need: String, remedy: Remedy| Denial {
+            user: user.to_owned(),
+            model: model.to_string(),
+            ability: ability.as_str(),
+            have,
+            need,
+            remedy,
+        };
+        self.check_active_user(user, model, ability.as_str(), now)?;
         if ability == Ability::Admin {
             return if self.grants_admin(user) {
                 Ok(())
