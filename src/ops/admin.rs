@@ -135,6 +135,17 @@ pub enum PolicyChange {
         role: crate::model::policy::Role,
         models: String,
     },
+    /// `mvault policy alias add`: another name the user goes by on a git
+    /// server.
+    AliasAdd {
+        user: String,
+        alias: String,
+    },
+    /// `mvault policy alias remove`.
+    AliasRemove {
+        user: String,
+        alias: String,
+    },
     /// `policy rule …`: a stage rule or model settings.
     Rule(RuleChange),
     /// `mvault policy rule env add`.
@@ -246,6 +257,8 @@ impl PolicyChange {
             PolicyChange::RemoveUser { name } => format!("remove-user {name}"),
             PolicyChange::Grant { user, role, models } => format!("grant {user} {role} {models}"),
             PolicyChange::Revoke { user, role, models } => format!("revoke {user} {role} {models}"),
+            PolicyChange::AliasAdd { user, alias } => format!("alias-add {user} {alias}"),
+            PolicyChange::AliasRemove { user, alias } => format!("alias-remove {user} {alias}"),
             PolicyChange::Rule(r) => r.describe(),
             PolicyChange::EnvAdd(e) => format!(
                 "env-add {} stage {} models {} deploy_role {}",
@@ -324,6 +337,10 @@ pub fn change_policy(
         }
         PolicyChange::Revoke { user, role, models } => {
             new.revoke(user, *role, models).map_err(bad)?
+        }
+        PolicyChange::AliasAdd { user, alias } => new.add_alias(user, alias).map_err(bad)?,
+        PolicyChange::AliasRemove { user, alias } => {
+            new.remove_alias(user, alias).map_err(bad)?
         }
         PolicyChange::Rule(r) => r.apply(&mut new).map_err(bad)?,
         PolicyChange::EnvAdd(spec) => {

@@ -1,8 +1,9 @@
-//! `mvault policy`: add and remove users, grant and revoke roles, show and
+//! `mvault policy`: add and remove users and their aliases, grant and revoke roles, show and
 //! lint the policy. The four changes share [`apply`]: one admin-signed
 //! commit through `ops::admin::change_policy`, rendered alike.
 
 mod add_user;
+mod alias;
 mod check;
 mod grant;
 mod remove_user;
@@ -32,6 +33,7 @@ pub(super) struct Args {
 enum PolicyCommand {
     AddUser(add_user::Args),
     RemoveUser(remove_user::Args),
+    Alias(alias::Args),
     Grant(grant::Args),
     Revoke(revoke::Args),
     Rule(rule::Args),
@@ -43,6 +45,7 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     match args.command {
         PolicyCommand::AddUser(args) => add_user::run(args, ctx, out),
         PolicyCommand::RemoveUser(args) => remove_user::run(args, ctx, out),
+        PolicyCommand::Alias(args) => alias::run(args, ctx, out),
         PolicyCommand::Grant(args) => grant::run(args, ctx, out),
         PolicyCommand::Revoke(args) => revoke::run(args, ctx, out),
         PolicyCommand::Rule(args) => rule::run(args, ctx, out),

@@ -17,11 +17,13 @@ use time::{Date, OffsetDateTime};
 use crate::crypto;
 use crate::model::names::{ModelName, Stage};
 
+mod aliases;
 mod lint;
 mod settings;
 mod stage_edit;
 mod users;
 
+pub use aliases::{alias_matches, valid_alias, ALIAS_RULE};
 pub use lint::{check_glob, matches_any, GlobWarning};
 pub use settings::{
     retention_due_at, valid_environment_name, ModelSettings, ModelSettingsEdit, ModelSettingsRule,
@@ -209,6 +211,9 @@ struct RawUser {
     keys: Vec<toml::Spanned<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires: Option<toml::Spanned<String>>,
+    /// Other names the user goes by on a git server (`aliases.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    aliases: Vec<toml::Spanned<String>>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -259,6 +264,9 @@ pub struct User {
     pub keys: Vec<PublicKey>,
     /// The day (UTC) from which the user's keys no longer count.
     pub expires: Option<Date>,
+    /// The names a git server may give for this user (`Alice`,
+    /// `alice@corp.example`), mapped to it by the hook and the fetch log.
+    pub aliases: Vec<String>,
 }
 
 impl User {
@@ -421,6 +429,7 @@ impl Policy {
                 &raw.schema.get_ref().to_string(),
             ));
         }
+        let mut aliases = aliases::check(&raw, text)?;
         let mut users = BTreeMap::new();
         let mut seen_keys: BTreeMap<String, String> = BTreeMap::new();
         for (name, u) in &raw.users {
@@ -478,6 +487,7 @@ impl Policy {
                     name: name.clone(),
                     keys,
                     expires,
+                    aliases: aliases.remove(name).unwrap_or_default(),
                 },
             );
         }

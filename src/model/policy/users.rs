@@ -71,6 +71,7 @@ impl Policy {
                 RawUser {
                     keys: vec![toml::Spanned::new(0..0, crypto::public_key_line(key))],
                     expires: None,
+                    aliases: Vec::new(),
                 },
             );
         }

@@ -81,20 +81,44 @@ fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult,
     {
         return Ok(PushResult::NonFastForward);
     }
-    // The hook's lines arrive prefixed with "remote: ".
-    // Only the refusal and git's own per-ref verdicts matter to the user.
-    let mut lines: Vec<String> = stderr
+    Ok(PushResult::Refused(refusal_lines(&stdout, &stderr)))
+}
+
+/// What the pusher is shown of a refused push. When mvault's hook refused
+/// it, its one-line rule and hint (the server's other chatter left out)
+/// and git's per-ref verdicts. When another hook refused it (a forge's
+/// own hook, gitolite's ACL, a site hook chained before or after
+/// mvault's), every line the server sent, verbatim, and git's per-ref
+/// verdicts, under a line that says mvault's rules did not refuse it.
+fn refusal_lines(stdout: &str, stderr: &str) -> String {
+    // A progress line is rewritten in place with '\r': its last state.
+    let remote: Vec<&str> = stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("remote: "))
-        .map(|l| l.trim_end().to_owned())
-        .filter(|l| l.starts_with("mvault: refused") || l.starts_with("hint:"))
+        .map(|l| l.trim_end_matches('\r').rsplit('\r').next().unwrap_or(l))
+        .filter_map(|l| l.strip_prefix("remote: ").or_else(|| (l == "remote:").then_some("")))
+        .map(str::trim_end)
         .collect();
-    lines.extend(
-        stdout
-            .lines()
-            .filter(|l| l.starts_with('!'))
-            .map(|l| l.replace('\t', " ")),
-    );
+    let verdicts = stdout
+        .lines()
+        .filter(|l| l.starts_with('!'))
+        .map(|l| l.replace('\t', " "));
+    let mvault_refused = remote.iter().any(|l| l.starts_with("mvault: refused"));
+    let mut lines: Vec<String> = if mvault_refused {
+        remote
+            .iter()
+            .filter(|l| l.starts_with("mvault: refused") || l.starts_with("hint:"))
+            .map(|l| (*l).to_owned())
+            .collect()
+    } else if !remote.is_empty() {
+        let mut lines = vec![
+            "another hook on the server refused it, not mvault's rules; the server said:".to_owned(),
+        ];
+        lines.extend(remote.iter().map(|l| format!("remote: {l}")));
+        lines
+    } else {
+        Vec::new()
+    };
+    lines.extend(verdicts);
     if lines.is_empty() {
         lines = stderr
             .lines()
@@ -103,7 +127,7 @@ fn push_refs(vault: &Vault, remote: &str, refs: &[String]) -> Result<PushResult,
             .filter(|l| !l.trim().is_empty())
             .collect();
     }
-    Ok(PushResult::Refused(lines.join("\n")))
+    lines.join("\n")
 }
 
 /// Push a freshly committed version; rebuild on the server's tip when it
@@ -451,5 +475,30 @@ pub(crate) fn push_refs_atomic(
             remote,
             detail: why,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_lines;
+
+    const VERDICT: &str = "!\trefs/heads/main:refs/heads/main\t[remote rejected] (pre-receive hook declined)\nDone\n";
+
+    #[test]
+    fn mvaults_refusal_keeps_its_rule_line_and_hint_only() {
+        let stderr = "remote: mvault: refused refs/heads/main: pusher role: bob has no role\nremote: hint: ask an admin\nremote: some chatter\nTo /srv/vault.git\n";
+        assert_eq!(
+            refusal_lines(VERDICT, stderr),
+            "mvault: refused refs/heads/main: pusher role: bob has no role\nhint: ask an admin\n! refs/heads/main:refs/heads/main [remote rejected] (pre-receive hook declined)"
+        );
+    }
+
+    #[test]
+    fn another_hooks_refusal_is_shown_verbatim_with_the_ref_verdict() {
+        let stderr = "remote: mvault: accepted refs/heads/main: register nlp/bert@1.0.0\nremote: GL-HOOK-ERR: pushes are frozen until Monday\nremote:\nremote: Resolving deltas:  50% (1/2)\rremote: Resolving deltas: 100% (2/2), done.\nTo /srv/vault.git\n";
+        assert_eq!(
+            refusal_lines(VERDICT, stderr),
+            "another hook on the server refused it, not mvault's rules; the server said:\nremote: mvault: accepted refs/heads/main: register nlp/bert@1.0.0\nremote: GL-HOOK-ERR: pushes are frozen until Monday\nremote: \nremote: Resolving deltas: 100% (2/2), done.\n! refs/heads/main:refs/heads/main [remote rejected] (pre-receive hook declined)"
+        );
     }
 }
