@@ -339,9 +339,7 @@ pub fn change_policy(
             new.revoke(user, *role, models).map_err(bad)?
         }
         PolicyChange::AliasAdd { user, alias } => new.add_alias(user, alias).map_err(bad)?,
-        PolicyChange::AliasRemove { user, alias } => {
-            new.remove_alias(user, alias).map_err(bad)?
-        }
+        PolicyChange::AliasRemove { user, alias } => new.remove_alias(user, alias).map_err(bad)?,
         PolicyChange::Rule(r) => r.apply(&mut new).map_err(bad)?,
         PolicyChange::EnvAdd(spec) => {
             new.add_environment(spec).map_err(bad)?;

@@ -3,6 +3,7 @@
 //! fetching, from where.
 
 use crate::crypto;
+use crate::model::policy::Policy;
 use crate::rules::context::{RootKeys, DEFAULT_SKEW_SECONDS};
 use crate::store::Store;
 use ssh_key::PublicKey;
@@ -84,6 +85,38 @@ pub fn pusher_from_env(get: impl Fn(&str) -> Option<String>, cfg: &ServerConfig)
         }
     }
     cfg.local_user.clone()
+}
+
+/// Who the server says is pushing or fetching, and the policy user that
+/// name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// The name as the server gave it (`Alice`, `alice@corp.example`).
+    pub server_name: String,
+    /// The policy user: the user of that name, or the user with that
+    /// alias; the server's name unchanged when the policy knows neither
+    /// (every rule then refuses it as unknown).
+    pub user: String,
+}
+
+impl ServerIdentity {
+    /// Map `server_name` through the aliases of `policy`, the policy in
+    /// force (on `main` before the push). Without a policy (a first push
+    /// into an empty repository), the name stays as it is.
+    pub fn resolve(server_name: String, policy: Option<&Policy>) -> Self {
+        let user = policy
+            .and_then(|p| p.user_for_server_name(&server_name))
+            .unwrap_or(&server_name)
+            .to_owned();
+        ServerIdentity { server_name, user }
+    }
+}
+
+/// The policy in force on the repository's `main`, for mapping a server's
+/// name to a policy user; `None` without `main` or a readable policy.
+pub fn policy_on_main(store: &Store) -> Option<Policy> {
+    let tip = store.main_tip().ok().flatten()?;
+    crate::rules::source::policy_at(store, tip).ok()
 }
 
 /// Where the client connects from, as the server saw it: the first field

@@ -10,6 +10,9 @@
 //! into the repositories whose `gitolite.conf` says `option
 //! hook.pre-receive = mvault`, and gitolite's own hooks stay as they are.
 //!
+//! GitLab and Gitea/Forgejo own their repositories' hooks too: there the
+//! shim is chained into the forge's `pre-receive.d` (see `forge.rs`).
+//!
 //! Fetches are logged by `uploadpack.packObjectsHook`, which git reads
 //! only from protected configuration (system, global, command line), never
 //! from the repository's own config: `--log-fetches FILE` writes it into
@@ -23,6 +26,7 @@ use serde::Serialize;
 use ssh_key::PublicKey;
 
 use super::config::{ServerConfig, LOCAL_USER_CONFIG, ROOT_KEY_CONFIG};
+use super::forge::{self, Chain, ForgeProblem, Layout};
 use crate::crypto;
 use crate::store::{Store, StoreError};
 
@@ -109,6 +113,11 @@ pub enum Host {
     Plain,
     /// A gitolite repository, `name` in `gitolite.conf`.
     Gitolite { name: String },
+    /// A GitLab repository: mvault's hook is chained in `dir`
+    /// (`custom_hooks/pre-receive.d`, or the server-wide one).
+    Gitlab { dir: String },
+    /// A Gitea or Forgejo repository: chained in `hooks/pre-receive.d`.
+    Gitea { dir: String },
 }
 
 /// What `install` is asked to do.
@@ -124,6 +133,11 @@ pub struct InstallRequest<'a> {
     pub local_user: Option<&'a str>,
     /// The server user's global git config, to log fetches in.
     pub log_fetches: Option<&'a Path>,
+    /// The hook layout asked for; `None` detects it.
+    pub layout: Option<Layout>,
+    /// GitLab's server-wide `custom_hooks_dir`, to chain the hook in for
+    /// every repository instead of this one's `custom_hooks`.
+    pub forge_hooks_dir: Option<&'a Path>,
 }
 
 /// What `install` did, then what `check` finds afterwards.
@@ -161,6 +175,12 @@ pub enum InstallError {
     /// silently drop what it does.
     #[error("{hook} is not mvault's hook; mvault does not overwrite it")]
     ForeignHook { hook: PathBuf },
+    /// The hook layout asked for does not fit the repository.
+    #[error("{repo}: {problem}")]
+    Forge {
+        repo: PathBuf,
+        problem: ForgeProblem,
+    },
     /// The repository is gitolite's, and gitolite cannot take the hook.
     #[error("{repo} is a gitolite repository ({GITOLITE_MARKER}): {problem}")]
     Gitolite {
@@ -213,9 +233,16 @@ pub fn install(req: &InstallRequest<'_>) -> Result<Installed, InstallError> {
     if req.root_keys.is_empty() {
         return Err(InstallError::NoRootKey);
     }
-    // Refuse before changing anything: a hook we would overwrite, or a
-    // gitolite that cannot take ours.
-    let gitolite = if git_dir.join(GITOLITE_MARKER).is_file() {
+    // Refuse before changing anything: a layout that does not fit, a hook
+    // we would overwrite, or a gitolite that cannot take ours.
+    let forge_problem = |problem| InstallError::Forge {
+        repo: repo.to_owned(),
+        problem,
+    };
+    let detected = Layout::detect(&git_dir, |k| store.config_string(k));
+    let layout = forge::choose(&git_dir, req.layout, detected).map_err(forge_problem)?;
+    let chain = Chain::of(&git_dir, layout, req.forge_hooks_dir).map_err(forge_problem)?;
+    let gitolite = if layout == Layout::Gitolite {
         let problem = |problem| InstallError::Gitolite {
             repo: repo.to_owned(),
             problem,
@@ -226,7 +253,10 @@ pub fn install(req: &InstallRequest<'_>) -> Result<Installed, InstallError> {
         }
         Some(gl)
     } else {
-        let hook = git_dir.join("hooks/pre-receive");
+        let hook = chain
+            .as_ref()
+            .map(Chain::hook)
+            .unwrap_or_else(|| git_dir.join("hooks/pre-receive"));
         if hook.exists() && !runs_mvault(&hook) {
             return Err(InstallError::ForeignHook { hook });
         }
@@ -284,14 +314,32 @@ pub fn install(req: &InstallRequest<'_>) -> Result<Installed, InstallError> {
         ));
     }
 
-    let host = match &gitolite {
-        None => {
+    let host = match (&gitolite, &chain) {
+        (None, Some(chain)) => {
+            let shim = if chain.server_wide {
+                forge::server_wide_shim(&shim(req.mvault_bin))
+            } else {
+                shim(req.mvault_bin)
+            };
+            write_hook(&chain.dir, forge::CHAINED_HOOK_NAME, &shim)?;
+            done.push(format!(
+                "{}: chained {} (the forge's own hooks stay as they are)",
+                layout.as_str(),
+                chain.hook().display()
+            ));
+            let dir = chain.dir.display().to_string();
+            match layout {
+                Layout::Gitlab => Host::Gitlab { dir },
+                _ => Host::Gitea { dir },
+            }
+        }
+        (None, None) => {
             let hooks = git_dir.join("hooks");
             write_shim(&hooks, "pre-receive", req.mvault_bin)?;
             done.push(format!("wrote {}", hooks.join("pre-receive").display()));
             Host::Plain
         }
-        Some(gl) => {
+        (Some(gl), _) => {
             let dir = gl.local_code.join("hooks/repo-specific");
             write_shim(&dir, GITOLITE_HOOK_NAME, req.mvault_bin)?;
             done.push(format!(
@@ -329,7 +377,14 @@ pub fn install(req: &InstallRequest<'_>) -> Result<Installed, InstallError> {
     Ok(Installed {
         host,
         done,
-        check: check(repo, req.log_fetches),
+        check: check(
+            repo,
+            &CheckRequest {
+                log_fetches: req.log_fetches,
+                layout: Some(layout),
+                forge_hooks_dir: req.forge_hooks_dir,
+            },
+        ),
     })
 }
 
@@ -353,6 +408,11 @@ fn fetch_hook_value(mvault_bin: &Path) -> String {
 
 /// Write mvault's shim as `dir/name`, executable, by rename.
 fn write_shim(dir: &Path, name: &str, mvault_bin: &Path) -> Result<(), InstallError> {
+    write_hook(dir, name, &shim(mvault_bin))
+}
+
+/// Write `text` as the hook `dir/name`, executable, by rename.
+fn write_hook(dir: &Path, name: &str, text: &str) -> Result<(), InstallError> {
     let fail = |path: &Path| {
         let path = path.to_owned();
         move |source| InstallError::Write { path, source }
@@ -360,7 +420,7 @@ fn write_shim(dir: &Path, name: &str, mvault_bin: &Path) -> Result<(), InstallEr
     std::fs::create_dir_all(dir).map_err(fail(dir))?;
     let hook = dir.join(name);
     let tmp = dir.join(format!(".{name}.mvault-tmp"));
-    std::fs::write(&tmp, shim(mvault_bin)).map_err(fail(&tmp))?;
+    std::fs::write(&tmp, text).map_err(fail(&tmp))?;
     set_executable(&tmp).map_err(fail(&tmp))?;
     std::fs::rename(&tmp, &hook).map_err(fail(&hook))?;
     Ok(())
@@ -488,10 +548,21 @@ fn set_executable(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Check that a server repository is installed correctly. `log_fetches`
-/// is the git config file the server's git reads as global when that is
-/// not the one this process reads (a web server's `GIT_CONFIG_GLOBAL`).
-pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
+/// What `check` is told beyond the repository.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckRequest<'a> {
+    /// The git config file the server's git reads as global when that is
+    /// not the one this process reads (a web server's `GIT_CONFIG_GLOBAL`).
+    pub log_fetches: Option<&'a Path>,
+    /// The hook layout; `None` detects it.
+    pub layout: Option<Layout>,
+    /// GitLab's server-wide `custom_hooks_dir`, when the hook is there.
+    pub forge_hooks_dir: Option<&'a Path>,
+}
+
+/// Check that a server repository is installed correctly.
+pub fn check(repo: &Path, req: &CheckRequest<'_>) -> Vec<CheckItem> {
+    let log_fetches = req.log_fetches;
     let mut r = Report::default();
     let store = match Store::open(repo) {
         Ok(s) => s,
@@ -513,8 +584,30 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
         },
     );
     let hooks = store.git_dir().join("hooks");
-    let gitolite = store.git_dir().join(GITOLITE_MARKER).is_file();
-    let hook = if gitolite {
+    let detected = Layout::detect(store.git_dir(), |k| store.config_string(k));
+    let layout = match forge::choose(store.git_dir(), req.layout, detected) {
+        Ok(l) => l,
+        Err(problem) => {
+            r.item(false, problem.to_string());
+            req.layout.unwrap_or(detected)
+        }
+    };
+    let chain = match Chain::of(store.git_dir(), layout, req.forge_hooks_dir) {
+        Ok(c) => c,
+        Err(problem) => {
+            r.item(false, problem.to_string());
+            None
+        }
+    };
+    let hook = if let Some(chain) = &chain {
+        let (items, hook) = forge::check_chain(store.git_dir(), chain, runs_mvault);
+        r.0.extend(items);
+        hook
+    } else if layout == Layout::Gitolite {
+        r.item(
+            true,
+            "layout gitolite: mvault's hook is one of gitolite's repo-specific hooks".into(),
+        );
         // gitolite's driver runs every hooks/pre-receive.* in turn.
         let driver = hooks.join("pre-receive");
         let is_driver = std::fs::read_to_string(&driver).is_ok_and(|t| t.contains("for h in $0.*"));
@@ -568,6 +661,10 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
         linked.unwrap_or_else(|| hooks.join(format!("pre-receive.h00-{GITOLITE_HOOK_NAME}")))
     } else {
         let hook = hooks.join("pre-receive");
+        r.item(
+            true,
+            format!("layout {}: git runs hooks/pre-receive", layout.as_str()),
+        );
         r.item(
             runs_mvault(&hook),
             format!("{} runs mvault hook pre-receive", hook.display()),

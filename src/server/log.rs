@@ -22,7 +22,9 @@ use crate::model::promotion::parse_promotion_name;
 use crate::model::updates::Update;
 use std::collections::BTreeSet;
 
-use super::config::{client_address_from_env, pusher_from_env, ServerConfig};
+use super::config::{
+    client_address_from_env, policy_on_main, pusher_from_env, ServerConfig, ServerIdentity,
+};
 use crate::rules::{Accepted, Refusal};
 use crate::store::Store;
 
@@ -35,7 +37,12 @@ pub const HEAD_FILE: &str = "mvault-decisions.head";
 #[derive(Debug, Serialize)]
 struct LogLine<'a> {
     time: String,
+    /// The policy user who pushed.
     pusher: Option<&'a str>,
+    /// The name the server gave for them (an alias of `pusher`, or the
+    /// same name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_name: Option<&'a str>,
     /// The client's address (`SSH_CLIENT`, `REMOTE_ADDR`), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<&'a str>,
@@ -50,7 +57,7 @@ struct LogLine<'a> {
 /// SHA-256 of the line before it (zeros for the first).
 pub fn append_log(
     git_dir: &Path,
-    pusher: Option<&str>,
+    pusher: Option<&ServerIdentity>,
     address: Option<&str>,
     updates: &[Update],
     outcome: &Result<Vec<Accepted>, Refusal>,
@@ -59,7 +66,8 @@ pub fn append_log(
     let empty: Vec<Accepted> = Vec::new();
     let line = LogLine {
         time: crate::vault::rfc3339(now),
-        pusher,
+        pusher: pusher.map(|p| p.user.as_str()),
+        server_name: pusher.map(|p| p.server_name.as_str()),
         address,
         decision: if outcome.is_ok() { "accept" } else { "refuse" },
         updates,
@@ -196,11 +204,14 @@ pub fn pack_objects(
                     }))
                 })
                 .collect();
-            let user = pusher_from_env(&env, &cfg).unwrap_or_else(|| "unknown".into());
+            // The reader as the policy knows them, and as the server named them.
+            let server_name = pusher_from_env(&env, &cfg).unwrap_or_else(|| "unknown".into());
+            let id = ServerIdentity::resolve(server_name, policy_on_main(&store).as_ref());
             let entry = serde_json::json!({
                 "time": crate::vault::rfc3339(now),
                 "event": "fetch",
-                "user": user,
+                "user": id.user,
+                "server_name": id.server_name,
                 "address": client_address_from_env(&env),
                 "versions": versions,
                 "refs": refs,

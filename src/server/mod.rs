@@ -2,5 +2,6 @@
 //! and checking the hook.
 
 pub mod config;
+pub mod forge;
 pub mod install;
 pub mod log;

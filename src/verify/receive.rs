@@ -27,7 +27,9 @@ use crate::rules::tags::{judge_approval, judge_registration};
 use crate::rules::{
     escape, Accepted, Clock, Context, MainLine, ObjectSource, Refusal, RootKeys, Rule,
 };
-use crate::server::config::{pusher_from_env, ServerConfig, IDENTITY_VARS, LOCAL_USER_CONFIG};
+use crate::server::config::{
+    pusher_from_env, ServerConfig, ServerIdentity, IDENTITY_VARS, LOCAL_USER_CONFIG,
+};
 use crate::server::log::append_log;
 use crate::store::objects::{ObjectId, ObjectKind};
 use crate::store::{Store, StoreError, MAIN_REF};
@@ -560,9 +562,15 @@ pub fn pre_receive(
                 "the server must say who pushes (MVAULT_USER in authorized_keys, or the git server's own variable)",
             ));
         };
-        pusher = Some(p.clone());
-        let roots = cfg.roots();
         let main_before = store.main_tip().map_err(|e| Refusal::internal(&first, e))?;
+        // The server's name for the pusher, mapped through the aliases of
+        // the policy in force before the push to the policy user every
+        // rule judges.
+        let in_force = main_before.and_then(|b| crate::rules::source::policy_at(&store, b).ok());
+        let identity = ServerIdentity::resolve(p, in_force.as_ref());
+        pusher = Some(identity.clone());
+        let p = identity.user;
+        let roots = cfg.roots();
         let pc = PushContext {
             roots: &roots,
             clock: Clock::Server {
@@ -578,7 +586,7 @@ pub fn pre_receive(
     let address = crate::server::config::client_address_from_env(&env);
     if let Err(e) = append_log(
         git_dir,
-        pusher.as_deref(),
+        pusher.as_ref(),
         address.as_deref(),
         &updates,
         &outcome,
@@ -589,6 +597,13 @@ pub fn pre_receive(
         ));
         lines.push("hint: the hook fails closed; ask the server admin to check the repository's permissions".into());
         return (false, lines);
+    }
+    if let Some(id) = pusher.as_ref().filter(|id| id.server_name != id.user) {
+        lines.push(format!(
+            "mvault: pusher {} is policy user {} (an alias)",
+            escape(&id.server_name),
+            escape(&id.user)
+        ));
     }
     match outcome {
         Ok(acc) => {

@@ -12,6 +12,8 @@ use crate::cli::context::Ctx;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::render::json_line;
 
+use super::LayoutArg;
+
 /// Install the pre-receive hook into a bare server repository, pin the
 /// root admin keys in its config, set the git options it relies on and
 /// point HEAD at main. In a gitolite repository (it has gl-conf), run
@@ -34,6 +36,19 @@ pub(in crate::cli) struct Args {
     /// names under git http-backend).
     #[arg(long, value_name = "FILE")]
     log_fetches: Option<PathBuf>,
+    /// Who runs the repository's hooks: auto (detect: gitolite's gl-conf,
+    /// Gitea's generated hooks/pre-receive, GitLab's custom_hooks), plain
+    /// (hooks/pre-receive is mvault's), gitolite (a repo-specific hook),
+    /// gitlab (chained in custom_hooks/pre-receive.d) or gitea (chained in
+    /// hooks/pre-receive.d; also Forgejo). The forge layouts add mvault's
+    /// file and never overwrite the forge's hooks.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+    layout: LayoutArg,
+    /// GitLab's server-wide custom_hooks_dir: chain the hook into its
+    /// pre-receive.d for every repository (repositories without a pinned
+    /// root key pass) instead of this repository's custom_hooks.
+    #[arg(long, value_name = "DIR")]
+    forge_hooks_dir: Option<PathBuf>,
     /// What was done and what the check found, as one JSON object.
     #[arg(long)]
     json: bool,
@@ -51,12 +66,15 @@ pub(in crate::cli) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResu
     }
     let exe = std::env::current_exe()?;
     let log_fetches = args.log_fetches.as_deref().map(|f| ctx.path(f));
+    let forge_hooks_dir = args.forge_hooks_dir.as_deref().map(|f| ctx.path(f));
     let installed = hook_install::install(&hook_install::InstallRequest {
         repo: &repo,
         root_keys: &keys,
         mvault_bin: &exe,
         local_user: args.local_user.as_deref(),
         log_fetches: log_fetches.as_deref(),
+        layout: args.layout.layout(),
+        forge_hooks_dir: forge_hooks_dir.as_deref(),
     })
     .map_err(install_error)?;
     render(out, &repo, &installed, args.json)?;
@@ -85,6 +103,12 @@ fn render(
         hook_install::Host::Gitolite { name } => {
             format!(" (gitolite repository {})", escape(name))
         }
+        hook_install::Host::Gitlab { dir } => {
+            format!(" (GitLab layout, chained in {})", escape(dir))
+        }
+        hook_install::Host::Gitea { dir } => {
+            format!(" (Gitea/Forgejo layout, chained in {})", escape(dir))
+        }
     };
     writeln!(
         out,
@@ -101,7 +125,10 @@ fn render(
 fn install_error(e: InstallError) -> CliError {
     let hint = match &e {
         InstallError::ForeignHook { .. } => Some(
-            "move it to another name and call it from a hook of yours, or have it run `mvault hook pre-receive` on the same input",
+            "move it to another name and call it from a hook of yours, or have it run `mvault hook pre-receive` on the same input; if a forge wrote it, say which with --layout gitlab|gitea",
+        ),
+        InstallError::Forge { .. } => Some(
+            "give the --layout of the server that runs this repository's hooks, or --layout auto",
         ),
         InstallError::Gitolite { problem, .. } => Some(match problem {
             GitoliteProblem::NoCommand(_) | GitoliteProblem::Command { .. } => {

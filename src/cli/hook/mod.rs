@@ -16,6 +16,7 @@ use std::path::Path;
 use clap::Subcommand;
 
 use mvault::model::text::escape;
+use mvault::server::forge::Layout;
 use mvault::server::install::{CheckItem, CheckStatus};
 
 use super::context::Ctx;
@@ -48,6 +49,33 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         HookCommand::InstallPrePush(args) => install_pre_push::run(args, ctx, out),
         HookCommand::PackObjects(args) => pack_objects::run(args, ctx, out),
         HookCommand::Log(args) => log::run(args, ctx, out),
+    }
+}
+
+/// `--layout`: who runs the repository's hooks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LayoutArg {
+    /// Detect it from the repository.
+    Auto,
+    /// A plain bare repository: hooks/pre-receive is mvault's.
+    Plain,
+    /// gitolite: a repo-specific hook.
+    Gitolite,
+    /// GitLab: chained in custom_hooks/pre-receive.d.
+    Gitlab,
+    /// Gitea or Forgejo: chained in hooks/pre-receive.d.
+    Gitea,
+}
+
+impl LayoutArg {
+    fn layout(self) -> Option<Layout> {
+        match self {
+            LayoutArg::Auto => None,
+            LayoutArg::Plain => Some(Layout::Plain),
+            LayoutArg::Gitolite => Some(Layout::Gitolite),
+            LayoutArg::Gitlab => Some(Layout::Gitlab),
+            LayoutArg::Gitea => Some(Layout::Gitea),
+        }
     }
 }
 

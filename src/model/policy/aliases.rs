@@ -48,7 +48,10 @@ fn fold(name: &str) -> String {
 
 /// Check every user's aliases: well-formed, and none equal (in any case)
 /// to another user's name or alias, or twice to one user's.
-pub(super) fn check(raw: &RawPolicy, text: &str) -> Result<BTreeMap<String, Vec<String>>, PolicyError> {
+pub(super) fn check(
+    raw: &RawPolicy,
+    text: &str,
+) -> Result<BTreeMap<String, Vec<String>>, PolicyError> {
     // Every name a user is known by, folded: their policy name first.
     let mut owner: BTreeMap<String, (String, &'static str)> = BTreeMap::new();
     for name in raw.users.keys() {
@@ -147,8 +150,10 @@ fn no_such_user(user: &str) -> PolicyError {
 mod tests {
     use super::*;
 
-    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd9ghdDaDwXwdAnm6LdD0mdBN2HGNHUSqdn5ebgGy5N";
-    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpQgt0aS5dHZbjwkZd+j3fPAAuFbHuDT8Pp5dAS8oOg";
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd9ghdDaDwXwdAnm6LdD0mdBN2HGNHUSqdn5ebgGy5N";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPpQgt0aS5dHZbjwkZd+j3fPAAuFbHuDT8Pp5dAS8oOg";
 
     fn policy(alice_aliases: &str, bob_aliases: &str) -> Result<Policy, PolicyError> {
         Policy::parse(&format!(
@@ -176,22 +181,43 @@ mod tests {
     fn an_alias_that_collides_with_another_users_name_or_alias_is_refused_at_its_line_and_column() {
         let e = policy("[]", r#"["Alice"]"#).expect_err("collides with alice's name");
         let text = e.to_string();
-        assert!(text.starts_with("policy line 9, column 12: users.bob.aliases[0]"), "{text}");
+        assert!(
+            text.starts_with("policy line 9, column 12: users.bob.aliases[0]"),
+            "{text}"
+        );
         assert!(text.contains("collides with alice's name"), "{text}");
 
         let e = policy(r#"["a@corp.example"]"#, r#"["x", "A@CORP.example"]"#)
             .expect_err("collides with alice's alias");
         let text = e.to_string();
-        assert!(text.starts_with("policy line 9, column 17: users.bob.aliases[1]"), "{text}");
+        assert!(
+            text.starts_with("policy line 9, column 17: users.bob.aliases[1]"),
+            "{text}"
+        );
         assert!(text.contains("collides with alice's alias"), "{text}");
 
         let e = policy(r#"["Al", "al"]"#, "[]").expect_err("twice");
-        assert!(e.to_string().contains("alice already has this alias"), "{e}");
+        assert!(
+            e.to_string().contains("alice already has this alias"),
+            "{e}"
+        );
         let e = policy(r#"["alice"]"#, "[]").expect_err("own name");
-        assert!(e.to_string().contains("another name than the user's own"), "{e}");
-        for bad in [r#"["a b"]"#, r#"[""]"#, r#"["@corp"]"#, r#"["a@b@c"]"#, "[\"a\\u0007\"]"] {
+        assert!(
+            e.to_string().contains("another name than the user's own"),
+            "{e}"
+        );
+        for bad in [
+            r#"["a b"]"#,
+            r#"[""]"#,
+            r#"["@corp"]"#,
+            r#"["a@b@c"]"#,
+            "[\"a\\u0007\"]",
+        ] {
             let e = policy(bad, "[]").expect_err(bad);
-            assert!(e.to_string().contains("an alias is a name or e-mail form"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("an alias is a name or e-mail form"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -200,8 +226,15 @@ mod tests {
         let mut p = policy("[]", "[]").expect("valid");
         assert!(p.add_alias("alice", "Alice").expect("adds"));
         assert!(!p.add_alias("alice", "Alice").expect("already"));
-        assert!(p.add_alias("bob", "ALICE").is_err(), "collides with alice's alias");
-        assert!(p.to_toml().contains("aliases = [\"Alice\"]"), "{}", p.to_toml());
+        assert!(
+            p.add_alias("bob", "ALICE").is_err(),
+            "collides with alice's alias"
+        );
+        assert!(
+            p.to_toml().contains("aliases = [\"Alice\"]"),
+            "{}",
+            p.to_toml()
+        );
         assert_eq!(p.user_for_server_name("Alice"), Some("alice"));
         assert!(p.remove_alias("alice", "Alice").expect("removes"));
         assert!(!p.remove_alias("alice", "Alice").expect("gone"));

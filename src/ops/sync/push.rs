@@ -95,7 +95,10 @@ fn refusal_lines(stdout: &str, stderr: &str) -> String {
     let remote: Vec<&str> = stderr
         .lines()
         .map(|l| l.trim_end_matches('\r').rsplit('\r').next().unwrap_or(l))
-        .filter_map(|l| l.strip_prefix("remote: ").or_else(|| (l == "remote:").then_some("")))
+        .filter_map(|l| {
+            l.strip_prefix("remote: ")
+                .or_else(|| (l == "remote:").then_some(""))
+        })
         .map(str::trim_end)
         .collect();
     let verdicts = stdout
@@ -111,7 +114,8 @@ fn refusal_lines(stdout: &str, stderr: &str) -> String {
             .collect()
     } else if !remote.is_empty() {
         let mut lines = vec![
-            "another hook on the server refused it, not mvault's rules; the server said:".to_owned(),
+            "another hook on the server refused it, not mvault's rules; the server said:"
+                .to_owned(),
         ];
         lines.extend(remote.iter().map(|l| format!("remote: {l}")));
         lines
@@ -482,7 +486,8 @@ pub(crate) fn push_refs_atomic(
 mod tests {
     use super::refusal_lines;
 
-    const VERDICT: &str = "!\trefs/heads/main:refs/heads/main\t[remote rejected] (pre-receive hook declined)\nDone\n";
+    const VERDICT: &str =
+        "!\trefs/heads/main:refs/heads/main\t[remote rejected] (pre-receive hook declined)\nDone\n";
 
     #[test]
     fn mvaults_refusal_keeps_its_rule_line_and_hint_only() {
