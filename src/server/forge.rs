@@ -54,17 +54,17 @@ impl Layout {
         }
     }
 
-    /// The layout a repository shows: gitolite's `gl-conf`; Gitea's
-    /// generated `hooks/pre-receive` that runs `hooks/pre-receive.d`;
-    /// GitLab's `custom_hooks` directory or the `gitlab.fullpath` it sets
-    /// in a repository's config; else plain.
+    /// The layout a repository shows: gitolite's `gl-conf`; GitLab's
+    /// `custom_hooks` directory or the `gitlab.fullpath` it sets in a
+    /// repository's config; Gitea's generated `hooks/pre-receive` that
+    /// runs `hooks/pre-receive.d` (or Gitea's own file there); else plain.
     pub fn detect(git_dir: &Path, config: impl Fn(&str) -> Option<String>) -> Layout {
         if git_dir.join(GITOLITE_MARKER).is_file() {
             Layout::Gitolite
-        } else if gitea_dispatcher(git_dir) {
-            Layout::Gitea
         } else if git_dir.join("custom_hooks").is_dir() || config("gitlab.fullpath").is_some() {
             Layout::Gitlab
+        } else if gitea_dispatcher(git_dir) || git_dir.join("hooks/pre-receive.d/gitea").is_file() {
+            Layout::Gitea
         } else {
             Layout::Plain
         }
@@ -171,8 +171,11 @@ pub fn choose(
 /// Whether `hooks/pre-receive` runs every file of `hooks/pre-receive.d`,
 /// as the script Gitea and Forgejo generate does.
 fn gitea_dispatcher(git_dir: &Path) -> bool {
-    std::fs::read_to_string(git_dir.join("hooks/pre-receive"))
-        .is_ok_and(|t| t.contains("${hookname}.d") || t.contains("hooks/pre-receive.d"))
+    std::fs::read_to_string(git_dir.join("hooks/pre-receive")).is_ok_and(|t| {
+        t.contains("${hookname}.d")
+            || t.replace("custom_hooks/", "")
+                .contains("hooks/pre-receive.d")
+    })
 }
 
 /// The shim for a server-wide directory: a repository with no pinned root
