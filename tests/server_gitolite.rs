@@ -76,7 +76,41 @@ fn server_gitolite_install_goes_through_repo_specific_hooks_and_points_head_at_m
     gitolite.admin_push(&s.vault, &[&carol], "repo other\n    RW = carol\n");
     s.hook_check()
         .success()
-        .mentions(&["gitolite runs mvault's hook"]);
+        .mentions(&["layout gitolite", "gitolite runs mvault's hook"]);
+
+    // Another repo-specific hook after mvault's, a change freeze: gitolite's
+    // driver runs mvault's (which accepts), then the freeze, which refuses.
+    // `mvault add` shows the freeze's own lines and git's verdict
+    // verbatim, and no ref moves.
+    let freeze = s.path("gitolite-home/local/hooks/repo-specific/freeze");
+    write_file(
+        &freeze,
+        b"#!/bin/sh\ncat >/dev/null\necho 'FREEZE: vault is frozen until the audit ends (ask #infra)'\nexit 1\n",
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&freeze, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    gitolite.admin_push(
+        &s.vault,
+        &[],
+        "repo vault\n    option hook.pre-receive = mvault freeze\n",
+    );
+    let before = s.server_rev("refs/heads/main");
+    let alices = s.clone_as(&s.alice, "alice-clone");
+    let model = s.path("model");
+    sample_model(&model, 20_000, 67);
+    s.add_as(&s.alice, &s.alice, &alices, &model, "1.0.0", &[])
+        .failure()
+        .mentions(&[
+            "another hook on the server refused it, not mvault's rules; the server said:",
+            "remote: FREEZE: vault is frozen until the audit ends (ask #infra)",
+            "remote: mvault: accepted refs/heads/main",
+            "[remote rejected] (pre-receive hook declined)",
+        ]);
+    assert_eq!(s.server_rev("refs/heads/main"), before);
+    assert_eq!(s.server_rev("refs/tags/nlp/bert@v1.0.0"), None);
 }
 
 #[test]
