@@ -312,6 +312,39 @@ fn server_gitea_layout_chains_mvaults_hook_maps_aliases_and_shows_a_foreign_refu
     assert_eq!(decision["pusher"], "alice", "{decision}");
     assert_eq!(decision["server_name"], "alice@CORP.example", "{decision}");
 
+    // A fetch by the same directory name: the access log names the policy
+    // user and the server's name.
+    let gitconfig = v.path("server-gitconfig");
+    write_file(
+        &gitconfig,
+        format!(
+            "[uploadpack]\n\tpackObjectsHook = {} hook pack-objects\n",
+            env!("CARGO_BIN_EXE_mvault")
+        )
+        .as_bytes(),
+    );
+    let mut fetch = v.command("git");
+    fetch
+        .args(["clone", "-q"])
+        .arg(format!("file://{}", path_str(&server)))
+        .arg(v.path("reader"))
+        .env("GIT_CONFIG_GLOBAL", &gitconfig)
+        .env("MVAULT_USER", "alice@corp.example");
+    v.run(fetch).success();
+    let run = v
+        .mvault(
+            &server,
+            &v.admin,
+            &[
+                "log", "--server", "--json", "--action", "fetch", "--actor", "alice",
+            ],
+        )
+        .success();
+    let fetched: serde_json::Value =
+        serde_json::from_str(run.stdout().trim()).expect("one fetch as JSON");
+    assert_eq!(fetched["user"], "alice", "{fetched}");
+    assert_eq!(fetched["server_name"], "alice@corp.example", "{fetched}");
+
     // Gitea's own hook refuses (mvault accepted: Gitea runs them all):
     // its line and git's verdict, verbatim; nothing moved.
     let before = server_rev(&v, &server, "refs/heads/main");
