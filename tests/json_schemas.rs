@@ -21,6 +21,7 @@ const NO_DATA: &[&str] = &[
     "policy",
     "policy rule",
     "policy rule env",
+    "policy alias",
     "hook",
     "audit",
     "access",
@@ -136,6 +137,16 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
             &[
                 "policy", "grant", "rev", "--role", "approver", "--models", "**",
             ],
+        ),
+    );
+    s.check(
+        "policy_change",
+        &json(
+            &v,
+            &repo,
+            admin,
+            "admin",
+            &["policy", "alias", "add", "rev", "rev@corp.example"],
         ),
     );
 
