@@ -35,6 +35,46 @@ fn server_http_install_points_head_at_main_and_check_sees_fetch_logging() {
         s.git_ok(&clone, &["symbolic-ref", "HEAD"]),
         "refs/heads/main"
     );
+
+    // nginx authenticates alice as `Alice` (htpasswd); the admin gives
+    // alice that alias, and her fetch and push reach the policy as alice,
+    // the logs keeping the server's name too.
+    let admins = s.clone_as(&s.admin, "admin-clone");
+    let mut alias = s.mvault_command(
+        &admins,
+        &s.admin,
+        &["policy", "alias", "add", "alice", "Alice"],
+    );
+    s.connect_as(&mut alias, &s.admin);
+    s.run(alias).success().mentions(&["pushed to origin"]);
+    let Front::Http { http, name, .. } = &s.front else {
+        unreachable!("an http world")
+    };
+    let alices = s.path("alice-as-Alice");
+    s.git_as(
+        &s.alice,
+        s.root(),
+        &["clone", "-q", &http.url("Alice", name), path_str(&alices)],
+    )
+    .success();
+    let model = s.path("model");
+    sample_model(&model, 20_000, 68);
+    s.add_as(&s.alice, &s.alice, &alices, &model, "1.0.0", &[])
+        .success();
+    let decision = s.last_decision();
+    assert_eq!(decision["pusher"], "alice", "{decision}");
+    assert_eq!(decision["server_name"], "Alice", "{decision}");
+    assert_eq!(decision["decision"], "accept", "{decision}");
+    let fetches = s.server_log(&["--action", "fetch", "--actor", "alice"]);
+    assert!(
+        fetches.iter().any(|f| f["server_name"] == "Alice"),
+        "{fetches:#?}"
+    );
+    let log = http.access_log();
+    assert!(
+        log.contains(" - Alice ["),
+        "nginx authenticated no Alice:\n{log}"
+    );
 }
 
 #[test]

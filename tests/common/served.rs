@@ -136,7 +136,8 @@ impl Served {
         let http = HttpServer::start(
             &vault,
             &root,
-            &["admin", "alice", "bob"],
+            // `Alice`: alice's login as the web server knows it (an alias).
+            &["admin", "alice", "bob", "Alice"],
             &git_config_global,
         );
         Served {
