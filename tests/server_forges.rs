@@ -28,11 +28,12 @@ use crate::common::*;
 const GITLAB_DISPATCH: &str = r#"#!/bin/sh
 # Test stand-in for GitLab (Gitaly) running a repository's server hooks
 # after its own checks: custom_hooks/pre-receive, then each executable file
-# of custom_hooks/pre-receive.d in sorted order; editor backups (*~) are
+# of custom_hooks/pre-receive.d in sorted order, then those of the
+# server-wide custom_hooks_dir's pre-receive.d; editor backups (*~) are
 # skipped; each reads git's input; the first failure refuses the push.
 input=$(cat; printf .)
 input=${input%.}
-for hook in custom_hooks/pre-receive custom_hooks/pre-receive.d/*; do
+for hook in custom_hooks/pre-receive custom_hooks/pre-receive.d/* '@GLOBAL@'/pre-receive.d/*; do
     case "$hook" in *~) continue ;; esac
     if [ -f "$hook" ] && [ -x "$hook" ]; then
         printf '%s' "$input" | "$hook" || exit 1
@@ -40,6 +41,14 @@ for hook in custom_hooks/pre-receive custom_hooks/pre-receive.d/*; do
 done
 exit 0
 "#;
+
+/// GitLab's dispatch, with the server-wide `custom_hooks_dir` `global`.
+fn gitlab_dispatch(global: Option<&Path>) -> String {
+    GITLAB_DISPATCH.replace(
+        "@GLOBAL@",
+        global.map_or("/nonexistent-custom-hooks-dir", path_str),
+    )
+}
 
 /// A site hook of the GitLab project: a change freeze.
 const GITLAB_FREEZE: &str = r#"#!/bin/sh
@@ -166,7 +175,7 @@ fn last_decision(v: &Vault, server: &Path) -> serde_json::Value {
 #[test]
 fn server_gitlab_layout_chains_mvaults_hook_maps_aliases_and_shows_a_foreign_refusal_verbatim() {
     let (v, server) = forge_server(|server| {
-        executable(&server.join("hooks/pre-receive"), GITLAB_DISPATCH);
+        executable(&server.join("hooks/pre-receive"), &gitlab_dispatch(None));
         executable(
             &server.join("custom_hooks/pre-receive.d/00-freeze"),
             GITLAB_FREEZE,
@@ -185,7 +194,7 @@ fn server_gitlab_layout_chains_mvaults_hook_maps_aliases_and_shows_a_foreign_ref
     // The forge's files are as they were.
     assert_eq!(
         fs::read_to_string(server.join("hooks/pre-receive")).expect("dispatch"),
-        GITLAB_DISPATCH
+        gitlab_dispatch(None)
     );
     assert_eq!(
         fs::read_to_string(server.join("custom_hooks/pre-receive.d/00-freeze")).expect("freeze"),
@@ -357,4 +366,68 @@ fn server_gitea_layout_chains_mvaults_hook_maps_aliases_and_shows_a_foreign_refu
         "[remote rejected] (pre-receive hook declined)",
     ]);
     assert_eq!(server_rev(&v, &server, "refs/heads/main"), before);
+}
+
+/// `--forge-hooks-dir DIR`: mvault's hook in GitLab's server-wide
+/// `custom_hooks_dir`, which GitLab runs for every repository. It judges
+/// the vault's pushes and lets a repository without a vault pass.
+#[test]
+fn server_gitlab_server_wide_hook_judges_the_vault_and_lets_other_repositories_pass() {
+    let global = std::cell::RefCell::new(None);
+    let (v, server) = forge_server(|server| {
+        let dir = server.with_file_name("custom_hooks_dir");
+        executable(
+            &server.join("hooks/pre-receive"),
+            &gitlab_dispatch(Some(&dir)),
+        );
+        *global.borrow_mut() = Some(dir);
+    });
+    let global = global.into_inner().expect("the global dir");
+    let mut cmd = v.command(env!("CARGO_BIN_EXE_mvault"));
+    cmd.args(["hook", "install"])
+        .arg(&server)
+        .arg("--root-key")
+        .arg(&v.admin.public)
+        .arg("--forge-hooks-dir")
+        .arg(&global);
+    v.run(cmd)
+        .success()
+        .mentions(&["GitLab layout", "custom_hooks_dir/pre-receive.d/mvault"]);
+    assert!(!server.join("custom_hooks").exists());
+    let mut check = v.command(env!("CARGO_BIN_EXE_mvault"));
+    check
+        .args(["hook", "check"])
+        .arg(&server)
+        .arg("--forge-hooks-dir")
+        .arg(&global);
+    v.run(check)
+        .success()
+        .mentions(&["lets repositories without a vault pass"]);
+
+    // The vault: mvault judges (an unknown name is refused, alice lands).
+    let clone = v.git_clone(&server, "alice-clone");
+    add_as(&v, &clone, "1.0.0", 75, "GL_USERNAME", "mallory")
+        .failure()
+        .mentions(&["mvault: refused refs/heads/main", "mallory"]);
+    add_as(&v, &clone, "1.0.0", 75, "GL_USERNAME", "alice").success();
+    assert_eq!(last_decision(&v, &server)["pusher"], "alice");
+
+    // Another project of the same GitLab, no vault: the same hook runs and
+    // lets a plain commit through.
+    let other = v.bare_remote("other.git");
+    executable(
+        &other.join("hooks/pre-receive"),
+        &gitlab_dispatch(Some(&global)),
+    );
+    let work = v.path("other-work");
+    let mut init = v.command("git");
+    init.args(["init", "-q", "-b", "main"]).arg(&work);
+    v.run(init).success();
+    write_file(&work.join("README"), b"not a vault\n");
+    v.git_ok(&work, &["add", "README"]);
+    v.git_ok(&work, &["commit", "-q", "-m", "readme"]);
+    let mut push = v.git_command(&work, &["push", "-q", path_str(&other), "main"]);
+    push.env("GL_USERNAME", "mallory");
+    v.run(push).success();
+    assert!(!other.join("mvault-decisions.jsonl").exists());
 }

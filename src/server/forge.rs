@@ -140,6 +140,12 @@ impl Chain {
     }
 }
 
+/// The layout asked for: `--layout`, else GitLab's when a server-wide
+/// hook directory (GitLab's `custom_hooks_dir`) is given.
+pub fn asked(layout: Option<Layout>, forge_hooks_dir: Option<&Path>) -> Option<Layout> {
+    layout.or(forge_hooks_dir.map(|_| Layout::Gitlab))
+}
+
 /// Check `asked` against what the repository shows; the layout to use.
 pub fn choose(
     git_dir: &Path,

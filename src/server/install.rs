@@ -240,7 +240,12 @@ pub fn install(req: &InstallRequest<'_>) -> Result<Installed, InstallError> {
         problem,
     };
     let detected = Layout::detect(&git_dir, |k| store.config_string(k));
-    let layout = forge::choose(&git_dir, req.layout, detected).map_err(forge_problem)?;
+    let layout = forge::choose(
+        &git_dir,
+        forge::asked(req.layout, req.forge_hooks_dir),
+        detected,
+    )
+    .map_err(forge_problem)?;
     let chain = Chain::of(&git_dir, layout, req.forge_hooks_dir).map_err(forge_problem)?;
     let gitolite = if layout == Layout::Gitolite {
         let problem = |problem| InstallError::Gitolite {
@@ -585,11 +590,12 @@ pub fn check(repo: &Path, req: &CheckRequest<'_>) -> Vec<CheckItem> {
     );
     let hooks = store.git_dir().join("hooks");
     let detected = Layout::detect(store.git_dir(), |k| store.config_string(k));
-    let layout = match forge::choose(store.git_dir(), req.layout, detected) {
+    let asked = forge::asked(req.layout, req.forge_hooks_dir);
+    let layout = match forge::choose(store.git_dir(), asked, detected) {
         Ok(l) => l,
         Err(problem) => {
             r.item(false, problem.to_string());
-            req.layout.unwrap_or(detected)
+            asked.unwrap_or(detected)
         }
     };
     let chain = match Chain::of(store.git_dir(), layout, req.forge_hooks_dir) {
