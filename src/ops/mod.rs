@@ -11,6 +11,7 @@ pub mod parts;
 pub mod progress;
 pub mod purge;
 pub mod register;
+pub mod report;
 pub mod release;
 pub mod resolve;
 pub mod retention;

@@ -621,6 +621,7 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
         "info/attributes keeps blobs out of delta search".into(),
     );
     r.0.push(fetch_logging(&store, log_fetches));
+    r.0.extend(super::alerts::check_items(&store));
     r.0
 }
 

@@ -22,6 +22,7 @@ use crate::model::promotion::parse_promotion_name;
 use crate::model::updates::Update;
 use std::collections::BTreeSet;
 
+use super::alerts::GrantLine;
 use super::config::{client_address_from_env, pusher_from_env, ServerConfig};
 use crate::rules::{Accepted, Refusal};
 use crate::store::Store;
@@ -43,17 +44,22 @@ struct LogLine<'a> {
     updates: &'a [Update],
     accepted: &'a [Accepted],
     refusal: Option<&'a Refusal>,
+    /// The roles an accepted policy change grants (alerts, docs/alerts.md).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    grants: &'a [GrantLine],
     prev: String,
 }
 
 /// Append one decision to the hash-chained log: each line carries the
-/// SHA-256 of the line before it (zeros for the first).
+/// SHA-256 of the line before it (zeros for the first). The line is then
+/// judged by the alert rules and forwarded to the sinks (`server::alerts`).
 pub fn append_log(
     git_dir: &Path,
     pusher: Option<&str>,
     address: Option<&str>,
     updates: &[Update],
     outcome: &Result<Vec<Accepted>, Refusal>,
+    grants: &[GrantLine],
     now: OffsetDateTime,
 ) -> std::io::Result<()> {
     let empty: Vec<Accepted> = Vec::new();
@@ -65,17 +71,20 @@ pub fn append_log(
         updates,
         accepted: outcome.as_ref().map(Vec::as_slice).unwrap_or(&empty),
         refusal: outcome.as_ref().err(),
+        grants,
         prev: String::new(),
     };
-    append_chained(
+    super::alerts::record(
         git_dir,
         serde_json::to_value(&line).map_err(std::io::Error::other)?,
+        now,
     )
 }
 
-/// Append `entry` to the server log with its `prev` link set. Only the
-/// log's tail is read, so the cost does not grow with the log.
-pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<()> {
+/// Append `entry` to the server log with its `prev` link set; the line
+/// written, without its newline. Only the log's tail is read, so the cost
+/// does not grow with the log.
+pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let path = git_dir.join(LOG_FILE);
     let lock = git_dir.join(format!("{LOG_FILE}.lock"));
@@ -151,7 +160,8 @@ pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::
     let tmp = git_dir.join(format!("{HEAD_FILE}.tmp"));
     std::fs::write(&tmp, format!("{} {line_hash}\n", len + text.len() as u64))?;
     std::fs::rename(&tmp, &head)?;
-    Ok(())
+    text.pop();
+    Ok(text)
 }
 
 /// The access log half of the server log: `git upload-pack` runs this in
@@ -196,8 +206,15 @@ pub fn pack_objects(
                     }))
                 })
                 .collect();
-            let user = pusher_from_env(&env, &cfg).unwrap_or_else(|| "unknown".into());
-            let entry = serde_json::json!({
+            let named = pusher_from_env(&env, &cfg);
+            // A named user whose key no longer counts (alerts, docs/alerts.md).
+            let key = named.as_deref().and_then(|u| {
+                let tip = store.main_tip().ok().flatten()?;
+                let policy = crate::rules::source::policy_at(&store, tip).ok()?;
+                super::alerts::key_problem(&policy, u, now)
+            });
+            let user = named.unwrap_or_else(|| "unknown".into());
+            let mut entry = serde_json::json!({
                 "time": crate::vault::rfc3339(now),
                 "event": "fetch",
                 "user": user,
@@ -206,7 +223,10 @@ pub fn pack_objects(
                 "refs": refs,
                 "wants": wants.len(),
             });
-            append_chained(store.git_dir(), entry)?;
+            if let Some(problem) = key {
+                entry["key"] = problem.into();
+            }
+            super::alerts::record(store.git_dir(), entry, now)?;
         }
     }
     let Some((program, rest)) = args.split_first() else {
@@ -277,12 +297,22 @@ pub enum ServerEvent {
     Refuse,
     /// A client fetched (the pack-objects hook).
     Fetch,
+    /// A client's integrity report, accepted by the hook.
+    #[serde(rename = "integrity-violation")]
+    IntegrityViolation,
+    /// An alert rule fired (docs/alerts.md).
+    Alert,
 }
 
 impl ServerEvent {
     /// Every kind, in the order `--action` lists them.
-    pub const ALL: [ServerEvent; 3] =
-        [ServerEvent::Accept, ServerEvent::Refuse, ServerEvent::Fetch];
+    pub const ALL: [ServerEvent; 5] = [
+        ServerEvent::Accept,
+        ServerEvent::Refuse,
+        ServerEvent::Fetch,
+        ServerEvent::IntegrityViolation,
+        ServerEvent::Alert,
+    ];
 
     /// The name the log and `--action` use.
     pub fn as_str(self) -> &'static str {
@@ -290,6 +320,8 @@ impl ServerEvent {
             ServerEvent::Accept => "accept",
             ServerEvent::Refuse => "refuse",
             ServerEvent::Fetch => "fetch",
+            ServerEvent::IntegrityViolation => "integrity-violation",
+            ServerEvent::Alert => "alert",
         }
     }
 
@@ -502,6 +534,23 @@ fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
                 subjects,
             )
         }
+        (None, Some(e)) if e == "integrity-violation" => {
+            let r = &v["report"];
+            let subjects = match (r["model"].as_str(), r["version"].as_str()) {
+                (Some(m), version) => vec![Subject {
+                    model: ModelName::parse(m).ok()?,
+                    version: version.and_then(|v| Version::parse(v).ok()),
+                }],
+                _ => Vec::new(),
+            };
+            (
+                ServerEvent::IntegrityViolation,
+                text("user"),
+                text("ref").into_iter().collect(),
+                subjects,
+            )
+        }
+        (None, Some(e)) if e == "alert" => (ServerEvent::Alert, text("user"), Vec::new(), Vec::new()),
         _ => return None,
     };
     Some(ServerEntry {
@@ -512,7 +561,11 @@ fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
         address: text("address"),
         refs,
         subjects,
-        rule: v["refusal"]["rule"].as_str().map(str::to_owned),
+        rule: v["refusal"]["rule"]
+            .as_str()
+            .or_else(|| v["rule"].as_str())
+            .or_else(|| v["report"]["check"].as_str())
+            .map(str::to_owned),
     })
 }
 

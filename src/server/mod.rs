@@ -1,6 +1,8 @@
 //! The server's side: its settings, the decision and fetch log, installing
 //! and checking the hook.
 
+pub mod alerts;
 pub mod config;
 pub mod install;
 pub mod log;
+pub mod sink;
