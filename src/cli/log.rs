@@ -126,7 +126,8 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     if args.server {
         return run_server(args, ctx, out);
     }
-    let server_only = |a: &&LogAction| a.server_event().is_some() && **a != LogAction::IntegrityViolation;
+    let server_only =
+        |a: &&LogAction| a.server_event().is_some() && **a != LogAction::IntegrityViolation;
     if let Some(a) = args.action.iter().find(server_only) {
         return Err(CliError::user(format!(
             "--action {}: that is an event of the server's log, not of the record",

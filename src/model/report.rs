@@ -97,10 +97,7 @@ pub enum ReportError {
     Json(String),
     /// A field holds a value it may not.
     #[error("report field {field}: {reason}")]
-    Field {
-        field: &'static str,
-        reason: String,
-    },
+    Field { field: &'static str, reason: String },
     /// The ref does not name the report as `<prefix><user>/<id>`.
     #[error("a report's ref is {REPORT_PREFIX}<user>/<id>, <id> the first {REPORT_ID_LEN} hex digits of the report's SHA-256 (expected {expected})")]
     RefName { expected: String },
@@ -181,7 +178,9 @@ pub fn report_ref_user(refname: &str) -> Option<&str> {
     let (user, id) = refname.strip_prefix(REPORT_PREFIX)?.split_once('/')?;
     (valid_user_name(user)
         && id.len() == REPORT_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
     .then_some(user)
 }
 
@@ -241,6 +240,9 @@ mod tests {
             Err(ReportError::TooLarge(_))
         ));
         assert_eq!(report_ref_user("refs/mvault/reports/bob/../x"), None);
-        assert_eq!(report_ref_user("refs/mvault/reports/bob/0123456789ABCDEF"), None);
+        assert_eq!(
+            report_ref_user("refs/mvault/reports/bob/0123456789ABCDEF"),
+            None
+        );
     }
 }

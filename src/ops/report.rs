@@ -101,9 +101,7 @@ pub fn report_finding(
         (None, _, _) => Err("this clone has no remote".to_owned()),
         (_, None, _) => Err("no key to sign it with".to_owned()),
         (_, _, None) => Err("your key is in no entry of the policy".to_owned()),
-        (Some(remote), Some(signer), Some(user)) => {
-            send(vault, remote, signer, user, &report, now)
-        }
+        (Some(remote), Some(signer), Some(user)) => send(vault, remote, signer, user, &report, now),
     };
     let (report_ref, sent, send_error) = match sent {
         Ok(r) => (Some(r), true, None),
@@ -150,7 +148,12 @@ fn send(
         .map_err(|e| e.to_string())?;
     let refname = IntegrityReport::ref_for(user, message.as_bytes());
     let out = std::process::Command::new("git")
-        .args(["push", "--porcelain", remote, &format!("{commit}:{refname}")])
+        .args([
+            "push",
+            "--porcelain",
+            remote,
+            &format!("{commit}:{refname}"),
+        ])
         .current_dir(vault.store.command_dir())
         .stdin(std::process::Stdio::null())
         .output()

@@ -21,6 +21,9 @@
 //! A threshold is `N` (the Nth occurrence for one subject fires, then the
 //! count starts again), `N/WINDOW` (N within WINDOW: `30s`, `10m`, `2h`,
 //! `1d`) or `off`. Counts live in `mvault-alerts.json` beside the log.
+//! When a sink is configured every rule is on at its default unless set
+//! `off`; without a sink only the rules whose key is set are on (their
+//! alerts are then in the log alone).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -160,7 +163,11 @@ impl Settings {
     /// Read the settings from the repository's config.
     pub fn read(store: &Store) -> Settings {
         let mut s = Settings::default();
-        for parsed in sink::configured(&store.config_strings(SINK_CONFIG)) {
+        let urls = store.config_strings(SINK_CONFIG);
+        // With a sink, every rule is on at its default unless turned off;
+        // without one, only the rules whose threshold is set are.
+        let defaults = urls.iter().any(|u| !u.trim().is_empty());
+        for parsed in sink::configured(&urls) {
             match parsed {
                 Ok(sink) => s.sinks.push(sink),
                 Err(e) => s.problems.push(e.to_string()),
@@ -168,7 +175,8 @@ impl Settings {
         }
         for rule in AlertRule::ALL {
             let threshold = match store.config_string(rule.config_key()) {
-                None => Some(rule.default_threshold()),
+                None if defaults => Some(rule.default_threshold()),
+                None => None,
                 Some(v) => Threshold::parse(&v).unwrap_or_else(|e| {
                     s.problems.push(format!("{}: {e}", rule.config_key()));
                     Some(rule.default_threshold())
@@ -247,7 +255,10 @@ fn occurrences(line: &Value, state: &mut State) -> Vec<Occurrence> {
     let mut out = Vec::new();
     let actor = text(line, "pusher").or_else(|| text(line, "user"));
     let who = actor.clone().unwrap_or_else(|| "unknown".into());
-    match (text(line, "decision").as_deref(), text(line, "event").as_deref()) {
+    match (
+        text(line, "decision").as_deref(),
+        text(line, "event").as_deref(),
+    ) {
         (Some("refuse"), _) => {
             let rule = line["refusal"]["rule"].as_str().unwrap_or("");
             let subject = line["refusal"]["subject"].as_str().unwrap_or("");
@@ -278,7 +289,9 @@ fn occurrences(line: &Value, state: &mut State) -> Vec<Occurrence> {
                     rule: AlertRule::Grant,
                     user: Some(user.to_owned()),
                     subject: format!("{user} {role} {models}"),
-                    cause: format!("{who} pushed a policy change granting {user} {role} on {models}"),
+                    cause: format!(
+                        "{who} pushed a policy change granting {user} {role} on {models}"
+                    ),
                 });
             }
         }
@@ -404,10 +417,9 @@ fn forwarded(git_dir: &Path, written: &str) -> Option<String> {
     let kind = line_kind(&v);
     let obj = v.as_object_mut()?;
     obj.insert("kind".into(), Value::String(kind));
-    obj.insert(
-        "repo".into(),
-        Value::String(git_dir.display().to_string()),
-    );
+    // git runs hooks with GIT_DIR=. : name the repository absolutely.
+    let repo = std::fs::canonicalize(git_dir).unwrap_or_else(|_| git_dir.to_owned());
+    obj.insert("repo".into(), Value::String(repo.display().to_string()));
     serde_json::to_string(&v).ok()
 }
 
@@ -419,6 +431,9 @@ pub fn record(git_dir: &Path, entry: Value, now: OffsetDateTime) -> std::io::Res
         Ok(store) => Settings::read(&store),
         Err(_) => return Ok(()),
     };
+    if settings.sinks.is_empty() && settings.thresholds.is_empty() {
+        return Ok(());
+    }
     let mut lines = vec![written.clone()];
     if let Ok(v) = serde_json::from_str::<Value>(&written) {
         let time = crate::vault::rfc3339(now);
@@ -428,10 +443,7 @@ pub fn record(git_dir: &Path, entry: Value, now: OffsetDateTime) -> std::io::Res
             }
         }
     }
-    let out: Vec<String> = lines
-        .iter()
-        .filter_map(|l| forwarded(git_dir, l))
-        .collect();
+    let out: Vec<String> = lines.iter().filter_map(|l| forwarded(git_dir, l)).collect();
     sink::forward(git_dir, &settings.sinks, &out, Some(sink::EVENT_BUDGET));
     Ok(())
 }

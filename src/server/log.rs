@@ -550,7 +550,9 @@ fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
                 subjects,
             )
         }
-        (None, Some(e)) if e == "alert" => (ServerEvent::Alert, text("user"), Vec::new(), Vec::new()),
+        (None, Some(e)) if e == "alert" => {
+            (ServerEvent::Alert, text("user"), Vec::new(), Vec::new())
+        }
         _ => return None,
     };
     Some(ServerEntry {

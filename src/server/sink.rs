@@ -71,7 +71,9 @@ impl Sink {
                 None => (rest, "/"),
             };
             if authority.is_empty() || authority.contains('@') {
-                return Err(err("an http sink is http://HOST[:PORT]/PATH (no user info)"));
+                return Err(err(
+                    "an http sink is http://HOST[:PORT]/PATH (no user info)",
+                ));
             }
             let (host, port) = match authority.rsplit_once(':') {
                 Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
@@ -108,7 +110,10 @@ impl Sink {
         for (scheme, tcp) in [("syslog+udp://", false), ("syslog+tcp://", true)] {
             if let Some(addr) = url.strip_prefix(scheme) {
                 let addr = addr.trim_end_matches('/');
-                if addr.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()) {
+                if addr
+                    .rsplit_once(':')
+                    .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+                {
                     return Err(err("a network syslog sink names HOST:PORT"));
                 }
                 let (url, addr) = (url.to_owned(), addr.to_owned());
@@ -121,7 +126,9 @@ impl Sink {
         }
         if let Some(program) = url.strip_prefix("exec:") {
             if !program.starts_with('/') {
-                return Err(err("an exec sink names its program by absolute path: exec:/PATH"));
+                return Err(err(
+                    "an exec sink names its program by absolute path: exec:/PATH",
+                ));
             }
             return Ok(Sink::Exec {
                 url: url.to_owned(),
@@ -344,8 +351,15 @@ pub struct Drained {
     pub delivered: usize,
     /// Lines still queued.
     pub queued: usize,
-    /// The last failure per sink that failed: (sink, why).
-    pub failures: Vec<(String, String)>,
+    /// The first failure of each sink that failed in this drain.
+    pub failures: Vec<SinkFailure>,
+}
+
+/// Why a sink did not take a line.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SinkFailure {
+    pub sink: String,
+    pub error: String,
 }
 
 /// Queue `lines` for every sink, then deliver what is queued, within
@@ -363,26 +377,30 @@ pub fn forward(
     let queue = git_dir.join(QUEUE_FILE);
     let mut failures = Vec::new();
     if !lines.is_empty() {
-        let appended = FileLock::acquire(&lock_path(&queue), Duration::from_secs(2)).and_then(|_g| {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&queue)?;
-            let mut text = String::new();
-            for line in lines {
-                for s in sinks {
-                    let q = Queued {
-                        sink: s.url().to_owned(),
-                        line: line.clone(),
-                    };
-                    text.push_str(&serde_json::to_string(&q).map_err(std::io::Error::other)?);
-                    text.push('\n');
+        let appended =
+            FileLock::acquire(&lock_path(&queue), Duration::from_secs(2)).and_then(|_g| {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&queue)?;
+                let mut text = String::new();
+                for line in lines {
+                    for s in sinks {
+                        let q = Queued {
+                            sink: s.url().to_owned(),
+                            line: line.clone(),
+                        };
+                        text.push_str(&serde_json::to_string(&q).map_err(std::io::Error::other)?);
+                        text.push('\n');
+                    }
                 }
-            }
-            f.write_all(text.as_bytes())
-        });
+                f.write_all(text.as_bytes())
+            });
         if let Err(e) = appended {
-            failures.push((QUEUE_FILE.to_owned(), format!("cannot queue: {e}")));
+            failures.push(SinkFailure {
+                sink: QUEUE_FILE.to_owned(),
+                error: format!("cannot queue: {e}"),
+            });
         }
     }
     let mut d = drain(git_dir, sinks, budget);
@@ -407,7 +425,7 @@ pub fn drain(git_dir: &Path, sinks: &[Sink], budget: Option<Duration>) -> Draine
         read_queue(&queue)
     };
     let deadline = budget.map(|b| Instant::now() + b);
-    let mut down: Vec<(String, String)> = Vec::new();
+    let mut down: Vec<SinkFailure> = Vec::new();
     let mut keep = Vec::new();
     let mut delivered = 0;
     for q in snapshot {
@@ -417,20 +435,22 @@ pub fn drain(git_dir: &Path, sinks: &[Sink], budget: Option<Duration>) -> Draine
             continue;
         };
         let late = deadline.is_some_and(|d| Instant::now() >= d);
-        if late || down.iter().any(|(s, _)| *s == q.sink) {
+        if late || down.iter().any(|f| f.sink == q.sink) {
             keep.push(q);
             continue;
         }
         match sink.deliver(&q.line) {
             Ok(()) => delivered += 1,
-            Err(e) => {
-                down.push((q.sink.clone(), e));
+            Err(error) => {
+                down.push(SinkFailure {
+                    sink: q.sink.clone(),
+                    error,
+                });
                 keep.push(q);
             }
         }
     }
     // Rewrite the spool: what is still owed, then what was queued meanwhile.
-    let kept = keep.len();
     let rewritten = FileLock::acquire(&lock_path(&queue), Duration::from_secs(2)).and_then(|_g| {
         let all = std::fs::read(&queue).unwrap_or_default();
         let tail = all.get(len as usize..).unwrap_or_default();
@@ -447,12 +467,14 @@ pub fn drain(git_dir: &Path, sinks: &[Sink], budget: Option<Duration>) -> Draine
         std::fs::rename(&tmp, &queue)
     });
     if let Err(e) = rewritten {
-        down.push((QUEUE_FILE.to_owned(), format!("cannot rewrite the spool: {e}")));
+        down.push(SinkFailure {
+            sink: QUEUE_FILE.to_owned(),
+            error: format!("cannot rewrite the spool: {e}"),
+        });
     }
-    let tail_lines = queued(git_dir).iter().map(|(_, n)| n).sum::<usize>();
     Drained {
         delivered,
-        queued: tail_lines.max(kept),
+        queued: queued(git_dir).iter().map(|(_, n)| n).sum(),
         failures: down,
     }
 }
@@ -544,7 +566,10 @@ mod tests {
             Sink::parse("syslog+udp://127.0.0.1:514"),
             Ok(Sink::SyslogUdp { .. })
         ));
-        assert!(matches!(Sink::parse("exec:/bin/true"), Ok(Sink::Exec { .. })));
+        assert!(matches!(
+            Sink::parse("exec:/bin/true"),
+            Ok(Sink::Exec { .. })
+        ));
         for bad in [
             "https://siem.example/x",
             "syslog://host:514",

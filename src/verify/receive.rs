@@ -18,19 +18,19 @@ use time::OffsetDateTime;
 use crate::model::manifest::Manifest;
 use crate::model::names::{self, parse_payload_ref, ModelName, DATA_PREFIX};
 use crate::model::promotion::{parse_promotion_name, seq_ref, Promotion, SEQ_PREFIX};
+use crate::model::report::{IntegrityReport, REPORT_PREFIX};
 use crate::model::updates::{parse_updates, Update};
 use crate::rules::commit::{judge_commit, Action};
 use crate::rules::payload::judge_payload;
 use crate::rules::promotion::judge_promotion;
+use crate::rules::report::{judge_report, AcceptedReport};
 use crate::rules::stages::ModelStages;
 use crate::rules::tags::{judge_approval, judge_registration};
 use crate::rules::{
     escape, Accepted, Clock, Context, MainLine, ObjectSource, Refusal, RootKeys, Rule,
 };
-use crate::server::config::{pusher_from_env, ServerConfig, IDENTITY_VARS, LOCAL_USER_CONFIG};
-use crate::model::report::{IntegrityReport, REPORT_PREFIX};
-use crate::rules::report::{judge_report, AcceptedReport};
 use crate::server::alerts::{new_grants, GrantLine};
+use crate::server::config::{pusher_from_env, ServerConfig, IDENTITY_VARS, LOCAL_USER_CONFIG};
 use crate::server::log::append_log;
 use crate::store::objects::{ObjectId, ObjectKind};
 use crate::store::{Store, StoreError, MAIN_REF};
@@ -436,7 +436,10 @@ pub fn judge_report_push(
             return Err(Refusal::new(
                 Rule::ReportRewritten,
                 r,
-                format!("{} exists already; a report is written once and kept", escape(r)),
+                format!(
+                    "{} exists already; a report is written once and kept",
+                    escape(r)
+                ),
                 "send a new report (a new report has a new id)",
             ));
         }

@@ -10,6 +10,7 @@ use mvault::vault::{ErrorKind, VaultError};
 
 use crate::cli::context::Ctx;
 use crate::cli::error::{CliError, CliResult};
+use crate::cli::render::json_line;
 
 /// Deliver the lines queued for the sinks (mvault.sink) after a failed
 /// delivery, oldest first; exits non-zero while some remain queued.
@@ -17,21 +18,28 @@ use crate::cli::error::{CliError, CliResult};
 pub(in crate::cli) struct Args {
     /// The bare repository.
     repo: PathBuf,
+    /// The outcome as one JSON object: delivered, queued, failures.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(in crate::cli) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     let repo = ctx.path(&args.repo);
     let d = alerts::flush(&repo).map_err(|e| CliError::from(VaultError::from(e)))?;
-    writeln!(
-        out,
-        "delivered {} line(s); {} still queued",
-        d.delivered, d.queued
-    )?;
+    if args.json {
+        json_line(out, &d)?;
+    } else {
+        writeln!(
+            out,
+            "delivered {} line(s); {} still queued",
+            d.delivered, d.queued
+        )?;
+    }
     if d.queued > 0 {
         let why = d
             .failures
             .iter()
-            .map(|(sink, e)| format!("{sink}: {e}"))
+            .map(|f| format!("{}: {}", f.sink, f.error))
             .collect::<Vec<_>>()
             .join("; ");
         return Err(CliError::new(

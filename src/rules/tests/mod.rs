@@ -208,7 +208,10 @@ fn every_rule_has_a_distinct_number_and_name() {
         let expected = if i < fixed { i + 1 } else { n + i - fixed };
         assert_eq!(r.number(), expected, "{r:?}");
     }
-    assert!(n > fixed, "fixed numbers never fall back onto positional ones");
+    assert!(
+        n > fixed,
+        "fixed numbers never fall back onto positional ones"
+    );
 }
 
 #[test]

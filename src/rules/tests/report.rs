@@ -50,7 +50,11 @@ fn a_reader_reports_what_pull_found() {
     let a = accepted(judge_report(&w.src, &pushed_by(&w, "bob"), &name, id));
     assert_eq!(a.signer, "bob");
     assert_eq!(a.report.check, Check::Digest);
-    assert!(a.accepted.what.contains("nlp/bert@1.0.0"), "{}", a.accepted.what);
+    assert!(
+        a.accepted.what.contains("nlp/bert@1.0.0"),
+        "{}",
+        a.accepted.what
+    );
 }
 
 #[test]
