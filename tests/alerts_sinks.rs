@@ -209,12 +209,15 @@ fn received(got: &Arc<Mutex<Vec<String>>>) -> Vec<Value> {
         .collect()
 }
 
+/// A line wanted: what it is, and a test of it.
+type Wanted<'a> = (&'a str, &'a dyn Fn(&Value) -> bool);
+
 /// Whether `lines` holds, in this order, lines matching each of `wanted`.
 #[track_caller]
-fn assert_in_order(lines: &[Value], wanted: &[(&str, &dyn Fn(&Value) -> bool)]) {
+fn assert_in_order(lines: &[Value], wanted: &[Wanted<'_>]) {
     let mut at = 0;
     for (what, matches) in wanted {
-        match lines[at..].iter().position(|l| matches(l)) {
+        match lines[at..].iter().position(matches) {
             Some(i) => at += i + 1,
             None => panic!(
                 "no line for {what} after line {at}:\n{}",

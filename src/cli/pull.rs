@@ -64,12 +64,15 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         }
         None => {
             let vault = ctx.vault()?;
-            let pulled = retrieve::refresh_for(&vault, r).and_then(|warning| {
-                if let Some(warning) = warning {
-                    eprintln!("mvault: warning: {warning}");
+            let pulled = match retrieve::refresh_for(&vault, r) {
+                Ok(warning) => {
+                    if let Some(warning) = warning {
+                        eprintln!("mvault: warning: {warning}");
+                    }
+                    retrieve::pull(&vault, r, env, &output, &identity, &ctx.progress)
                 }
-                retrieve::pull(&vault, r, env, &output, &identity, &ctx.progress)
-            });
+                Err(e) => Err(e),
+            };
             match pulled {
                 Ok(v) => v,
                 Err(e) => {

@@ -22,7 +22,7 @@ use super::source::{commit, policy_at};
 use super::{escape, Accepted, Context, ObjectSource, Refusal, Rule};
 use crate::crypto;
 use crate::model::report::{report_ref_user, IntegrityReport, EMPTY_TREE, REPORT_PREFIX};
-use crate::store::objects::ObjectId;
+use crate::store::objects::{parse_id, ObjectId};
 
 /// A report the rules accepted.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub fn judge_report(
             c.parents.len()
         )));
     }
-    if c.tree.to_string() != EMPTY_TREE {
+    if parse_id(EMPTY_TREE) != Some(c.tree) {
         return Err(bad(format!(
             "the report commit's tree is {}; a report carries no files (the empty tree {EMPTY_TREE})",
             c.tree
