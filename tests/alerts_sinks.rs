@@ -333,6 +333,17 @@ fn sinks_get_every_decision_fetch_report_and_alert_and_a_queue_drains_after_an_o
     };
     pull("nlp/bert@1.0.0", "out-1.0.0", "bob").success();
 
+    // The admin grants bob a role: a policy change that grants read.
+    s.mvault_as(
+        &s.work,
+        &s.admin,
+        Some("admin"),
+        &[
+            "policy", "grant", "bob", "--role", "approver", "--models", "nlp/*",
+        ],
+    )
+    .success();
+
     let is = |kind: &'static str| move |l: &Value| l["kind"] == kind;
     let lines = received(&got);
     assert_in_order(
@@ -364,6 +375,15 @@ fn sinks_get_every_decision_fetch_report_and_alert_and_a_queue_drains_after_an_o
             }),
             ("bob's first fetch of nlp/bert", &|l| {
                 is("alert")(l) && l["rule"] == "first-fetch" && l["subject"] == "bob nlp/bert"
+            }),
+            ("the policy change granting bob approver", &|l| {
+                l["decision"] == "accept"
+                    && l["pusher"] == "admin"
+                    && l["grants"][0]["user"] == "bob"
+                    && l["grants"][0]["role"] == "approver"
+            }),
+            ("the grant alert", &|l| {
+                is("alert")(l) && l["rule"] == "grant" && l["subject"] == "bob approver nlp/*"
             }),
         ],
     );
@@ -539,6 +559,20 @@ fn sinks_get_every_decision_fetch_report_and_alert_and_a_queue_drains_after_an_o
     s.run(mixed)
         .failure()
         .mentions(&["refs/heads/evil", "report mixed with other updates"]);
+
+    // A sink mvault cannot deliver to is a FAIL of hook check.
+    s.git_ok(
+        &s.bare,
+        &[
+            "config",
+            "--add",
+            "mvault.sink",
+            "https://siem.example/mvault",
+        ],
+    );
+    s.mvault(s.root(), &s.admin, &["hook", "check", path_str(&s.bare)])
+        .failure()
+        .mentions(&["FAIL mvault.sink \"https://siem.example/mvault\": https is not supported"]);
 
     // Every line went to syslog over UDP and over TCP too, the same lines
     // in the same order as to the webhook.

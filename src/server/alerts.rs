@@ -561,6 +561,81 @@ mod tests {
     }
 
     #[test]
+    fn keys_grants_and_reports_are_read_from_the_lines() {
+        let mut state = State::default();
+        let rules = |v: Value, state: &mut State| -> Vec<(AlertRule, String)> {
+            occurrences(&v, state)
+                .into_iter()
+                .map(|o| (o.rule, o.subject))
+                .collect()
+        };
+        let expired = json!({"decision": "refuse", "pusher": "carol",
+            "refusal": {"rule": "expired key", "subject": "refs/heads/main"}});
+        assert_eq!(
+            rules(expired, &mut state),
+            [
+                (AlertRule::Key, "carol".to_owned()),
+                (AlertRule::Refusals, "carol".to_owned())
+            ]
+        );
+        let revoked = json!({"event": "fetch", "user": "dave", "key": "revoked", "versions": []});
+        assert_eq!(
+            rules(revoked, &mut state),
+            [(AlertRule::Key, "dave".to_owned())]
+        );
+        let grant = json!({"decision": "accept", "pusher": "admin",
+            "grants": [{"user": "bob", "role": "ml_admin", "models": "**"}]});
+        assert_eq!(
+            rules(grant, &mut state),
+            [(AlertRule::Grant, "bob ml_admin **".to_owned())]
+        );
+        let plain = json!({"decision": "accept", "pusher": "alice"});
+        assert!(rules(plain, &mut state).is_empty());
+        let report = json!({"event": "integrity-violation", "user": "bob",
+            "report": {"check": "digest", "model": "nlp/bert", "detail": "x"}});
+        let o = occurrences(&report, &mut state);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].rule, AlertRule::Report);
+        assert!(
+            o[0].cause.contains("digest check on nlp/bert"),
+            "{}",
+            o[0].cause
+        );
+    }
+
+    #[test]
+    fn new_grants_are_the_grants_the_change_adds() {
+        use crate::rules::fixtures::TestKey;
+        let (admin, bob) = (
+            TestKey::new("admin", 1).line(),
+            TestKey::new("bob", 2).line(),
+        );
+        let policy = |extra: &str| {
+            Policy::parse(&format!(
+                "schema = 1\n\n[users.admin]\nkeys = [\"{admin}\"]\n\n[users.bob]\nkeys = [\"{bob}\"]\n\n[[grants]]\nuser = \"admin\"\nrole = \"ml_admin\"\nmodels = \"**\"\n{extra}"
+            ))
+            .expect("policy")
+        };
+        let before = policy("");
+        let after = policy("\n[[grants]]\nuser = \"bob\"\nrole = \"viewer\"\nmodels = \"nlp/*\"\n");
+        assert_eq!(
+            new_grants(&before, &after),
+            [GrantLine {
+                user: "bob".into(),
+                role: "viewer".into(),
+                models: "nlp/*".into()
+            }]
+        );
+        assert!(
+            new_grants(&after, &before).is_empty(),
+            "a revocation grants nothing"
+        );
+        let now = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(key_problem(&after, "bob", now), None);
+        assert_eq!(key_problem(&after, "carol", now), Some("revoked"));
+    }
+
+    #[test]
     fn first_fetch_fires_once_per_user_and_model() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Settings::default();

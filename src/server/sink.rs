@@ -592,6 +592,22 @@ mod tests {
     }
 
     #[test]
+    fn a_local_syslog_socket_gets_one_datagram_per_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.sock");
+        let listener = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+        let sink = Sink::parse(&format!("syslog://{}", path.display())).expect("sink");
+        sink.deliver(r#"{"kind":"fetch"}"#).expect("delivered");
+        let mut buf = [0u8; 1024];
+        let n = listener.recv(&mut buf).expect("a datagram");
+        let got = String::from_utf8_lossy(&buf[..n]);
+        assert!(got.starts_with("<134>1 "), "{got}");
+        assert!(got.ends_with(r#" fetch - {"kind":"fetch"}"#), "{got}");
+        drop(listener);
+        assert!(sink.deliver("{}").is_err(), "no one listens any more");
+    }
+
+    #[test]
     fn a_failed_line_waits_in_order_and_drains_when_the_sink_returns() {
         let dir = tempfile::tempdir().expect("tempdir");
         let flag = dir.path().join("up");
