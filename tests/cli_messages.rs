@@ -175,7 +175,7 @@ fn log_action_that_is_no_action_is_refused_with_the_list() {
     insta::assert_snapshot!(seen(&vault, &run), @r"
     exit 2
     error: invalid value 'bogus' for '--action <ACTION>'
-      [possible values: register, approve, promote, rollback, deprecate, archive, deploy, purge, policy, add-user, remove-user, grant, revoke, env-add, env-change, env-remove, key-rewrap, key-rotation, init, accept, refuse, fetch]
+      [possible values: register, approve, promote, rollback, deprecate, archive, deploy, purge, policy, add-user, remove-user, grant, revoke, env-add, env-change, env-remove, key-rewrap, key-rotation, init, accept, refuse, fetch, integrity-violation, alert]
 
     For more information, try '--help'.
     ");

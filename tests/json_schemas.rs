@@ -534,6 +534,11 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
         &json(&v, &server, admin, "admin", &["hook", "check", "."]),
     );
     assert!(checks.iter().all(|c| c["status"] != "fail"), "{checks:?}");
+    let flushed = s.check(
+        "hook_flush",
+        &json(&v, &server, admin, "admin", &["hook", "flush", "."]),
+    );
+    assert_eq!(flushed[0]["queued"], 0, "{flushed:?}");
     s.check(
         "hook_log_verify",
         &json(&v, &server, admin, "admin", &["hook", "log", "verify"]),

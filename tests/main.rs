@@ -5,6 +5,7 @@
 mod common;
 
 mod access_review;
+mod alerts_sinks;
 mod attack_escapes;
 mod attack_forged_server;
 mod attack_paths;

@@ -299,6 +299,8 @@ pub fn events(vault: &Vault, filter: &Filter) -> Result<Vec<Event>, VaultError> 
     // stable sort by time interleaves them.
     tag_events.sort_by_key(order_key);
     out.extend(tag_events);
+    // The clone's own notes of integrity violations it found.
+    out.extend(super::incidents::events(vault.store.git_dir()));
     out.sort_by_key(|e| e.unix);
     let mut kept: Vec<Event> = out.into_iter().filter(|e| filter.keep(e)).collect();
     if let Some(n) = filter.limit {

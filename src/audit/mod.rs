@@ -4,4 +4,5 @@
 pub mod access;
 pub mod access_text;
 pub mod events;
+pub mod incidents;
 pub mod report;

@@ -99,6 +99,12 @@ pub(super) enum LogAction {
     Refuse,
     /// A fetch (server log, with --server).
     Fetch,
+    /// An integrity report: a client's pull or verify found a bad
+    /// digest, signature, size or chain (the clone's own event log, or
+    /// the server log with --server).
+    IntegrityViolation,
+    /// An alert rule fired (server log, with --server).
+    Alert,
 }
 
 impl LogAction {
@@ -120,7 +126,9 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     if args.server {
         return run_server(args, ctx, out);
     }
-    if let Some(a) = args.action.iter().find(|a| a.server_event().is_some()) {
+    let server_only =
+        |a: &&LogAction| a.server_event().is_some() && **a != LogAction::IntegrityViolation;
+    if let Some(a) = args.action.iter().find(server_only) {
         return Err(CliError::user(format!(
             "--action {}: that is an event of the server's log, not of the record",
             a.name()

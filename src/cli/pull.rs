@@ -3,8 +3,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use mvault::crypto::SshIdentity;
 use mvault::model::names::VersionRef;
+use mvault::model::text::escape;
+use mvault::ops::report;
 use mvault::ops::retrieve::{self, Verified};
+use mvault::vault::{Vault, VaultError};
 
 use super::context::Ctx;
 use super::error::CliResult;
@@ -60,13 +64,52 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         }
         None => {
             let vault = ctx.vault()?;
-            if let Some(warning) = retrieve::refresh_for(&vault, r)? {
-                eprintln!("mvault: warning: {warning}");
+            let pulled = match retrieve::refresh_for(&vault, r) {
+                Ok(warning) => {
+                    if let Some(warning) = warning {
+                        eprintln!("mvault: warning: {warning}");
+                    }
+                    retrieve::pull(&vault, r, env, &output, &identity, &ctx.progress)
+                }
+                Err(e) => Err(e),
+            };
+            match pulled {
+                Ok(v) => v,
+                Err(e) => {
+                    report_finding(ctx, &vault, Some(&identity), "pull", r, &e);
+                    return Err(e.into());
+                }
             }
-            retrieve::pull(&vault, r, env, &output, &identity, &ctx.progress)?
         }
     };
     render(out, &v, &output, args.json)
+}
+
+/// When `e` is an integrity failure, note it in the clone's event log and
+/// send a signed report to the remote, saying on stderr whether it went;
+/// the caller's error stays what it was.
+pub(super) fn report_finding(
+    ctx: &Ctx,
+    vault: &Vault,
+    signer: Option<&SshIdentity>,
+    command: &'static str,
+    reference: &VersionRef,
+    e: &VaultError,
+) {
+    let finding = report::Finding {
+        command,
+        reference,
+        error: e,
+    };
+    if let Some(incident) = report::report_finding(vault, signer, finding, ctx.now) {
+        match (&incident.report_ref, &incident.send_error) {
+            (Some(r), _) => eprintln!("mvault: integrity report sent: {}", escape(r)),
+            (None, why) => eprintln!(
+                "mvault: integrity report not sent: {}",
+                escape(why.as_deref().unwrap_or("unknown reason"))
+            ),
+        }
+    }
 }
 
 fn render(out: &mut dyn Write, v: &Verified, output: &Path, json: bool) -> CliResult {

@@ -90,7 +90,17 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         }
         None => {
             let identity = ctx.identity()?;
-            let v = retrieve::verify(&vault, &args.reference, &identity, &ctx.progress)?;
+            let v = retrieve::verify(&vault, &args.reference, &identity, &ctx.progress)
+                .inspect_err(|e| {
+                    super::pull::report_finding(
+                        ctx,
+                        &vault,
+                        Some(&identity),
+                        "verify",
+                        &args.reference,
+                        e,
+                    )
+                })?;
             render(out, &v, args.json)
         }
     }

@@ -107,6 +107,9 @@ pub fn access_review(
                         ServerEvent::Accept => "push",
                         ServerEvent::Refuse => "refused push",
                         ServerEvent::Fetch => "fetch",
+                        ServerEvent::IntegrityViolation => "integrity report",
+                        // An alert is the server's, not the user's activity.
+                        ServerEvent::Alert => return None,
                     };
                     Some(ServerActivity {
                         user,

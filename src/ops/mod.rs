@@ -12,6 +12,7 @@ pub mod progress;
 pub mod purge;
 pub mod register;
 pub mod release;
+pub mod report;
 pub mod resolve;
 pub mod retention;
 pub mod retrieve;

@@ -16,6 +16,7 @@ pub mod context;
 pub(crate) mod fixtures;
 pub mod payload;
 pub mod promotion;
+pub mod report;
 pub mod ring;
 pub mod source;
 pub mod stages;
@@ -124,6 +125,11 @@ pub enum Rule {
     // The hook itself.
     HookNotConfigured,
     Internal,
+    // Integrity reports (rules 98 to 101; 87 to 97 are kept for other work).
+    BadReport,
+    ReportSigner,
+    ReportMixed,
+    ReportRewritten,
 }
 
 impl Rule {
@@ -215,15 +221,35 @@ impl Rule {
         Rule::RetentionNotDue,
         Rule::HookNotConfigured,
         Rule::Internal,
+        Rule::BadReport,
+        Rule::ReportSigner,
+        Rule::ReportMixed,
+        Rule::ReportRewritten,
     ];
 
-    /// The rule's number in docs/hook.md.
+    /// The rule's number in docs/hook.md: its place in [`Rule::ALL`],
+    /// except the rules numbered from [`Rule::NUMBERED_FROM`] on, which
+    /// keep the numbers given to them however many rules come before.
     pub fn number(self) -> usize {
-        Rule::ALL
+        let at = Rule::ALL
             .iter()
             .position(|r| *r == self)
+            .expect("every rule is listed");
+        match Rule::NUMBERED_FROM {
+            (first, n) if at >= Rule::position(first) => n + at - Rule::position(first),
+            _ => at + 1,
+        }
+    }
+
+    /// The first rule whose number is fixed, and that number: the
+    /// integrity-report rules are 98 to 101.
+    pub const NUMBERED_FROM: (Rule, usize) = (Rule::BadReport, 98);
+
+    fn position(rule: Rule) -> usize {
+        Rule::ALL
+            .iter()
+            .position(|r| *r == rule)
             .expect("every rule is listed")
-            + 1
     }
 
     /// The rule's name, as the pusher and the auditor see it.
@@ -316,6 +342,10 @@ impl Rule {
             Internal => "internal error",
             TooManyVersions => "too many versions",
             RetentionNotDue => "retention not due",
+            BadReport => "bad integrity report",
+            ReportSigner => "report signer",
+            ReportMixed => "report mixed with other updates",
+            ReportRewritten => "report rewritten",
         }
     }
 
@@ -345,6 +375,10 @@ impl Rule {
                 | CounterNotClaimed
                 | HookNotConfigured
                 | Internal
+                | BadReport
+                | ReportSigner
+                | ReportMixed
+                | ReportRewritten
         )
     }
 }

@@ -724,6 +724,7 @@ pub fn check(repo: &Path, req: &CheckRequest<'_>) -> Vec<CheckItem> {
         "info/attributes keeps blobs out of delta search".into(),
     );
     r.0.push(fetch_logging(&store, log_fetches));
+    r.0.extend(super::alerts::check_items(&store));
     r.0
 }
 

@@ -22,6 +22,7 @@ use crate::model::promotion::parse_promotion_name;
 use crate::model::updates::Update;
 use std::collections::BTreeSet;
 
+use super::alerts::GrantLine;
 use super::config::{
     client_address_from_env, policy_on_main, pusher_from_env, ServerConfig, ServerIdentity,
 };
@@ -50,17 +51,22 @@ struct LogLine<'a> {
     updates: &'a [Update],
     accepted: &'a [Accepted],
     refusal: Option<&'a Refusal>,
+    /// The roles an accepted policy change grants (alerts, docs/alerts.md).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    grants: &'a [GrantLine],
     prev: String,
 }
 
 /// Append one decision to the hash-chained log: each line carries the
-/// SHA-256 of the line before it (zeros for the first).
+/// SHA-256 of the line before it (zeros for the first). The line is then
+/// judged by the alert rules and forwarded to the sinks (`server::alerts`).
 pub fn append_log(
     git_dir: &Path,
     pusher: Option<&ServerIdentity>,
     address: Option<&str>,
     updates: &[Update],
     outcome: &Result<Vec<Accepted>, Refusal>,
+    grants: &[GrantLine],
     now: OffsetDateTime,
 ) -> std::io::Result<()> {
     let empty: Vec<Accepted> = Vec::new();
@@ -73,17 +79,20 @@ pub fn append_log(
         updates,
         accepted: outcome.as_ref().map(Vec::as_slice).unwrap_or(&empty),
         refusal: outcome.as_ref().err(),
+        grants,
         prev: String::new(),
     };
-    append_chained(
+    super::alerts::record(
         git_dir,
         serde_json::to_value(&line).map_err(std::io::Error::other)?,
+        now,
     )
 }
 
-/// Append `entry` to the server log with its `prev` link set. Only the
-/// log's tail is read, so the cost does not grow with the log.
-pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<()> {
+/// Append `entry` to the server log with its `prev` link set; the line
+/// written, without its newline. Only the log's tail is read, so the cost
+/// does not grow with the log.
+pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let path = git_dir.join(LOG_FILE);
     let lock = git_dir.join(format!("{LOG_FILE}.lock"));
@@ -159,7 +168,8 @@ pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::
     let tmp = git_dir.join(format!("{HEAD_FILE}.tmp"));
     std::fs::write(&tmp, format!("{} {line_hash}\n", len + text.len() as u64))?;
     std::fs::rename(&tmp, &head)?;
-    Ok(())
+    text.pop();
+    Ok(text)
 }
 
 /// The access log half of the server log: `git upload-pack` runs this in
@@ -204,10 +214,19 @@ pub fn pack_objects(
                     }))
                 })
                 .collect();
-            // The reader as the policy knows them, and as the server named them.
-            let server_name = pusher_from_env(&env, &cfg).unwrap_or_else(|| "unknown".into());
-            let id = ServerIdentity::resolve(server_name, policy_on_main(&store).as_ref());
-            let entry = serde_json::json!({
+            // The reader as the policy knows them, and as the server named
+            // them; a named user whose key no longer counts (alerts,
+            // docs/alerts.md).
+            let named = pusher_from_env(&env, &cfg);
+            let policy = policy_on_main(&store);
+            let key = named.as_deref().and_then(|u| {
+                let p = policy.as_ref()?;
+                let user = p.user_for_server_name(u).unwrap_or(u);
+                super::alerts::key_problem(p, user, now)
+            });
+            let id =
+                ServerIdentity::resolve(named.unwrap_or_else(|| "unknown".into()), policy.as_ref());
+            let mut entry = serde_json::json!({
                 "time": crate::vault::rfc3339(now),
                 "event": "fetch",
                 "user": id.user,
@@ -217,7 +236,10 @@ pub fn pack_objects(
                 "refs": refs,
                 "wants": wants.len(),
             });
-            append_chained(store.git_dir(), entry)?;
+            if let Some(problem) = key {
+                entry["key"] = problem.into();
+            }
+            super::alerts::record(store.git_dir(), entry, now)?;
         }
     }
     let Some((program, rest)) = args.split_first() else {
@@ -288,12 +310,22 @@ pub enum ServerEvent {
     Refuse,
     /// A client fetched (the pack-objects hook).
     Fetch,
+    /// A client's integrity report, accepted by the hook.
+    #[serde(rename = "integrity-violation")]
+    IntegrityViolation,
+    /// An alert rule fired (docs/alerts.md).
+    Alert,
 }
 
 impl ServerEvent {
     /// Every kind, in the order `--action` lists them.
-    pub const ALL: [ServerEvent; 3] =
-        [ServerEvent::Accept, ServerEvent::Refuse, ServerEvent::Fetch];
+    pub const ALL: [ServerEvent; 5] = [
+        ServerEvent::Accept,
+        ServerEvent::Refuse,
+        ServerEvent::Fetch,
+        ServerEvent::IntegrityViolation,
+        ServerEvent::Alert,
+    ];
 
     /// The name the log and `--action` use.
     pub fn as_str(self) -> &'static str {
@@ -301,6 +333,8 @@ impl ServerEvent {
             ServerEvent::Accept => "accept",
             ServerEvent::Refuse => "refuse",
             ServerEvent::Fetch => "fetch",
+            ServerEvent::IntegrityViolation => "integrity-violation",
+            ServerEvent::Alert => "alert",
         }
     }
 
@@ -513,6 +547,25 @@ fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
                 subjects,
             )
         }
+        (None, Some(e)) if e == "integrity-violation" => {
+            let r = &v["report"];
+            let subjects = match (r["model"].as_str(), r["version"].as_str()) {
+                (Some(m), version) => vec![Subject {
+                    model: ModelName::parse(m).ok()?,
+                    version: version.and_then(|v| Version::parse(v).ok()),
+                }],
+                _ => Vec::new(),
+            };
+            (
+                ServerEvent::IntegrityViolation,
+                text("user"),
+                text("ref").into_iter().collect(),
+                subjects,
+            )
+        }
+        (None, Some(e)) if e == "alert" => {
+            (ServerEvent::Alert, text("user"), Vec::new(), Vec::new())
+        }
         _ => return None,
     };
     Some(ServerEntry {
@@ -523,7 +576,11 @@ fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
         address: text("address"),
         refs,
         subjects,
-        rule: v["refusal"]["rule"].as_str().map(str::to_owned),
+        rule: v["refusal"]["rule"]
+            .as_str()
+            .or_else(|| v["rule"].as_str())
+            .or_else(|| v["report"]["check"].as_str())
+            .map(str::to_owned),
     })
 }
 

@@ -18,15 +18,18 @@ use time::OffsetDateTime;
 use crate::model::manifest::Manifest;
 use crate::model::names::{self, parse_payload_ref, ModelName, DATA_PREFIX};
 use crate::model::promotion::{parse_promotion_name, seq_ref, Promotion, SEQ_PREFIX};
+use crate::model::report::{IntegrityReport, REPORT_PREFIX};
 use crate::model::updates::{parse_updates, Update};
 use crate::rules::commit::{judge_commit, Action};
 use crate::rules::payload::judge_payload;
 use crate::rules::promotion::judge_promotion;
+use crate::rules::report::{judge_report, AcceptedReport};
 use crate::rules::stages::ModelStages;
 use crate::rules::tags::{judge_approval, judge_registration};
 use crate::rules::{
     escape, Accepted, Clock, Context, MainLine, ObjectSource, Refusal, RootKeys, Rule,
 };
+use crate::server::alerts::{new_grants, GrantLine};
 use crate::server::config::{
     pusher_from_env, ServerConfig, ServerIdentity, IDENTITY_VARS, LOCAL_USER_CONFIG,
 };
@@ -127,6 +130,11 @@ pub fn judge_push(
     pc: &PushContext<'_>,
     updates: &[Update],
 ) -> Result<Vec<Accepted>, Refusal> {
+    // Integrity reports travel alone and are judged apart (rules 98 to 101).
+    if updates.iter().any(|u| u.refname.starts_with(REPORT_PREFIX)) {
+        return judge_report_push(store, pc, updates)
+            .map(|reports| reports.into_iter().map(|r| r.accepted).collect());
+    }
     // 1. Known namespaces only; 2. nothing is ever deleted.
     for u in updates {
         let r = &u.refname;
@@ -404,6 +412,95 @@ pub fn judge_push(
     Ok(accepted)
 }
 
+/// Judge a push of integrity reports: nothing else in it (rule 100), each
+/// report ref new (rule 101), each report by the rules (98, 99).
+pub fn judge_report_push(
+    store: &Store,
+    pc: &PushContext<'_>,
+    updates: &[Update],
+) -> Result<Vec<AcceptedReport>, Refusal> {
+    if let Some(u) = updates
+        .iter()
+        .find(|u| !u.refname.starts_with(REPORT_PREFIX))
+    {
+        return Err(Refusal::new(
+            Rule::ReportMixed,
+            &u.refname,
+            "a push that sends an integrity report sends nothing else",
+            "push the report on its own (mvault does), then the rest",
+        ));
+    }
+    let view = PushView::new(store, updates);
+    let mut out = Vec::new();
+    for u in updates {
+        let r = &u.refname;
+        if u.is_deletion() || !u.is_creation() {
+            return Err(Refusal::new(
+                Rule::ReportRewritten,
+                r,
+                format!(
+                    "{} exists already; a report is written once and kept",
+                    escape(r)
+                ),
+                "send a new report (a new report has a new id)",
+            ));
+        }
+        let Some(tip) = pc.main_before else {
+            return Err(Refusal::new(
+                Rule::BadReport,
+                r,
+                "the vault has no main branch yet, so no policy says who may report",
+                "push main first",
+            ));
+        };
+        let main = PushedMain {
+            store,
+            before: Some(tip),
+            pushed: BTreeSet::new(),
+            tip,
+        };
+        let new = u
+            .new_id()
+            .ok_or_else(|| Refusal::internal(r, "no new id"))?;
+        out.push(judge_report(&view, &context(pc, &main), r, new)?);
+    }
+    Ok(out)
+}
+
+/// The reports an accepted push sends, read back for the server log.
+fn sent_reports(store: &Store, updates: &[Update]) -> Vec<(String, IntegrityReport)> {
+    updates
+        .iter()
+        .filter(|u| u.refname.starts_with(REPORT_PREFIX))
+        .filter_map(|u| {
+            let c = crate::rules::source::commit(store, u.new_id()?).ok()?;
+            let report = IntegrityReport::parse(c.message.as_bytes()).ok()?;
+            Some((u.refname.clone(), report))
+        })
+        .collect()
+}
+
+/// The roles an accepted push's policy change grants, for the alerts.
+fn granted(store: &Store, before: Option<ObjectId>, updates: &[Update]) -> Vec<GrantLine> {
+    let (Some(before), Some(after)) = (
+        before,
+        updates
+            .iter()
+            .find(|u| u.refname == MAIN_REF)
+            .and_then(|u| u.new_id()),
+    ) else {
+        return Vec::new();
+    };
+    use crate::rules::source::{policy_at, policy_blob_at};
+    if policy_blob_at(store, before).ok() == policy_blob_at(store, after).ok() {
+        return Vec::new();
+    }
+    match (policy_at(store, before), policy_at(store, after)) {
+        (Ok(b), Ok(a)) => new_grants(&b, &a),
+        _ => Vec::new(),
+    }
+}
+
 fn context<'a>(pc: &'a PushContext<'a>, main: &'a dyn MainLine) -> Context<'a> {
     Context {
         roots: pc.roots,
@@ -538,6 +635,8 @@ pub fn pre_receive(
         }
     };
     let mut pusher = None;
+    let mut reports = Vec::new();
+    let mut grants = Vec::new();
     let outcome = (|| -> Result<Vec<Accepted>, Refusal> {
         let first = updates
             .first()
@@ -580,7 +679,11 @@ pub fn pre_receive(
             pusher: Some(&p),
             main_before,
         };
-        judge_push(&store, &pc, &updates)
+        let accepted = judge_push(&store, &pc, &updates)?;
+        // What the log and the alerts add: the reports sent, the roles granted.
+        reports = sent_reports(&store, &updates);
+        grants = granted(&store, main_before, &updates);
+        Ok(accepted)
     })();
     let mut lines = Vec::new();
     let address = crate::server::config::client_address_from_env(&env);
@@ -590,6 +693,7 @@ pub fn pre_receive(
         address.as_deref(),
         &updates,
         &outcome,
+        &grants,
         now,
     ) {
         lines.push(format!(
@@ -604,6 +708,24 @@ pub fn pre_receive(
             escape(&id.server_name),
             escape(&id.user)
         ));
+    }
+    for (refname, report) in &reports {
+        let entry = serde_json::json!({
+            "time": crate::vault::rfc3339(now),
+            "event": "integrity-violation",
+            "user": pusher.as_ref().map(|id| &id.user),
+            "address": address,
+            "ref": refname,
+            "report": report,
+        });
+        if let Err(e) = crate::server::alerts::record(git_dir, entry, now) {
+            lines.push(format!(
+                "mvault: refused {}: internal error: cannot write the report to the server log: {e}",
+                escape(refname)
+            ));
+            lines.push("hint: the hook fails closed; ask the server admin to check the repository's permissions".into());
+            return (false, lines);
+        }
     }
     match outcome {
         Ok(acc) => {

@@ -3,6 +3,7 @@
 //! share the rendering of the checks and the failure when one fails.
 
 mod check;
+mod flush;
 mod install;
 mod install_pre_push;
 mod log;
@@ -33,6 +34,7 @@ pub(super) struct Args {
 enum HookCommand {
     Install(install::Args),
     Check(check::Args),
+    Flush(flush::Args),
     PreReceive(pre_receive::Args),
     PrePush(pre_push::Args),
     InstallPrePush(install_pre_push::Args),
@@ -44,6 +46,7 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     match args.command {
         HookCommand::Install(args) => install::run(args, ctx, out),
         HookCommand::Check(args) => check::run(args, ctx, out),
+        HookCommand::Flush(args) => flush::run(args, ctx, out),
         HookCommand::PreReceive(args) => pre_receive::run(args, ctx, out),
         HookCommand::PrePush(args) => pre_push::run(args, ctx, out),
         HookCommand::InstallPrePush(args) => install_pre_push::run(args, ctx, out),

@@ -352,7 +352,7 @@ pub struct Policy {
 /// The user name rule.
 pub const USER_NAME_RULE: &str = "[a-z][a-z0-9._-]{0,63}";
 
-fn valid_user_name(name: &str) -> bool {
+pub fn valid_user_name(name: &str) -> bool {
     let mut c = name.chars();
     name.len() <= 64
         && c.next().is_some_and(|f| f.is_ascii_lowercase())

@@ -12,6 +12,7 @@ mod payload;
 mod promotions;
 mod purge;
 mod register;
+mod report;
 mod tags;
 
 use super::fixtures::{Files, Registered, TestKey, World};
@@ -91,6 +92,8 @@ const COVERED: &[Rule] = &[
     Rule::Internal,
     Rule::TooManyVersions,
     Rule::RetentionNotDue,
+    Rule::BadReport,
+    Rule::ReportSigner,
 ];
 
 /// Rules that judge push facts the core never sees (how refs move, who
@@ -112,6 +115,8 @@ const DRIVER_OWNED: &[(Rule, &str)] = &[
     (Rule::PayloadRefMoved, "src/verify/receive.rs"),
     (Rule::CounterNotClaimed, "src/verify/receive.rs"),
     (Rule::HookNotConfigured, "src/verify/receive.rs"),
+    (Rule::ReportMixed, "src/verify/receive.rs"),
+    (Rule::ReportRewritten, "src/verify/receive.rs"),
 ];
 
 /// The test sources, to check that every covered rule is asserted.
@@ -124,6 +129,7 @@ const SOURCES: &[&str] = &[
     include_str!("promotions.rs"),
     include_str!("purge.rs"),
     include_str!("register.rs"),
+    include_str!("report.rs"),
     include_str!("tags.rs"),
 ];
 
@@ -196,9 +202,16 @@ pub(super) fn absent_id() -> ObjectId {
 fn every_rule_has_a_distinct_number_and_name() {
     let names: std::collections::BTreeSet<_> = Rule::ALL.iter().map(|r| r.name()).collect();
     assert_eq!(names.len(), Rule::ALL.len());
+    let (first, n) = Rule::NUMBERED_FROM;
+    let fixed = Rule::ALL.iter().position(|r| *r == first).expect("listed");
     for (i, r) in Rule::ALL.iter().enumerate() {
-        assert_eq!(r.number(), i + 1);
+        let expected = if i < fixed { i + 1 } else { n + i - fixed };
+        assert_eq!(r.number(), expected, "{r:?}");
     }
+    assert!(
+        n > fixed,
+        "fixed numbers never fall back onto positional ones"
+    );
 }
 
 #[test]
