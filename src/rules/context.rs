@@ -211,6 +211,34 @@ pub fn walk_policy_change_after(
     Ok(first)
 }
 
+/// The first commit on main after `commit` (walking back from `tip`)
+/// that names `model` in its `Mvault-Model` trailer (a registration, a
+/// purge or a deployment of it), with its action: what a promotion made
+/// against `commit` did not see.
+pub fn walk_model_commit_after(
+    src: &dyn ObjectSource,
+    tip: ObjectId,
+    commit: ObjectId,
+    model: &crate::model::names::ModelName,
+) -> Result<Option<(ObjectId, String)>, StoreError> {
+    use crate::model::trailers::{trailer, trailers};
+    let mut first = None;
+    let mut at = tip;
+    let name = model.to_string();
+    while at != commit {
+        let c = source::commit(src, at)?;
+        let t = trailers(&c.message);
+        if trailer(&t, "Mvault-Model") == Some(name.as_str()) {
+            first = Some((at, trailer(&t, "Mvault-Action").unwrap_or("").to_owned()));
+        }
+        match c.parents.first() {
+            Some(p) => at = *p,
+            None => break,
+        }
+    }
+    Ok(first)
+}
+
 /// Everything a judgement depends on besides the objects.
 pub struct Context<'a> {
     pub roots: &'a RootKeys,

@@ -124,6 +124,8 @@ pub enum Rule {
     // The hook itself.
     HookNotConfigured,
     Internal,
+    // Review of issue 10 (rules 87-89).
+    RecordBehindModel,
 }
 
 impl Rule {
@@ -215,6 +217,7 @@ impl Rule {
         Rule::RetentionNotDue,
         Rule::HookNotConfigured,
         Rule::Internal,
+        Rule::RecordBehindModel,
     ];
 
     /// The rule's number in docs/hook.md.
@@ -316,6 +319,7 @@ impl Rule {
             Internal => "internal error",
             TooManyVersions => "too many versions",
             RetentionNotDue => "retention not due",
+            RecordBehindModel => "record behind its model's commits",
         }
     }
 
@@ -345,6 +349,7 @@ impl Rule {
                 | CounterNotClaimed
                 | HookNotConfigured
                 | Internal
+                | RecordBehindModel
         )
     }
 }

@@ -91,6 +91,7 @@ const COVERED: &[Rule] = &[
     Rule::Internal,
     Rule::TooManyVersions,
     Rule::RetentionNotDue,
+    Rule::RecordBehindModel,
 ];
 
 /// Rules that judge push facts the core never sees (how refs move, who

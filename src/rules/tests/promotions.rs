@@ -283,3 +283,46 @@ fn a_promotion_without_enough_approvals_is_refused() {
     let r = refused(judge(&w, &spec.name(), id, &h), Rule::NotEnoughApprovals);
     assert!(r.detail.contains("promoter"), "{}", r.detail);
 }
+
+/// Review of issue 10: a promotion made against a record older than a
+/// commit of its model (here a registration of 1.1.0; a deployment or a
+/// purge alike) would change the stages the replay reads at that commit
+/// (a version demoted "before" a deployment the hook let in, and every
+/// later `audit verify` broken). The hook refuses it; the replay, whose
+/// main runs past the push, cannot judge it (push only).
+#[test]
+fn a_promotion_made_against_a_record_behind_a_commit_of_its_model_is_refused() {
+    let mut w = World::new();
+    let h = after_staging(&w);
+    let (n, id) = w.production.clone();
+    // Before anything else of nlp/bert lands, the promotion is accepted.
+    accepted(judge(&w, &n, id, &h));
+    let alice = w.alice.clone();
+    let later = super::register_version(&mut w, &alice, "1.1.0", T0 + 500);
+    let e = refused(judge(&w, &n, id, &h), Rule::RecordBehindModel);
+    assert!(
+        e.line().contains(&format!(
+            "main has commit {} (register of nlp/bert)",
+            later.commit
+        )),
+        "{}",
+        e.line()
+    );
+    assert!(e.hint.contains("fetch"), "{}", e.hint);
+    accepted(judge_promotion(
+        &w.src,
+        &w.replay(),
+        &n,
+        &n,
+        id,
+        &w.model,
+        &h,
+    ));
+    // Made against the new tip, it is accepted.
+    let spec = PromotionSpec {
+        record: later.commit,
+        ..w.production_spec.clone()
+    };
+    let id = w.promotion_tag(&alice, &spec, T0 + 600);
+    accepted(judge(&w, &spec.name(), id, &h));
+}
