@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::common::*;
 use crate::hook_server::*;
 
-const RULE_87: &str = "record behind its model's commits";
+const RULE_87: &str = "record behind a deployment";
 
 fn production_server() -> Server {
     let s = Server::with_version();
@@ -105,7 +105,7 @@ fn review_issue10_deployments_against_stale_promotions_and_forged_environments()
         RULE_87,
     );
     assert!(
-        run.stderr().contains("(deploy of nlp/bert) after it"),
+        run.stderr().contains("(a deployment of nlp/bert) after it"),
         "{}",
         run.stderr()
     );
@@ -179,7 +179,10 @@ fn review_issue10_deployments_against_stale_promotions_and_forged_environments()
     cp.arg("-a").arg(&s.bare).arg(&evil);
     s.run(cp).success();
     std::fs::remove_file(evil.join("hooks/pre-receive")).expect("remove the copy's hook");
-    s.git_ok(&forged, &["push", "-q", path_str(&evil), "HEAD:refs/heads/main"]);
+    s.git_ok(
+        &forged,
+        &["push", "-q", path_str(&evil), "HEAD:refs/heads/main"],
+    );
     let victim = s.git_clone(&evil, "victim");
     let out = s.path("victim-out");
     let run = s

@@ -211,16 +211,15 @@ pub fn walk_policy_change_after(
     Ok(first)
 }
 
-/// The first commit on main after `commit` (walking back from `tip`)
-/// that names `model` in its `Mvault-Model` trailer (a registration, a
-/// purge or a deployment of it), with its action: what a promotion made
-/// against `commit` did not see.
-pub fn walk_model_commit_after(
+/// The first deploy commit of `model` on main after `commit` (walking
+/// back from `tip`): a deployment a promotion made against `commit` did
+/// not see, though the replay reads that promotion at the deployment.
+pub fn walk_deployment_after(
     src: &dyn ObjectSource,
     tip: ObjectId,
     commit: ObjectId,
     model: &crate::model::names::ModelName,
-) -> Result<Option<(ObjectId, String)>, StoreError> {
+) -> Result<Option<ObjectId>, StoreError> {
     use crate::model::trailers::{trailer, trailers};
     let mut first = None;
     let mut at = tip;
@@ -228,8 +227,10 @@ pub fn walk_model_commit_after(
     while at != commit {
         let c = source::commit(src, at)?;
         let t = trailers(&c.message);
-        if trailer(&t, "Mvault-Model") == Some(name.as_str()) {
-            first = Some((at, trailer(&t, "Mvault-Action").unwrap_or("").to_owned()));
+        if trailer(&t, "Mvault-Action") == Some("deploy")
+            && trailer(&t, "Mvault-Model") == Some(name.as_str())
+        {
+            first = Some(at);
         }
         match c.parents.first() {
             Some(p) => at = *p,

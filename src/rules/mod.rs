@@ -319,7 +319,7 @@ impl Rule {
             Internal => "internal error",
             TooManyVersions => "too many versions",
             RetentionNotDue => "retention not due",
-            RecordBehindModel => "record behind its model's commits",
+            RecordBehindModel => "record behind a deployment",
         }
     }
 

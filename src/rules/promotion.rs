@@ -17,7 +17,7 @@
 //!     promoter unless the rule allows it.
 
 use super::approvals::{count_approvals, Parties};
-use super::context::{walk_model_commit_after, Clock, Context};
+use super::context::{walk_deployment_after, Clock, Context};
 use super::source::ObjectSource;
 use super::stages::{refused_move, transition_allowed, ModelStages};
 use super::tags::{check_tag_object, record_policy, registering_commit};
@@ -109,26 +109,28 @@ pub fn judge_promotion(
         ],
     )?;
     let user = signer.shown();
-    // 21a. At push time, the record is not behind a commit of the model:
-    // a deployment, purge or registration judged the model's stages as
-    // of its parent, and a promotion made against an older record would
-    // change what the replay reads there (a version demoted "before" a
-    // deployment the hook let in). Push only: the replay's tip is later.
+    // 21a. At push time, the record is not behind a deployment of the
+    // model: the deployment was judged by the model's stages as of its
+    // parent, and a promotion made against an older record would change
+    // what the replay reads there (a version demoted "before" a
+    // deployment the hook let in). Registrations and purges read the same
+    // stages, but a late promotion can only archive more (the cap counts
+    // fewer) and never moves an archived version, so the replay cannot
+    // refuse them. Push only: the replay's tip is later.
     if let Clock::Server { .. } = ctx.clock {
         let record_id = p
             .record
             .as_deref()
             .and_then(objects::parse_id)
             .ok_or_else(|| Refusal::internal(subject, "a checked record without its id"))?;
-        let later = walk_model_commit_after(src, ctx.main.tip(), record_id, model)
+        let later = walk_deployment_after(src, ctx.main.tip(), record_id, model)
             .map_err(|e| Refusal::internal(subject, e))?;
-        if let Some((commit, action)) = later {
+        if let Some(commit) = later {
             return Err(Refusal::new(
                 Rule::RecordBehindModel,
                 subject,
                 format!(
-                    "it was made against {record_id}, but main has commit {commit} ({} of {model}) after it",
-                    escape(&action)
+                    "it was made against {record_id}, but main has commit {commit} (a deployment of {model}) after it"
                 ),
                 "fetch (git fetch) and promote again: mvault promote fetches first",
             ));

@@ -9,7 +9,7 @@ use crate::rules::fixtures::{PromotionSpec, World, T0};
 use crate::rules::promotion::judge_promotion;
 use crate::rules::stages::ModelStages;
 use crate::rules::{Refusal, Rule};
-use crate::store::objects::ObjectId;
+use crate::store::objects::{EntryKind, ObjectId};
 
 fn judge(w: &World, name: &str, id: ObjectId, history: &ModelStages) -> Result<Promotion, Refusal> {
     judge_promotion(&w.src, &w.server(), name, name, id, &w.model, history)
@@ -285,25 +285,40 @@ fn a_promotion_without_enough_approvals_is_refused() {
 }
 
 /// Review of issue 10: a promotion made against a record older than a
-/// commit of its model (here a registration of 1.1.0; a deployment or a
-/// purge alike) would change the stages the replay reads at that commit
-/// (a version demoted "before" a deployment the hook let in, and every
-/// later `audit verify` broken). The hook refuses it; the replay, whose
-/// main runs past the push, cannot judge it (push only).
+/// deploy commit of its model would change the stages the replay reads
+/// at that deployment (the version demoted "before" a deployment the hook
+/// let in, and every later `audit verify` broken). The hook refuses it;
+/// the replay, whose main runs past the push, cannot judge it (push
+/// only). A registration in between does not matter: a late promotion
+/// can only lower what the version cap counts.
 #[test]
-fn a_promotion_made_against_a_record_behind_a_commit_of_its_model_is_refused() {
+fn a_promotion_made_against_a_record_behind_a_deployment_is_refused() {
     let mut w = World::new();
     let h = after_staging(&w);
     let (n, id) = w.production.clone();
-    // Before anything else of nlp/bert lands, the promotion is accepted.
-    accepted(judge(&w, &n, id, &h));
     let alice = w.alice.clone();
-    let later = super::register_version(&mut w, &alice, "1.1.0", T0 + 500);
+    let registered = super::register_version(&mut w, &alice, "1.1.0", T0 + 500);
+    accepted(judge(&w, &n, id, &h));
+    // A deploy commit of nlp/bert on main (the rule reads its trailers;
+    // its own judgement is tests/deploy.rs's).
+    let mut files = w.files[&w.main.tip].clone();
+    files.insert(
+        "deployments/prod-eu/nlp/bert/_deployment.toml".into(),
+        (w.src.blob(b"record"), EntryKind::Blob),
+    );
+    let tip = w.main.tip;
+    let deploy = w.commit_files(
+        &alice,
+        tip,
+        &files,
+        "deploy nlp/bert@1.0.0 to prod-eu\n\nMvault-Action: deploy\nMvault-Model: nlp/bert\nMvault-Version: 1.0.0\nMvault-Environment: prod-eu\n",
+        T0 + 550,
+    );
+    w.advance_main(deploy);
     let e = refused(judge(&w, &n, id, &h), Rule::RecordBehindModel);
     assert!(
         e.line().contains(&format!(
-            "main has commit {} (register of nlp/bert)",
-            later.commit
+            "main has commit {deploy} (a deployment of nlp/bert) after it"
         )),
         "{}",
         e.line()
@@ -318,11 +333,12 @@ fn a_promotion_made_against_a_record_behind_a_commit_of_its_model_is_refused() {
         &w.model,
         &h,
     ));
-    // Made against the new tip, it is accepted.
+    // Made against the deployment (or later), it is accepted.
     let spec = PromotionSpec {
-        record: later.commit,
+        record: deploy,
         ..w.production_spec.clone()
     };
     let id = w.promotion_tag(&alice, &spec, T0 + 600);
     accepted(judge(&w, &spec.name(), id, &h));
+    let _ = registered;
 }
