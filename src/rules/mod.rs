@@ -126,6 +126,7 @@ pub enum Rule {
     Internal,
     // Review of issue 10 (rules 87-89).
     RecordBehindModel,
+    ArchiveBackdated,
 }
 
 impl Rule {
@@ -218,6 +219,7 @@ impl Rule {
         Rule::HookNotConfigured,
         Rule::Internal,
         Rule::RecordBehindModel,
+        Rule::ArchiveBackdated,
     ];
 
     /// The rule's number in docs/hook.md.
@@ -320,6 +322,7 @@ impl Rule {
             TooManyVersions => "too many versions",
             RetentionNotDue => "retention not due",
             RecordBehindModel => "record behind a deployment",
+            ArchiveBackdated => "archive tag backdated",
         }
     }
 
@@ -350,6 +353,7 @@ impl Rule {
                 | HookNotConfigured
                 | Internal
                 | RecordBehindModel
+                | ArchiveBackdated
         )
     }
 }

@@ -136,6 +136,25 @@ pub fn judge_promotion(
             ));
         }
     }
+    // 21b. At push time, a tag into archived is dated now: its date
+    // starts the version's retention clock (rule 84), and a date as early
+    // as its record allows would make a purge by the purge_role due at
+    // once. Push only: the replay cannot know when it arrived.
+    if let Clock::Server { now, skew } = ctx.clock {
+        if p.stage == Stage::Archived && checked.time < now.saturating_sub(skew) {
+            return Err(Refusal::new(
+                Rule::ArchiveBackdated,
+                subject,
+                format!(
+                    "it moves {model}@{version} to archived dated {}, {} s before the judge's clock ({}, skew {skew} s); an archive tag starts the retention clock",
+                    super::context::rfc3339(checked.time),
+                    now - checked.time,
+                    super::context::rfc3339(now)
+                ),
+                "archive when you push: mvault promote MODEL@VERSION --to archived (it pushes at once)",
+            ));
+        }
+    }
     // 22. A legal move.
     let vs = history.stage_of(&p.version);
     if p.from != Some(vs.stage) {

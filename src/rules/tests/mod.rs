@@ -92,6 +92,7 @@ const COVERED: &[Rule] = &[
     Rule::TooManyVersions,
     Rule::RetentionNotDue,
     Rule::RecordBehindModel,
+    Rule::ArchiveBackdated,
 ];
 
 /// Rules that judge push facts the core never sees (how refs move, who

@@ -342,3 +342,33 @@ fn a_promotion_made_against_a_record_behind_a_deployment_is_refused() {
     accepted(judge(&w, &spec.name(), id, &h));
     let _ = registered;
 }
+
+/// Review of issue 10: an archive tag dated long before it is pushed
+/// (as early as its record allows) would make a purge by the purge_role
+/// due at once; the hook refuses it (rule 88, push only), the replay
+/// cannot tell.
+#[test]
+fn an_archive_tag_dated_before_its_push_is_refused() {
+    let mut w = World::new();
+    let (h, prev) = deprecated_history(&mut w);
+    let spec = w.promotion(4, Stage::Deprecated, Stage::Archived, Some(prev));
+    let admin = w.admin.clone();
+    let old = w.promotion_tag(&admin, &spec, T0 + 600);
+    let e = refused(judge(&w, &spec.name(), old, &h), Rule::ArchiveBackdated);
+    assert!(
+        e.line().contains("starts the retention clock"),
+        "{}",
+        e.line()
+    );
+    accepted(judge_promotion(
+        &w.src,
+        &w.replay(),
+        &spec.name(),
+        &spec.name(),
+        old,
+        &w.model,
+        &h,
+    ));
+    let now = w.promotion_tag(&admin, &spec, crate::rules::fixtures::NOW);
+    accepted(judge(&w, &spec.name(), now, &h));
+}
