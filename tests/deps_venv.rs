@@ -206,6 +206,58 @@ fn verify_deps_passes_a_matching_venv_and_names_each_difference_with_exit_4() {
     let value: serde_json::Value = serde_json::from_str(run.stdout().trim()).expect("JSON");
     assert_eq!(value["problems"][0]["problem"], "wheel_digest", "{value}");
     assert_eq!(value["wheels"], 2, "{value}");
+
+    // 7. Review of issue 10: a cross-platform lock. A pin whose marker
+    //    does not hold for this interpreter is left out with a note (it
+    //    used to be called missing); one whose marker holds is compared.
+    //    And a package installed without a version in its metadata is
+    //    named (it used to fail the whole comparison).
+    let cross = v.path("requirements-cross.txt");
+    write_file(
+        &cross,
+        format!(
+            "alpha-pkg==1.0 --hash=sha256:{}\nbeta==2.0 --hash=sha256:{}\nwinonly==1.0 ; sys_platform == \"win32\" and python_version >= \"3.8\"\nlinuxonly==9.9 ; sys_platform == \"linux\"\n",
+            sha256_of(&alpha),
+            sha256_of(&beta)
+        )
+        .as_bytes(),
+    );
+    v.add(&model, "ml/tiny", "1.1.0", &["--deps", path_str(&cross)])
+        .success();
+    let site = std::fs::read_dir(ok.join("lib"))
+        .expect("lib")
+        .next()
+        .expect("a python dir")
+        .expect("entry")
+        .path()
+        .join("site-packages/noversion-1.0.dist-info");
+    write_file(
+        &site.join("METADATA"),
+        b"Metadata-Version: 2.1\nName: noversion\n",
+    );
+    let run = v.mvault(
+        &v.repo,
+        &v.alice,
+        &[
+            "verify",
+            "ml/tiny@1.1.0",
+            "--deps",
+            "--strict",
+            "--python",
+            path_str(&python),
+        ],
+    );
+    assert_eq!(run.status.code(), Some(4), "{}", run.output());
+    assert_eq!(
+        run.stdout().lines().collect::<Vec<_>>(),
+        [
+            "missing        linuxonly (pinned 9.9)",
+            "no version     noversion is installed without a version in its metadata",
+            "not here       winonly 1.0: marker sys_platform == \"win32\" and python_version >= \"3.8\" does not hold for this interpreter",
+        ],
+        "{}",
+        run.output()
+    );
 }
 
 #[test]

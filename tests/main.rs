@@ -52,6 +52,7 @@ mod promotion_stock_tools;
 mod promotion_world;
 mod python_wheel;
 mod review_bypass;
+mod review_issue10;
 mod server_forges;
 mod server_gitolite;
 mod server_http;

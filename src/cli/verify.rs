@@ -185,6 +185,15 @@ fn render_deps(out: &mut dyn Write, r: &DepsReport, json: bool) -> CliResult {
             DepProblem::Extra { name, installed } => {
                 format!("extra          {} {}", escape(name), escape(installed))
             }
+            DepProblem::NoVersion { name, pinned } if pinned.is_empty() => format!(
+                "no version     {} is installed without a version in its metadata",
+                escape(name)
+            ),
+            DepProblem::NoVersion { name, pinned } => format!(
+                "no version     {} is installed without a version in its metadata (pinned {})",
+                escape(name),
+                pinned.join(" or ")
+            ),
             DepProblem::WheelDigest {
                 file,
                 name,
@@ -221,6 +230,15 @@ fn render_deps(out: &mut dyn Write, r: &DepsReport, json: bool) -> CliResult {
             }
         };
         writeln!(out, "{line}")?;
+    }
+    for s in &r.skipped {
+        writeln!(
+            out,
+            "not here       {} {}: marker {} does not hold for this interpreter",
+            escape(&s.name),
+            escape(&s.version),
+            escape(&s.marker)
+        )?;
     }
     if r.problems.is_empty() {
         writeln!(

@@ -198,6 +198,8 @@ struct RawPin {
     version: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sha256: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marker: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -310,6 +312,7 @@ impl Manifest {
                     name: sp(0..0, p.name.clone()),
                     version: p.version.clone(),
                     sha256: p.sha256.iter().map(Sha256Digest::to_hex).collect(),
+                    marker: p.marker.clone(),
                 })
                 .collect(),
             files: self

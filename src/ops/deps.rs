@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::model::deps::marker::MarkerEnv;
 use crate::model::deps::{self, normalise_name, same_version, LockFile, Pin};
 use crate::model::manifest::Sha256Digest;
 use crate::model::names::VersionRef;
@@ -24,14 +25,42 @@ use crate::vault::{Vault, VaultError};
 pub const TOOLING: &[&str] = &["pip", "setuptools", "wheel", "distribute"];
 
 /// What the interpreter is asked.
-const INSTALLED_SCRIPT: &str = r#"import json, sys
+/// A distribution whose metadata has no `Version` (or no metadata at
+/// all) is reported with `null`, never a crash of the script.
+const INSTALLED_SCRIPT: &str = r#"import json, os, platform, sys
 from importlib import metadata
+def fmt(info):
+    v = "%d.%d.%d" % (info.major, info.minor, info.micro)
+    if info.releaselevel != "final":
+        v += info.releaselevel[0] + str(info.serial)
+    return v
+markers = {
+    "implementation_name": sys.implementation.name,
+    "implementation_version": fmt(sys.implementation.version),
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_python_implementation": platform.python_implementation(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}
 out = []
 for d in metadata.distributions():
-    name = d.metadata["Name"]
+    try:
+        md = d.metadata
+        name = md["Name"] if md is not None else None
+    except Exception:
+        name = None
+    try:
+        version = d.version
+    except Exception:
+        version = None
     if name:
-        out.append({"name": name, "version": d.version})
-json.dump({"python": sys.version.split()[0], "packages": out}, sys.stdout)
+        out.append({"name": name, "version": version if isinstance(version, str) else None})
+json.dump({"python": sys.version.split()[0], "packages": out, "markers": markers}, sys.stdout)
 "#;
 
 /// Read a lock or requirements file, refusing a huge or non-UTF-8 one.
@@ -84,7 +113,9 @@ pub fn read_lock(path: &Path) -> Result<LockFile, VaultError> {
 pub struct Installed {
     /// PEP 503 normalised.
     pub name: String,
-    pub version: String,
+    /// `None`: the distribution's metadata names no version (a broken or
+    /// hand-made install).
+    pub version: Option<String>,
 }
 
 /// One wheel file of `--wheels DIR`.
@@ -111,6 +142,10 @@ pub enum DepProblem {
     },
     /// `--strict`: an installed package no pin names.
     Extra { name: String, installed: String },
+    /// A package is installed without a version in its metadata, so it
+    /// cannot be compared with its pins (`pinned`; empty for an unpinned
+    /// one under `--strict`).
+    NoVersion { name: String, pinned: Vec<String> },
     /// `--wheels`: a wheel whose SHA-256 is none of its pin's digests.
     WheelDigest {
         file: String,
@@ -135,6 +170,25 @@ pub enum DepProblem {
     NoWheel { name: String, version: String },
 }
 
+/// A pin left out of the comparison: its environment marker does not
+/// hold for the interpreter asked (a Windows-only package of a
+/// cross-platform lock, checked on Linux).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedPin {
+    pub name: String,
+    pub version: String,
+    pub marker: String,
+}
+
+/// What an interpreter reports: its version, its distributions and the
+/// values of its environment markers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PythonEnvironment {
+    pub python: String,
+    pub packages: Vec<Installed>,
+    pub markers: MarkerEnv,
+}
+
 /// How to compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Strictness {
@@ -154,10 +208,12 @@ pub struct DepsReport {
     /// Wheels checked, when `--wheels` was given.
     pub wheels: Option<usize>,
     pub problems: Vec<DepProblem>,
+    /// Pins whose marker does not hold for this interpreter: not compared.
+    pub skipped: Vec<SkippedPin>,
 }
 
 /// Ask `python` what is installed.
-pub fn installed(python: &Path) -> Result<(String, Vec<Installed>), VaultError> {
+pub fn installed(python: &Path) -> Result<PythonEnvironment, VaultError> {
     let shown = python.display().to_string();
     let fail = |reason: String| VaultError::Python {
         python: shown.clone(),
@@ -177,11 +233,13 @@ pub fn installed(python: &Path) -> Result<(String, Vec<Installed>), VaultError> 
     struct Answer {
         python: String,
         packages: Vec<Raw>,
+        #[serde(default)]
+        markers: std::collections::BTreeMap<String, String>,
     }
     #[derive(serde::Deserialize)]
     struct Raw {
         name: String,
-        version: String,
+        version: Option<String>,
     }
     let a: Answer = serde_json::from_slice(&out.stdout)
         .map_err(|e| fail(format!("its answer is not the expected JSON: {e}")))?;
@@ -200,7 +258,11 @@ pub fn installed(python: &Path) -> Result<(String, Vec<Installed>), VaultError> 
             });
         }
     }
-    Ok((a.python, list))
+    Ok(PythonEnvironment {
+        python: a.python,
+        packages: list,
+        markers: MarkerEnv { values: a.markers },
+    })
 }
 
 /// The `.whl` files of `dir`, with their names, versions and digests.
@@ -251,6 +313,23 @@ pub fn scan_wheels(dir: &Path) -> Result<Vec<WheelFile>, VaultError> {
 
 /// Every difference between `pins` and an environment (and its wheels),
 /// sorted by package.
+/// The pins that apply where `env` holds, and those left out.
+pub fn applicable(pins: &[Pin], env: &MarkerEnv) -> (Vec<Pin>, Vec<SkippedPin>) {
+    let mut here = Vec::new();
+    let mut skipped = Vec::new();
+    for p in pins {
+        match &p.marker {
+            Some(m) if !deps::marker::holds(m, env) => skipped.push(SkippedPin {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                marker: m.clone(),
+            }),
+            _ => here.push(p.clone()),
+        }
+    }
+    (here, skipped)
+}
+
 pub fn compare(
     pins: &[Pin],
     installed: &[Installed],
@@ -265,27 +344,37 @@ pub fn compare(
     let versions = |ps: &[&Pin]| ps.iter().map(|p| p.version.clone()).collect::<Vec<_>>();
     let mut problems = Vec::new();
     for (name, ps) in &by_name {
-        match here.get(name) {
+        match here.get(name).map(|i| i.version.as_deref()) {
             None => problems.push(DepProblem::Missing {
                 name: name.to_string(),
                 pinned: versions(ps),
             }),
-            Some(i) if !ps.iter().any(|p| same_version(&p.version, &i.version)) => {
+            Some(None) => problems.push(DepProblem::NoVersion {
+                name: name.to_string(),
+                pinned: versions(ps),
+            }),
+            Some(Some(v)) if !ps.iter().any(|p| same_version(&p.version, v)) => {
                 problems.push(DepProblem::OtherVersion {
                     name: name.to_string(),
                     pinned: versions(ps),
-                    installed: i.version.clone(),
+                    installed: v.to_owned(),
                 })
             }
-            Some(_) => {}
+            Some(Some(_)) => {}
         }
     }
     if how.extras {
         for i in installed {
             if !by_name.contains_key(i.name.as_str()) && !TOOLING.contains(&i.name.as_str()) {
-                problems.push(DepProblem::Extra {
-                    name: i.name.clone(),
-                    installed: i.version.clone(),
+                problems.push(match &i.version {
+                    Some(v) => DepProblem::Extra {
+                        name: i.name.clone(),
+                        installed: v.clone(),
+                    },
+                    None => DepProblem::NoVersion {
+                        name: i.name.clone(),
+                        pinned: Vec::new(),
+                    },
                 });
             }
         }
@@ -322,15 +411,17 @@ pub fn compare(
             }
         }
         for (name, ps) in &by_name {
-            let Some(i) = here.get(name) else { continue };
-            let pinned_and_installed = ps.iter().any(|p| same_version(&p.version, &i.version));
+            let Some(Some(installed)) = here.get(name).map(|i| i.version.as_deref()) else {
+                continue;
+            };
+            let pinned_and_installed = ps.iter().any(|p| same_version(&p.version, installed));
             let has_wheel = wheels
                 .iter()
-                .any(|w| w.name == *name && same_version(&w.version, &i.version));
+                .any(|w| w.name == *name && same_version(&w.version, installed));
             if pinned_and_installed && !has_wheel {
                 problems.push(DepProblem::NoWheel {
                     name: name.to_string(),
-                    version: i.version.clone(),
+                    version: installed.to_owned(),
                 });
             }
         }
@@ -342,7 +433,10 @@ pub fn compare(
 fn problem_key(p: &DepProblem) -> (&str, &str) {
     use DepProblem::*;
     match p {
-        Missing { name, .. } | OtherVersion { name, .. } | Extra { name, .. } => (name, ""),
+        Missing { name, .. }
+        | OtherVersion { name, .. }
+        | Extra { name, .. }
+        | NoVersion { name, .. } => (name, ""),
         WheelDigest { name, file, .. }
         | NoDigestPinned { name, file, .. }
         | UnpinnedWheel { name, file, .. } => (name, file),
@@ -378,18 +472,29 @@ pub fn verify_deps(
             reason: "the version pins no dependencies (it was added without --deps)".into(),
         });
     }
-    let (python_version, installed) = installed(python)?;
+    let env = installed(python)?;
     let wheel_files = wheels.map(scan_wheels).transpose()?;
-    let problems = compare(pins, &installed, wheel_files.as_deref(), how);
+    let (here, skipped) = applicable(pins, &env.markers);
+    let mut problems = compare(&here, &env.packages, wheel_files.as_deref(), how);
+    // A pin that applies elsewhere is still a pin: not an extra, and its
+    // wheel is not an unpinned one.
+    let elsewhere: BTreeSet<&str> = skipped.iter().map(|s| s.name.as_str()).collect();
+    problems.retain(|p| match p {
+        DepProblem::Extra { name, .. } | DepProblem::UnpinnedWheel { name, .. } => {
+            !elsewhere.contains(name.as_str())
+        }
+        _ => true,
+    });
     Ok(DepsReport {
         model: m.to_string(),
         version: v.to_string(),
-        python: python_version,
+        python: env.python,
         interpreter: python.display().to_string(),
         pinned: pins.len(),
-        installed: installed.len(),
+        installed: env.packages.len(),
         wheels: wheel_files.as_ref().map(Vec::len),
         problems,
+        skipped,
     })
 }
 
@@ -402,12 +507,13 @@ mod tests {
             name: name.into(),
             version: version.into(),
             sha256: digests.iter().map(|d| Sha256Digest::of(d)).collect(),
+            marker: None,
         }
     }
     fn inst(name: &str, version: &str) -> Installed {
         Installed {
             name: name.into(),
-            version: version.into(),
+            version: Some(version.into()),
         }
     }
     fn wheel(name: &str, version: &str, content: &[u8]) -> WheelFile {
@@ -472,5 +578,41 @@ mod tests {
         // Without --strict and --wheels, only the pins' own differences.
         let got = compare(&pins, &here, None, Strictness::default());
         assert_eq!(got.len(), 2, "{got:?}");
+    }
+
+    /// Review of issue 10: a package installed without a version in its
+    /// metadata used to make the whole comparison fail ("its answer is not
+    /// the expected JSON"); it is now named as a difference, pinned or
+    /// (under --strict) not.
+    #[test]
+    fn a_package_installed_without_a_version_is_named() {
+        let pins = [pin("a", "1.0", &[b"a"])];
+        let here = [
+            Installed {
+                name: "a".into(),
+                version: None,
+            },
+            Installed {
+                name: "x".into(),
+                version: None,
+            },
+        ];
+        let wheels = [wheel("a", "1.0", b"a")];
+        let got = compare(&pins, &here, Some(&wheels), Strictness { extras: true });
+        assert_eq!(
+            got,
+            vec![
+                DepProblem::NoVersion {
+                    name: "a".into(),
+                    pinned: vec!["1.0".into()],
+                },
+                DepProblem::NoVersion {
+                    name: "x".into(),
+                    pinned: vec![],
+                },
+            ]
+        );
+        let got = compare(&pins, &here, None, Strictness::default());
+        assert_eq!(got.len(), 1, "{got:?}");
     }
 }

@@ -195,6 +195,9 @@ fn random_card(rng: &mut StdRng) -> ModelCard {
             sha256: (0..rng.gen_range(0..3))
                 .map(|_| Sha256Digest(rng.gen()))
                 .collect(),
+            marker: rng
+                .gen_bool(0.3)
+                .then(|| "sys_platform == \"win32\"".to_owned()),
         })
         .collect();
     dependencies.sort();

@@ -32,6 +32,10 @@ mod deploy;
 mod purge;
 mod register;
 
+/// The largest purge or deployment record a commit may carry: a
+/// canonical record (a reason of at most 1000 characters) is far smaller.
+pub const MAX_RECORD_BYTES: u64 = 16 * 1024;
+
 /// What a judged commit did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -339,6 +343,31 @@ impl CommitUnderJudgement<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// The text of a purge or deployment record (blob `id` at `path`):
+    /// at most [`MAX_RECORD_BYTES`], read only after its size is known (a
+    /// pushed "record" of gigabytes is refused without being read), and
+    /// UTF-8; refused under `rule` otherwise.
+    pub fn record_text(
+        &self,
+        id: ObjectId,
+        path: &str,
+        rule: Rule,
+        hint: &str,
+    ) -> Result<String, Refusal> {
+        let internal = |e: crate::store::StoreError| Refusal::internal(self.subject, e);
+        let size = self.src.object_size(id).map_err(internal)?;
+        if size > MAX_RECORD_BYTES {
+            return Err(self.refuse(
+                rule,
+                format!("{path} is {size} bytes; a record is at most {MAX_RECORD_BYTES}"),
+                hint,
+            ));
+        }
+        let (_, bytes) = self.src.object(id).map_err(internal)?;
+        String::from_utf8(bytes)
+            .map_err(|_| self.refuse(rule, format!("{path} is not UTF-8"), hint))
     }
 
     /// The one model and version the commit's trailers name.

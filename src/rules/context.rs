@@ -211,6 +211,35 @@ pub fn walk_policy_change_after(
     Ok(first)
 }
 
+/// The first deploy commit of `model` on main after `commit` (walking
+/// back from `tip`): a deployment a promotion made against `commit` did
+/// not see, though the replay reads that promotion at the deployment.
+pub fn walk_deployment_after(
+    src: &dyn ObjectSource,
+    tip: ObjectId,
+    commit: ObjectId,
+    model: &crate::model::names::ModelName,
+) -> Result<Option<ObjectId>, StoreError> {
+    use crate::model::trailers::{trailer, trailers};
+    let mut first = None;
+    let mut at = tip;
+    let name = model.to_string();
+    while at != commit {
+        let c = source::commit(src, at)?;
+        let t = trailers(&c.message);
+        if trailer(&t, "Mvault-Action") == Some("deploy")
+            && trailer(&t, "Mvault-Model") == Some(name.as_str())
+        {
+            first = Some(at);
+        }
+        match c.parents.first() {
+            Some(p) => at = *p,
+            None => break,
+        }
+    }
+    Ok(first)
+}
+
 /// Everything a judgement depends on besides the objects.
 pub struct Context<'a> {
     pub roots: &'a RootKeys,

@@ -125,6 +125,9 @@ pub enum Rule {
     // The hook itself.
     HookNotConfigured,
     Internal,
+    // Review of issue 10 (rules 87-89).
+    RecordBehindModel,
+    ArchiveBackdated,
     // Integrity reports (rules 98 to 101; 87 to 97 are kept for other work).
     BadReport,
     ReportSigner,
@@ -221,6 +224,8 @@ impl Rule {
         Rule::RetentionNotDue,
         Rule::HookNotConfigured,
         Rule::Internal,
+        Rule::RecordBehindModel,
+        Rule::ArchiveBackdated,
         Rule::BadReport,
         Rule::ReportSigner,
         Rule::ReportMixed,
@@ -342,6 +347,8 @@ impl Rule {
             Internal => "internal error",
             TooManyVersions => "too many versions",
             RetentionNotDue => "retention not due",
+            RecordBehindModel => "record behind a deployment",
+            ArchiveBackdated => "archive tag backdated",
             BadReport => "bad integrity report",
             ReportSigner => "report signer",
             ReportMixed => "report mixed with other updates",
@@ -375,6 +382,8 @@ impl Rule {
                 | CounterNotClaimed
                 | HookNotConfigured
                 | Internal
+                | RecordBehindModel
+                | ArchiveBackdated
                 | BadReport
                 | ReportSigner
                 | ReportMixed

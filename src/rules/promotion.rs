@@ -17,7 +17,7 @@
 //!     promoter unless the rule allows it.
 
 use super::approvals::{count_approvals, Parties};
-use super::context::Context;
+use super::context::{walk_deployment_after, Clock, Context};
 use super::source::ObjectSource;
 use super::stages::{refused_move, transition_allowed, ModelStages};
 use super::tags::{check_tag_object, record_policy, registering_commit};
@@ -109,6 +109,52 @@ pub fn judge_promotion(
         ],
     )?;
     let user = signer.shown();
+    // 21a. At push time, the record is not behind a deployment of the
+    // model: the deployment was judged by the model's stages as of its
+    // parent, and a promotion made against an older record would change
+    // what the replay reads there (a version demoted "before" a
+    // deployment the hook let in). Registrations and purges read the same
+    // stages, but a late promotion can only archive more (the cap counts
+    // fewer) and never moves an archived version, so the replay cannot
+    // refuse them. Push only: the replay's tip is later.
+    if let Clock::Server { .. } = ctx.clock {
+        let record_id = p
+            .record
+            .as_deref()
+            .and_then(objects::parse_id)
+            .ok_or_else(|| Refusal::internal(subject, "a checked record without its id"))?;
+        let later = walk_deployment_after(src, ctx.main.tip(), record_id, model)
+            .map_err(|e| Refusal::internal(subject, e))?;
+        if let Some(commit) = later {
+            return Err(Refusal::new(
+                Rule::RecordBehindModel,
+                subject,
+                format!(
+                    "it was made against {record_id}, but main has commit {commit} (a deployment of {model}) after it"
+                ),
+                "fetch (git fetch) and promote again: mvault promote fetches first",
+            ));
+        }
+    }
+    // 21b. At push time, a tag into archived is dated now: its date
+    // starts the version's retention clock (rule 84), and a date as early
+    // as its record allows would make a purge by the purge_role due at
+    // once. Push only: the replay cannot know when it arrived.
+    if let Clock::Server { now, skew } = ctx.clock {
+        if p.stage == Stage::Archived && checked.time < now.saturating_sub(skew) {
+            return Err(Refusal::new(
+                Rule::ArchiveBackdated,
+                subject,
+                format!(
+                    "it moves {model}@{version} to archived dated {}, {} s before the judge's clock ({}, skew {skew} s); an archive tag starts the retention clock",
+                    super::context::rfc3339(checked.time),
+                    now - checked.time,
+                    super::context::rfc3339(now)
+                ),
+                "archive when you push: mvault promote MODEL@VERSION --to archived (it pushes at once)",
+            ));
+        }
+    }
     // 22. A legal move.
     let vs = history.stage_of(&p.version);
     if p.from != Some(vs.stage) {

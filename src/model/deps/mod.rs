@@ -11,6 +11,7 @@
 //! files (`pip freeze`, `pip-compile --generate-hashes`), `uv.lock` and
 //! `poetry.lock`. Every refusal names the file, the line and the problem.
 
+pub mod marker;
 mod poetry;
 mod requirements;
 mod uv;
@@ -37,6 +38,9 @@ pub struct Pin {
     /// SHA-256 of each artifact the lock allows; empty when the input
     /// carries none (`pip freeze`).
     pub sha256: BTreeSet<Sha256Digest>,
+    /// The PEP 508 environment marker under which the lock installs the
+    /// package (`sys_platform == "win32"`); `None`: everywhere.
+    pub marker: Option<String>,
 }
 
 /// The formats `--deps` reads.
@@ -172,7 +176,8 @@ pub fn parse_lock(file: &str, text: &str) -> Result<LockFile, LockError> {
     for p in pins {
         match merged.last_mut() {
             Some(last) if last.name == p.name && last.version == p.version => {
-                last.sha256.extend(p.sha256)
+                last.sha256.extend(p.sha256);
+                last.marker = either_marker(last.marker.take(), p.marker);
             }
             _ => merged.push(p),
         }
@@ -192,6 +197,27 @@ pub fn parse_lock(file: &str, text: &str) -> Result<LockFile, LockError> {
         format,
         pins: merged,
     })
+}
+
+/// The marker of a pin listed twice: everywhere if either is, else
+/// either marker.
+fn either_marker(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        (Some(a), Some(b)) => Some(format!("({a}) or ({b})")),
+        _ => None,
+    }
+}
+
+/// A marker read from a lock file, checked (so `verify --deps` can
+/// evaluate it), trimmed.
+fn checked_marker(text: &str) -> Result<Option<String>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    marker::check(t).map_err(|e| format!("environment marker {t:?}: {e}"))?;
+    Ok(Some(t.to_owned()))
 }
 
 /// Tell the format by content: uv.lock and poetry.lock are TOML with
@@ -243,6 +269,7 @@ fn checked_pin(name: &str, version: &str) -> Result<Pin, String> {
         name: n,
         version: v,
         sha256: BTreeSet::new(),
+        marker: None,
     })
 }
 

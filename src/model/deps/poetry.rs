@@ -30,6 +30,15 @@ struct Package {
     version: Spanned<String>,
     #[serde(default)]
     files: Vec<File>,
+    /// Where the package is installed: one marker, or one per group.
+    markers: Option<Spanned<Markers>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Markers {
+    One(String),
+    ByGroup(BTreeMap<String, String>),
 }
 
 #[derive(Deserialize)]
@@ -55,6 +64,18 @@ pub(super) fn parse(text: &str) -> Result<Vec<Pin>, (Option<usize>, String)> {
         let p = p.get_ref();
         let mut pin = checked_pin(p.name.get_ref(), p.version.get_ref())
             .map_err(|e| (line(p.name.span()), e))?;
+        if let Some(m) = &p.markers {
+            let text = match m.get_ref() {
+                Markers::One(t) => t.clone(),
+                Markers::ByGroup(g) if g.values().any(|t| t.trim().is_empty()) => String::new(),
+                Markers::ByGroup(g) => g
+                    .values()
+                    .map(|t| format!("({t})"))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            pin.marker = super::checked_marker(&text).map_err(|e| (line(m.span()), e))?;
+        }
         let old = old_files.get(&pin.name).copied().into_iter().flatten();
         for f in p.files.iter().chain(old) {
             let d = sha256_of_hash(f.hash.get_ref()).map_err(|e| (line(f.hash.span()), e))?;

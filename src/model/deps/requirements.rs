@@ -1,7 +1,8 @@
 //! Requirements files: `pip freeze` output (`name==version` lines) and
 //! `pip-compile --generate-hashes` output (the same, with `--hash=sha256:`
 //! options on `\` continuation lines). Every package must be pinned with
-//! `==`; environment markers are read past, not evaluated.
+//! `==`; an environment marker (`; sys_platform == "win32"`) is checked
+//! and kept with its pin, for `verify --deps` to evaluate.
 
 use super::{checked_pin, Pin};
 
@@ -70,8 +71,9 @@ pub(super) fn parse(text: &str) -> Result<Vec<Pin>, (Option<usize>, String)> {
             }
             i += 1;
         }
-        let requirement = spec.split(';').next().unwrap_or_default().trim();
-        let mut pin = requirement_pin(requirement).map_err(at)?;
+        let (requirement, marker) = spec.split_once(';').unwrap_or((&spec, ""));
+        let mut pin = requirement_pin(requirement.trim()).map_err(at)?;
+        pin.marker = super::checked_marker(marker).map_err(at)?;
         for h in hashes {
             pin.sha256.insert(super::sha256_of_hash(h).map_err(at)?);
         }

@@ -127,7 +127,11 @@ wheels = [
     assert!(e.to_string().contains("only sha256"), "{e}");
     let e = parse_lock("uv.lock", &text.replace("version = 1\n", "version = 7\n")).unwrap_err();
     assert!(e.to_string().contains("version 7"), "{e}");
-    let e = parse_lock("uv.lock", &text.replace("name = \"numpy\"", "name = 3")).unwrap_err();
+    let e = parse_lock(
+        "uv.lock",
+        &text.replace("name = \"numpy\"\nversion", "name = 3\nversion"),
+    )
+    .unwrap_err();
     assert_eq!(e.line, Some(11), "{e}");
 }
 
@@ -195,4 +199,108 @@ fn the_same_pin_twice_is_merged_and_two_versions_are_kept() {
     assert_eq!(lock.pins.len(), 2);
     assert_eq!(lock.pins[0].sha256, digests(&[A, B]));
     assert_eq!(lock.pins[1].version, "2.0");
+}
+
+/// Review of issue 10: a cross-platform uv.lock pins Windows-only
+/// packages behind markers on its dependency edges; each pin carries the
+/// marker of the paths that reach it (the `and` along a path, the `or`
+/// across paths), a package reached without one is pinned everywhere, and
+/// a marker that does not parse is refused with its line.
+#[test]
+fn uv_lock_markers_follow_the_dependency_edges() {
+    let text = format!(
+        r#"version = 1
+requires-python = ">=3.9"
+
+[[package]]
+name = "my-model"
+version = "0.1.0"
+source = {{ virtual = "." }}
+dependencies = [
+    {{ name = "numpy" }},
+    {{ name = "colorama", marker = "sys_platform == 'win32'" }},
+    {{ name = "tomli", marker = "python_version < '3.11'" }},
+]
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+source = {{ registry = "https://pypi.org/simple" }}
+dependencies = [{{ name = "pywin32", marker = "platform_machine == 'AMD64'" }}]
+wheels = [{{ url = "https://x/c.whl", hash = "sha256:{A}" }}]
+
+[[package]]
+name = "pywin32"
+version = "306"
+source = {{ registry = "https://pypi.org/simple" }}
+wheels = [{{ url = "https://x/p.whl", hash = "sha256:{B}" }}]
+
+[[package]]
+name = "numpy"
+version = "1.26.4"
+source = {{ registry = "https://pypi.org/simple" }}
+dependencies = [{{ name = "tomli" }}]
+wheels = [{{ url = "https://x/n.whl", hash = "sha256:{A}" }}]
+
+[[package]]
+name = "tomli"
+version = "2.0.1"
+source = {{ registry = "https://pypi.org/simple" }}
+wheels = [{{ url = "https://x/t.whl", hash = "sha256:{B}" }}]
+"#
+    );
+    let lock = parse_lock("uv.lock", &text).unwrap();
+    let marker = |n: &str| {
+        lock.pins
+            .iter()
+            .find(|p| p.name == n)
+            .unwrap_or_else(|| panic!("{n} pinned"))
+            .marker
+            .clone()
+    };
+    assert_eq!(marker("numpy"), None);
+    assert_eq!(
+        marker("colorama").as_deref(),
+        Some("sys_platform == 'win32'")
+    );
+    assert_eq!(
+        marker("pywin32").as_deref(),
+        Some("(sys_platform == 'win32') and (platform_machine == 'AMD64')")
+    );
+    // tomli: behind a marker from the project, without one through numpy.
+    assert_eq!(marker("tomli"), None);
+    let bad = text.replace("platform_machine == 'AMD64'", "platform_machine = 'AMD64'");
+    let e = parse_lock("uv.lock", &bad).unwrap_err();
+    assert!(e.to_string().contains("environment marker"), "{e}");
+    assert_eq!(e.line, Some(15), "{e}");
+}
+
+/// Review of issue 10: requirements markers are kept, a duplicated pin
+/// merges its markers (everywhere wins), conflicting pins of one package
+/// both stay (the environment must match one), and hostile input (a
+/// marker naming something that is not a variable) is refused.
+#[test]
+fn requirements_markers_duplicates_and_conflicts() {
+    let lock = parse_lock(
+        "r.txt",
+        "pywin32==306 ; sys_platform == \"win32\"\nnumpy==1.26.4 ; python_version < \"3.12\"\nnumpy==1.26.4\nrequests==2.31.0\nrequests==2.32.0\n",
+    )
+    .unwrap();
+    let got: Vec<(&str, &str, Option<&str>)> = lock
+        .pins
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_str(), p.marker.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("numpy", "1.26.4", None),
+            ("pywin32", "306", Some("sys_platform == \"win32\"")),
+            ("requests", "2.31.0", None),
+            ("requests", "2.32.0", None),
+        ]
+    );
+    let e = parse_lock("r.txt", "x==1 ; __import__('os').system('id')\n").unwrap_err();
+    assert_eq!(e.line, Some(1), "{e}");
+    assert!(e.to_string().contains("environment marker"), "{e}");
 }

@@ -227,6 +227,9 @@ pub struct PinView {
     pub name: String,
     pub version: String,
     pub sha256: Vec<String>,
+    /// The PEP 508 marker under which the pin applies; absent: everywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
 }
 
 impl ModelCard {
@@ -254,6 +257,7 @@ impl ModelCard {
                     name: p.name.clone(),
                     version: p.version.clone(),
                     sha256: p.sha256.iter().map(Sha256Digest::to_hex).collect(),
+                    marker: p.marker.clone(),
                 })
                 .collect(),
         }
@@ -304,6 +308,16 @@ pub fn check_pin(p: &Pin) -> Result<(), String> {
             p.name,
             crate::model::deps::MAX_DIGESTS
         ));
+    }
+    if let Some(m) = &p.marker {
+        if m.trim() != m || m.is_empty() {
+            return Err(format!(
+                "{}: marker {m:?} with leading or trailing space",
+                p.name
+            ));
+        }
+        crate::model::deps::marker::check(m)
+            .map_err(|e| format!("{}: environment marker {m:?}: {e}", p.name))?;
     }
     Ok(())
 }
@@ -417,6 +431,7 @@ pub(super) fn parse_card(raw: &RawManifest, text: &str) -> Result<ModelCard, Man
             name: p.name.get_ref().clone(),
             version: p.version.clone(),
             sha256,
+            marker: p.marker.clone(),
         };
         check_pin(&pin).map_err(|why| field(p.name.span(), &at, &why, &pin.name))?;
         if let Some(prev) = card.dependencies.last() {
@@ -497,6 +512,7 @@ mod tests {
                 name: "numpy".into(),
                 version: "1.26.4".into(),
                 sha256: [Sha256Digest::of(b"w1"), Sha256Digest::of(b"w2")].into(),
+                marker: Some("sys_platform == \"linux\"".into()),
             }],
         }
     }

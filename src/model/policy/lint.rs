@@ -68,8 +68,8 @@ pub fn check_glob(field: &str, glob: &str, known: &[ModelName]) -> Option<GlobWa
 }
 
 impl super::Policy {
-    /// Every glob of the policy (grants, stage rules, model settings) that
-    /// matches none of `known`.
+    /// Every glob of the policy (grants, stage rules, model settings,
+    /// environments) that matches none of `known`.
     pub fn unmatched_globs(&self, known: &[ModelName]) -> Vec<GlobWarning> {
         let grants = self
             .grants
@@ -86,9 +86,17 @@ impl super::Policy {
             .iter()
             .enumerate()
             .map(|(i, m)| (format!("models[{i}].models"), m.models.as_str()));
+        // Review of issue 10: an environment's `models = "*"` served no
+        // two-segment model, without a word.
+        let environments = self
+            .environments
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("environments[{i}].models"), e.models.as_str()));
         grants
             .chain(stages)
             .chain(models)
+            .chain(environments)
             .filter_map(|(field, glob)| check_glob(&field, glob, known))
             .collect()
     }

@@ -325,3 +325,38 @@ fn globs_that_match_no_known_model_are_found_with_a_fix() {
     // Nothing known yet: nothing to say.
     assert!(q.unmatched_globs(&[]).is_empty());
 }
+
+/// Review of issue 10: hostile and mistaken globs. `**/**` matches every
+/// model as `**` does; an empty glob and an environment's `*` match no
+/// known model and are warned about (environments were not looked at);
+/// a glob that does not compile is refused with its line and column.
+#[test]
+fn hostile_globs_are_warned_about_or_refused() {
+    let known = [ModelName::parse("nlp/bert").unwrap()];
+    let text = format!(
+        "{}\n[[grants]]\nuser = \"alice\"\nrole = \"viewer\"\nmodels = \"**/**\"\n\n[[grants]]\nuser = \"alice\"\nrole = \"viewer\"\nmodels = \"\"\n\n[[environments]]\nname = \"prod\"\nstage = \"production\"\nmodels = \"*\"\n",
+        policy().to_toml()
+    );
+    let p = Policy::parse(&text).expect("parses");
+    let w: Vec<(String, String, Option<String>)> = p
+        .unmatched_globs(&known)
+        .into_iter()
+        .map(|w| (w.field, w.glob, w.suggestion))
+        .collect();
+    let n = p.grants.len();
+    assert_eq!(
+        w,
+        vec![
+            (format!("grants[{}].models", n - 1), String::new(), None),
+            (
+                "environments[0].models".into(),
+                "*".into(),
+                Some("**".into())
+            ),
+        ]
+    );
+    assert!(p.may_deploy_to(&known[0], "prod").is_err());
+    let bad = text.replace("models = \"**/**\"", "models = \"nlp/[\"");
+    let e = Policy::parse(&bad).unwrap_err().to_string();
+    assert!(e.contains("line"), "{e}");
+}

@@ -140,9 +140,7 @@ pub(super) fn judge_deploy(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict
         ));
     }
     // 5. The record says what the commit says, and is dated as it.
-    let (_, bytes) = j.src.object(id).map_err(internal)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| bad(Rule::BadDeployment, format!("{path} is not UTF-8")))?;
+    let text = j.record_text(id, &path, Rule::BadDeployment, HINT)?;
     let r = DeploymentRecord::parse(&text).map_err(|e| {
         bad(
             Rule::BadDeployment,

@@ -10,8 +10,10 @@
 //! 4. the version is archived (its stage story, from its promotion tags);
 //! 5. a purge by the `purge_role` rather than ml_admin: the version's
 //!    retention is due, `retention_days` after the tag that archived it,
-//!    at the judgement time (the server's clock at push time; the purge
-//!    commit's own date in a replay, which rules 15 and 16 bound).
+//!    both at the judgement time (the server's clock at push time) and at
+//!    the purge commit's own date (what a replay judges at), so that a
+//!    backdated purge cannot land by the server's clock and then fail
+//!    every audit.
 //!
 //! The record of the version stays; with this commit in a push, the hook
 //! lets exactly that version's payload ref be deleted.
@@ -95,9 +97,7 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
             format!("{path} is a {kind:?}; only regular files are stored"),
         ));
     }
-    let (_, bytes) = j.src.object(id).map_err(internal)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| bad(Rule::BadPurge, format!("{path} is not UTF-8")))?;
+    let text = j.record_text(id, &path, Rule::BadPurge, HINT)?;
     let p = PurgeRecord::parse(&text).map_err(|e| bad(Rule::BadPurge, format!("{path}: {e}")))?;
     if p.model != model || p.version != version {
         return Err(bad(
@@ -141,14 +141,19 @@ pub(super) fn judge_purge(j: &CommitUnderJudgement<'_>) -> Result<CommitVerdict,
             Refusal::internal(j.subject, "an archived version without its archive tag")
         })?;
         let due = retention_due_at(archived, retention_days);
-        if at.unix_timestamp() < due {
+        // Due by the judge's clock and by the commit's own date, the one
+        // the replay judges at: a purge commit backdated before its due
+        // date (as far as its parent's date) would otherwise land by the
+        // server's clock and break every later audit.
+        let judged = at.unix_timestamp().min(j.commit.committer.time);
+        if judged < due {
             return Err(j.refuse(
                 Rule::RetentionNotDue,
                 format!(
-                    "{model}@{version} was archived at {}; retention_days = {retention_days} makes its purge due at {}, and the judgement time is {}",
+                    "{model}@{version} was archived at {}; retention_days = {retention_days} makes its purge due at {}, and the purge is judged at {} (the earlier of its own date and the judge's clock)",
                     rfc3339(archived),
                     rfc3339(due),
-                    rfc3339(at.unix_timestamp())
+                    rfc3339(judged)
                 ),
                 "wait until the retention is due (mvault retention lists what is), or ask an ml_admin to purge",
             ));

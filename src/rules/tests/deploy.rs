@@ -485,3 +485,73 @@ fn a_deploy_commit_without_its_trailers_is_refused() {
         refused(judge(&w, id), rule);
     }
 }
+
+/// Review of issue 10: records at paths that only look like the record's
+/// (case, a look-alike hyphen, a nested or sibling file, a model prefix)
+/// and a record of megabytes are each refused, the huge one by its size
+/// before it is read.
+#[test]
+fn records_at_look_alike_paths_or_of_huge_size_are_refused() {
+    let mut w = world();
+    let alice = w.alice.clone();
+    let r = record(&w, "prod-eu", "alice");
+    let message = deploy_message(&r);
+    let text = r.to_canonical();
+    for (path, rule) in [
+        (
+            "Deployments/prod-eu/nlp/bert/_deployment.toml",
+            Rule::MixedActions,
+        ),
+        (
+            "deployments/Prod-EU/nlp/bert/_deployment.toml",
+            Rule::MixedActions,
+        ),
+        // U+2010 HYPHEN, not '-'.
+        (
+            "deployments/prod\u{2010}eu/nlp/bert/_deployment.toml",
+            Rule::MixedActions,
+        ),
+        (
+            "deployments/prod-eu/nlp/bert/_Deployment.toml",
+            Rule::MixedActions,
+        ),
+        (
+            "deployments/prod-eu/nlp/bert/_deployment.toml.bak",
+            Rule::MixedActions,
+        ),
+        (
+            "deployments/prod-eu/nlp/_deployment.toml",
+            Rule::BadDeployment,
+        ),
+        (
+            "deployments/prod-eu/nlp/bert/x/_deployment.toml",
+            Rule::BadDeployment,
+        ),
+    ] {
+        let files = with_file(&mut w, path, text.as_bytes());
+        let tip = w.main.tip;
+        let id = w.commit_files(&alice, tip, &files, &message, AT);
+        let e = refused(judge(&w, id), rule);
+        assert!(e.line().contains("commit"), "{path}: {}", e.line());
+        refused(judge_commit(&w.src, &w.replay(), "main", id), rule);
+    }
+    // A sibling file next to the true record.
+    let mut files = with_file(&mut w, RECORD, text.as_bytes());
+    files.insert(
+        "deployments/prod-eu/nlp/bert/notes.txt".into(),
+        (w.src.blob(b"hi"), EntryKind::Blob),
+    );
+    let tip = w.main.tip;
+    let id = w.commit_files(&alice, tip, &files, &message, AT);
+    refused(judge(&w, id), Rule::MixedActions);
+    // Megabytes of padding after the record.
+    let huge = format!("{text}{}", "#".repeat(1 << 20));
+    let files = with_file(&mut w, RECORD, huge.as_bytes());
+    let id = w.commit_files(&alice, tip, &files, &message, AT);
+    let e = refused(judge(&w, id), Rule::BadDeployment);
+    assert!(
+        e.line().contains("a record is at most 16384"),
+        "{}",
+        e.line()
+    );
+}

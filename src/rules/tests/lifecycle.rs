@@ -99,13 +99,18 @@ fn a_cap_above_the_count_or_on_another_model_lets_the_version_in() {
     accepted(judge(&w, id));
 }
 
-/// alice's purge of nlp/bert@1.0.0 at `AT`.
+/// `who`'s purge of nlp/bert@1.0.0 at `AT`.
 fn purge_by(w: &mut World, who: &crate::rules::fixtures::TestKey) -> ObjectId {
+    purge_at(w, who, AT)
+}
+
+/// `who`'s purge of nlp/bert@1.0.0, dated `at`.
+fn purge_at(w: &mut World, who: &crate::rules::fixtures::TestKey, at: i64) -> ObjectId {
     let record = PurgeRecord {
         model: w.model.clone(),
         version: w.version.clone(),
         purged_by: who.name.clone(),
-        time: rfc3339(AT),
+        time: rfc3339(at),
         reason: "retention".into(),
     };
     let mut files = w.files[&w.main.tip].clone();
@@ -122,7 +127,7 @@ fn purge_by(w: &mut World, who: &crate::rules::fixtures::TestKey) -> ObjectId {
         tip,
         &files,
         &purge_message("nlp/bert", "1.0.0", "retention"),
-        AT,
+        at,
     )
 }
 
@@ -149,13 +154,20 @@ fn the_purge_role_purges_once_retention_is_due() {
     // The hook's clock (NOW = T0 + 10000) is before the day is over.
     let e = refused(judge(&w, id), Rule::RetentionNotDue);
     assert!(e.line().contains("retention_days = 1"), "{}", e.line());
-    // A server clock a day after the archive tag: due.
+    // A server clock a day after the archive tag: due, for a purge made
+    // then (one dated before is refused: see the backdated case below).
     let due = archived + 86_400;
     refused(
         judge_commit(&w.src, &server_at(&w, due - 1), "main", id),
         Rule::RetentionNotDue,
     );
-    accepted(judge_commit(&w.src, &server_at(&w, due), "main", id));
+    refused(
+        judge_commit(&w.src, &server_at(&w, due), "main", id),
+        Rule::RetentionNotDue,
+    );
+    let on_time = purge_at(&mut w, &alice, due);
+    accepted(judge_commit(&w.src, &server_at(&w, due), "main", on_time));
+    accepted(judge_commit(&w.src, &w.replay(), "main", on_time));
     // The replay judges at the purge commit's own date (AT), not due.
     refused(
         judge_commit(&w.src, &w.replay(), "main", id),
@@ -254,4 +266,77 @@ fn a_rollback_needs_ml_admin_unless_the_production_rule_names_a_role() {
     );
     w.advance_main(policy);
     accepted(rollback_by(&mut w, "alice", policy));
+}
+
+/// Review of issue 10: a purge by the purge_role whose commit is dated
+/// before the retention is due (backdated as far as its parent allows)
+/// while the server's clock is past it. Before the fix the hook judged
+/// the server's clock alone and let it in, and every later replay, which
+/// judges at the commit's own date, broke on it. Due means due at both.
+#[test]
+fn a_purge_backdated_before_its_retention_is_due_is_refused_by_the_hook_too() {
+    let mut w = World::new();
+    with_policy(
+        &mut w,
+        "[[models]]\nmodels = \"nlp/*\"\nretention_days = 1\npurge_role = \"ml_engineer\"\n",
+    );
+    let (m, v) = (w.model.clone(), w.version.clone());
+    // Archived at AT - 86_400 + 1: due one second after the commit's date.
+    let archived = AT - 86_400 + 1;
+    w.main.set_stage_at(&m, &v, Stage::Archived, archived);
+    let alice = w.alice.clone();
+    let id = purge_by(&mut w, &alice);
+    // The server's clock is well past the due date.
+    let e = refused(
+        judge_commit(&w.src, &server_at(&w, AT + 86_400), "main", id),
+        Rule::RetentionNotDue,
+    );
+    assert!(
+        e.line().contains(&format!("judged at {}", rfc3339(AT))),
+        "{}",
+        e.line()
+    );
+    refused(
+        judge_commit(&w.src, &w.replay(), "main", id),
+        Rule::RetentionNotDue,
+    );
+    // Archived one second earlier, due at the commit's date: both accept.
+    w.main.set_stage_at(&m, &v, Stage::Archived, archived - 1);
+    accepted(judge_commit(
+        &w.src,
+        &server_at(&w, AT + 86_400),
+        "main",
+        id,
+    ));
+    accepted(judge_commit(&w.src, &w.replay(), "main", id));
+}
+
+/// Review of issue 10: a purge record of megabytes is refused by its
+/// size, before it is read or parsed.
+#[test]
+fn a_huge_purge_record_is_refused_by_its_size() {
+    let mut w = World::new();
+    let (m, v) = (w.model.clone(), w.version.clone());
+    w.main.set_stage_at(&m, &v, Stage::Archived, T0 + 100);
+    let mut files = w.files[&w.main.tip].clone();
+    let huge = vec![b'#'; 1 << 20];
+    files.insert(
+        "models/nlp/bert/1.0.0/purge.toml".to_owned(),
+        (w.src.blob(&huge), EntryKind::Blob),
+    );
+    let (admin, tip) = (w.admin.clone(), w.main.tip);
+    let id = w.commit_files(
+        &admin,
+        tip,
+        &files,
+        &purge_message("nlp/bert", "1.0.0", "retention"),
+        AT,
+    );
+    let e = refused(judge(&w, id), Rule::BadPurge);
+    assert!(
+        e.line()
+            .contains("is 1048576 bytes; a record is at most 16384"),
+        "{}",
+        e.line()
+    );
 }

@@ -92,6 +92,8 @@ const COVERED: &[Rule] = &[
     Rule::Internal,
     Rule::TooManyVersions,
     Rule::RetentionNotDue,
+    Rule::RecordBehindModel,
+    Rule::ArchiveBackdated,
     Rule::BadReport,
     Rule::ReportSigner,
 ];

@@ -9,7 +9,7 @@ use crate::rules::fixtures::{PromotionSpec, World, T0};
 use crate::rules::promotion::judge_promotion;
 use crate::rules::stages::ModelStages;
 use crate::rules::{Refusal, Rule};
-use crate::store::objects::ObjectId;
+use crate::store::objects::{EntryKind, ObjectId};
 
 fn judge(w: &World, name: &str, id: ObjectId, history: &ModelStages) -> Result<Promotion, Refusal> {
     judge_promotion(&w.src, &w.server(), name, name, id, &w.model, history)
@@ -282,4 +282,93 @@ fn a_promotion_without_enough_approvals_is_refused() {
     let id = w.promotion_tag(&admin, &spec, T0 + 600);
     let r = refused(judge(&w, &spec.name(), id, &h), Rule::NotEnoughApprovals);
     assert!(r.detail.contains("promoter"), "{}", r.detail);
+}
+
+/// Review of issue 10: a promotion made against a record older than a
+/// deploy commit of its model would change the stages the replay reads
+/// at that deployment (the version demoted "before" a deployment the hook
+/// let in, and every later `audit verify` broken). The hook refuses it;
+/// the replay, whose main runs past the push, cannot judge it (push
+/// only). A registration in between does not matter: a late promotion
+/// can only lower what the version cap counts.
+#[test]
+fn a_promotion_made_against_a_record_behind_a_deployment_is_refused() {
+    let mut w = World::new();
+    let h = after_staging(&w);
+    let (n, id) = w.production.clone();
+    let alice = w.alice.clone();
+    let registered = super::register_version(&mut w, &alice, "1.1.0", T0 + 500);
+    accepted(judge(&w, &n, id, &h));
+    // A deploy commit of nlp/bert on main (the rule reads its trailers;
+    // its own judgement is tests/deploy.rs's).
+    let mut files = w.files[&w.main.tip].clone();
+    files.insert(
+        "deployments/prod-eu/nlp/bert/_deployment.toml".into(),
+        (w.src.blob(b"record"), EntryKind::Blob),
+    );
+    let tip = w.main.tip;
+    let deploy = w.commit_files(
+        &alice,
+        tip,
+        &files,
+        "deploy nlp/bert@1.0.0 to prod-eu\n\nMvault-Action: deploy\nMvault-Model: nlp/bert\nMvault-Version: 1.0.0\nMvault-Environment: prod-eu\n",
+        T0 + 550,
+    );
+    w.advance_main(deploy);
+    let e = refused(judge(&w, &n, id, &h), Rule::RecordBehindModel);
+    assert!(
+        e.line().contains(&format!(
+            "main has commit {deploy} (a deployment of nlp/bert) after it"
+        )),
+        "{}",
+        e.line()
+    );
+    assert!(e.hint.contains("fetch"), "{}", e.hint);
+    accepted(judge_promotion(
+        &w.src,
+        &w.replay(),
+        &n,
+        &n,
+        id,
+        &w.model,
+        &h,
+    ));
+    // Made against the deployment (or later), it is accepted.
+    let spec = PromotionSpec {
+        record: deploy,
+        ..w.production_spec.clone()
+    };
+    let id = w.promotion_tag(&alice, &spec, T0 + 600);
+    accepted(judge(&w, &spec.name(), id, &h));
+    let _ = registered;
+}
+
+/// Review of issue 10: an archive tag dated long before it is pushed
+/// (as early as its record allows) would make a purge by the purge_role
+/// due at once; the hook refuses it (rule 88, push only), the replay
+/// cannot tell.
+#[test]
+fn an_archive_tag_dated_before_its_push_is_refused() {
+    let mut w = World::new();
+    let (h, prev) = deprecated_history(&mut w);
+    let spec = w.promotion(4, Stage::Deprecated, Stage::Archived, Some(prev));
+    let admin = w.admin.clone();
+    let old = w.promotion_tag(&admin, &spec, T0 + 600);
+    let e = refused(judge(&w, &spec.name(), old, &h), Rule::ArchiveBackdated);
+    assert!(
+        e.line().contains("starts the retention clock"),
+        "{}",
+        e.line()
+    );
+    accepted(judge_promotion(
+        &w.src,
+        &w.replay(),
+        &spec.name(),
+        &spec.name(),
+        old,
+        &w.model,
+        &h,
+    ));
+    let now = w.promotion_tag(&admin, &spec, crate::rules::fixtures::NOW);
+    accepted(judge(&w, &spec.name(), now, &h));
 }
