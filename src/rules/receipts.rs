@@ -217,11 +217,11 @@ pub fn receipt_index(
                 return Err(broken(
                     r.commit,
                     format!(
-                        "receipt {} is signed by {}, but the policy in force pins the server key {}",
-                        r.receipt.seq,
-                        crypto::fingerprint(&r.signer),
-                        crypto::fingerprint(k)
-                    ),
+                    "receipt {} is signed by {}, but the policy in force pins the server key {}",
+                    r.receipt.seq,
+                    crypto::fingerprint(&r.signer),
+                    crypto::fingerprint(k)
+                ),
                 ))
             }
         };
