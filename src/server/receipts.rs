@@ -77,6 +77,15 @@ pub enum ReceiptWriteError {
     Sign(String),
 }
 
+/// Whether receipts are on: a server key is configured. Without one the
+/// hook writes no pending entries and post-receive does nothing, so the
+/// decision log holds one line per decision, as before receipts.
+pub fn receipts_enabled(store: &Store) -> bool {
+    store
+        .config_string(SERVER_KEY_CONFIG)
+        .is_some_and(|p| !p.trim().is_empty())
+}
+
 /// The server key, if one is configured.
 pub fn server_key(store: &Store) -> Result<Option<SshIdentity>, String> {
     let Some(path) = store
@@ -338,6 +347,9 @@ pub fn post_receive(
             return lines;
         }
     };
+    if !receipts_enabled(&store) {
+        return lines;
+    }
     let landed = receipt_updates(&updates);
     // The pending accept this push left: same refs and new values.
     let dir = git_dir.join(PENDING_DIR);
@@ -361,7 +373,7 @@ pub fn post_receive(
         ));
     }
     let (receipt, error) = match server_key(&store) {
-        Ok(None) => (None, None),
+        Ok(None) => (None, Some(format!("{SERVER_KEY_CONFIG} is not set"))),
         Ok(Some(key)) => match write_receipt(&store, &key, &pusher, &landed, now) {
             Ok(w) => (Some(w), None),
             Err(e) => (None, Some(e.to_string())),
