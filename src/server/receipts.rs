@@ -447,17 +447,24 @@ fn lock_chain(git_dir: &Path) -> std::io::Result<ChainLock> {
     Ok(ChainLock(f))
 }
 
+/// A file the server signs: its name in the commit's tree, the signature
+/// namespace, the bytes.
+struct SignedFile<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    bytes: &'a [u8],
+}
+
 /// Write a signed file and its signature as a commit.
 fn signed_commit(
     store: &Store,
     key: &SshIdentity,
-    file: &str,
-    namespace: &str,
-    bytes: &[u8],
+    f: SignedFile<'_>,
     parent: Option<ObjectId>,
     time: i64,
     message: &str,
 ) -> Result<ObjectId, ReceiptWriteError> {
+    let (file, namespace, bytes) = (f.name, f.namespace, f.bytes);
     let sig = key
         .sign(namespace, bytes)
         .map_err(|e| ReceiptWriteError::Sign(e.to_string()))?;
@@ -511,9 +518,11 @@ pub fn write_receipt(
         let commit = signed_commit(
             store,
             key,
-            RECEIPT_FILE,
-            RECEIPT_NAMESPACE,
-            bytes.as_bytes(),
+            SignedFile {
+                name: RECEIPT_FILE,
+                namespace: RECEIPT_NAMESPACE,
+                bytes: bytes.as_bytes(),
+            },
             head,
             time,
             &format!("mvault receipt {seq}\n"),
@@ -560,9 +569,11 @@ fn write_timestamp_locked(
     let commit = signed_commit(
         store,
         key,
-        TIMESTAMP_FILE,
-        TIMESTAMP_NAMESPACE,
-        t.render().as_bytes(),
+        SignedFile {
+            name: TIMESTAMP_FILE,
+            namespace: TIMESTAMP_NAMESPACE,
+            bytes: t.render().as_bytes(),
+        },
         None,
         time,
         "mvault timestamp\n",
