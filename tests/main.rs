@@ -51,6 +51,7 @@ mod promotion_refusals;
 mod promotion_stock_tools;
 mod promotion_world;
 mod python_wheel;
+mod receipts;
 mod review_bypass;
 mod review_issue10;
 mod server_forges;

@@ -97,6 +97,8 @@ pub fn events(git_dir: &Path) -> Vec<Event> {
                 stage: None,
                 from_stage: None,
                 environment: None,
+                received: None,
+                received_unix: None,
                 manifest_sha256: None,
                 ticket: None,
                 reason: None,

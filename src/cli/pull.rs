@@ -8,6 +8,7 @@ use mvault::model::names::VersionRef;
 use mvault::model::text::escape;
 use mvault::ops::report;
 use mvault::ops::retrieve::{self, Verified};
+use mvault::ops::sync::freshness::{MaxAge, DEFAULT_PULL_FROM_MAX_AGE};
 use mvault::vault::{Vault, VaultError};
 
 use super::context::Ctx;
@@ -39,6 +40,12 @@ pub(super) struct Args {
     /// (not in the stage it requires, or a model it may not serve).
     #[arg(long, value_name = "ENVIRONMENT")]
     env: Option<String>,
+    /// Refuse a server whose signed timestamp is older than this (90s,
+    /// 15m, 24h, 7d): a frozen server serves an old record as if it were
+    /// current. With --from it defaults to 24h when the vault pins a
+    /// server key; in a clone it also refreshes the record first.
+    #[arg(long, value_name = "AGE", value_parser = values::max_age)]
+    max_age: Option<i64>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -53,8 +60,14 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         Some(url) => {
             let cache = args.cache.as_deref().map(|c| ctx.path(c));
             retrieve::pull_from(
-                url,
-                cache.as_deref(),
+                &retrieve::FromServer {
+                    url,
+                    cache: cache.as_deref(),
+                    max_age: MaxAge {
+                        seconds: args.max_age.unwrap_or(DEFAULT_PULL_FROM_MAX_AGE),
+                        explicit: args.max_age.is_some(),
+                    },
+                },
                 r,
                 env,
                 &output,
@@ -64,7 +77,14 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         }
         None => {
             let vault = ctx.vault()?;
-            let pulled = match retrieve::refresh_for(&vault, r) {
+            let pulled = match retrieve::refresh_for(
+                &vault,
+                r,
+                args.max_age.map(|seconds| MaxAge {
+                    seconds,
+                    explicit: true,
+                }),
+            ) {
                 Ok(warning) => {
                     if let Some(warning) = warning {
                         eprintln!("mvault: warning: {warning}");

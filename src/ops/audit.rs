@@ -110,6 +110,8 @@ pub fn access_review(
                         ServerEvent::IntegrityViolation => "integrity report",
                         // An alert is the server's, not the user's activity.
                         ServerEvent::Alert => return None,
+                        ServerEvent::Landed => "push landed",
+                        ServerEvent::NotLanded => "push did not land",
                     };
                     Some(ServerActivity {
                         user,

@@ -423,16 +423,18 @@ fn forwarded(git_dir: &Path, written: &str) -> Option<String> {
     serde_json::to_string(&v).ok()
 }
 
-/// Append `entry` to the server log, then judge and forward it. Only a
-/// failure to append is returned: the caller fails closed on it.
-pub fn record(git_dir: &Path, entry: Value, now: OffsetDateTime) -> std::io::Result<()> {
+/// Append `entry` to the server log, then judge and forward it; the
+/// SHA-256 of the line written. Only a failure to append is returned: the
+/// caller fails closed on it.
+pub fn record(git_dir: &Path, entry: Value, now: OffsetDateTime) -> std::io::Result<String> {
     let written = append_chained(git_dir, entry)?;
+    let hash = crate::model::manifest::Sha256Digest::of(written.as_bytes()).to_hex();
     let settings = match Store::open(git_dir) {
         Ok(store) => Settings::read(&store),
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(hash),
     };
     if settings.sinks.is_empty() && settings.thresholds.is_empty() {
-        return Ok(());
+        return Ok(hash);
     }
     let mut lines = vec![written.clone()];
     if let Ok(v) = serde_json::from_str::<Value>(&written) {
@@ -445,7 +447,7 @@ pub fn record(git_dir: &Path, entry: Value, now: OffsetDateTime) -> std::io::Res
     }
     let out: Vec<String> = lines.iter().filter_map(|l| forwarded(git_dir, l)).collect();
     sink::forward(git_dir, &settings.sinks, &out, Some(sink::EVENT_BUDGET));
-    Ok(())
+    Ok(hash)
 }
 
 /// Deliver what waits in the spool, with no time budget (`hook flush`).

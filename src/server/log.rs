@@ -60,6 +60,8 @@ struct LogLine<'a> {
 /// Append one decision to the hash-chained log: each line carries the
 /// SHA-256 of the line before it (zeros for the first). The line is then
 /// judged by the alert rules and forwarded to the sinks (`server::alerts`).
+/// Returns the new line's SHA-256, the push's id in the lines that follow
+/// it (`landed`, `not-landed`).
 pub fn append_log(
     git_dir: &Path,
     pusher: Option<&ServerIdentity>,
@@ -68,7 +70,7 @@ pub fn append_log(
     outcome: &Result<Vec<Accepted>, Refusal>,
     grants: &[GrantLine],
     now: OffsetDateTime,
-) -> std::io::Result<()> {
+) -> std::io::Result<String> {
     let empty: Vec<Accepted> = Vec::new();
     let line = LogLine {
         time: crate::vault::rfc3339(now),
@@ -315,16 +317,23 @@ pub enum ServerEvent {
     IntegrityViolation,
     /// An alert rule fired (docs/alerts.md).
     Alert,
+    /// An accepted push landed (post-receive), with its receipt.
+    Landed,
+    /// An accepted push did not land: refused by a hook after mvault's,
+    /// or its ref update failed.
+    NotLanded,
 }
 
 impl ServerEvent {
     /// Every kind, in the order `--action` lists them.
-    pub const ALL: [ServerEvent; 5] = [
+    pub const ALL: [ServerEvent; 7] = [
         ServerEvent::Accept,
         ServerEvent::Refuse,
         ServerEvent::Fetch,
         ServerEvent::IntegrityViolation,
         ServerEvent::Alert,
+        ServerEvent::Landed,
+        ServerEvent::NotLanded,
     ];
 
     /// The name the log and `--action` use.
@@ -335,6 +344,8 @@ impl ServerEvent {
             ServerEvent::Fetch => "fetch",
             ServerEvent::IntegrityViolation => "integrity-violation",
             ServerEvent::Alert => "alert",
+            ServerEvent::Landed => "landed",
+            ServerEvent::NotLanded => "not-landed",
         }
     }
 
@@ -508,6 +519,28 @@ fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
                 "accept" => ServerEvent::Accept,
                 "refuse" => ServerEvent::Refuse,
                 _ => return None,
+            };
+            let refs: Vec<String> = v["updates"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u["refname"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut subjects: Vec<Subject> = Vec::new();
+            for s in refs.iter().filter_map(|r| ref_subject(r)) {
+                if !subjects.contains(&s) {
+                    subjects.push(s);
+                }
+            }
+            (event, text("pusher"), refs, subjects)
+        }
+        (None, Some(e)) if e == "landed" || e == "not-landed" => {
+            let event = if e == "landed" {
+                ServerEvent::Landed
+            } else {
+                ServerEvent::NotLanded
             };
             let refs: Vec<String> = v["updates"]
                 .as_array()

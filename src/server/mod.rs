@@ -6,4 +6,5 @@ pub mod config;
 pub mod forge;
 pub mod install;
 pub mod log;
+pub mod receipts;
 pub mod sink;
