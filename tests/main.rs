@@ -32,6 +32,7 @@ mod hook_commits;
 mod hook_expiry;
 mod hook_failsafe;
 mod hook_identity;
+mod hook_log_segments;
 mod hook_paths;
 mod hook_payload;
 mod hook_refs;

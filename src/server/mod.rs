@@ -4,3 +4,4 @@
 pub mod config;
 pub mod install;
 pub mod log;
+pub mod segments;
