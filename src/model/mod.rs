@@ -11,6 +11,7 @@ pub mod paths;
 pub mod policy;
 pub mod promotion;
 pub mod purge;
+pub mod receipt;
 pub mod text;
 pub mod trailers;
 pub mod updates;

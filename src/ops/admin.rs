@@ -148,6 +148,11 @@ pub enum PolicyChange {
     EnvRemove {
         name: EnvironmentName,
     },
+    /// `mvault policy server-key`: pin (or, `None`, unpin) the key the
+    /// server signs receipts and timestamps with.
+    ServerKey {
+        key: Option<PublicKey>,
+    },
 }
 
 /// A change to the rules of the policy (`mvault policy rule …`). Each is
@@ -268,6 +273,10 @@ impl PolicyChange {
                 s
             }
             PolicyChange::EnvRemove { name } => format!("env-remove {name}"),
+            PolicyChange::ServerKey { key: Some(k) } => {
+                format!("server-key {}", crypto::fingerprint(k))
+            }
+            PolicyChange::ServerKey { key: None } => "server-key removed".into(),
         }
     }
 }
@@ -337,6 +346,7 @@ pub fn change_policy(
             new.remove_environment(name).map_err(bad)?;
             true
         }
+        PolicyChange::ServerKey { key } => new.set_server_key(key.as_ref()),
     };
     let known: Vec<ModelName> = vault.models(tree)?.into_keys().collect();
     let warnings: Vec<GlobWarning> = match &change {

@@ -107,6 +107,8 @@ pub fn access_review(
                         ServerEvent::Accept => "push",
                         ServerEvent::Refuse => "refused push",
                         ServerEvent::Fetch => "fetch",
+                        ServerEvent::Landed => "push landed",
+                        ServerEvent::NotLanded => "push did not land",
                     };
                     Some(ServerActivity {
                         user,

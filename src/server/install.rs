@@ -35,6 +35,28 @@ pub fn shim(mvault_bin: &Path) -> String {
     )
 }
 
+/// The shim `mvault hook install` writes as `hooks/post-receive`: git runs
+/// it with the updates that landed, and it writes their receipt.
+pub fn post_receive_shim(mvault_bin: &Path) -> String {
+    let template = include_str!("../../hooks/post-receive");
+    template.replace(
+        "@MVAULT_BIN@",
+        &mvault_bin.display().to_string().replace('\'', "'\\''"),
+    )
+}
+
+/// The name of mvault's post-receive among gitolite's repo-specific hooks.
+pub const GITOLITE_POST_HOOK_NAME: &str = "mvault-receipts";
+
+/// The crontab line that keeps the server's timestamp fresh.
+pub fn heartbeat_crontab(mvault_bin: &Path, repo: &Path) -> String {
+    format!(
+        "*/15 * * * * '{}' hook heartbeat '{}'",
+        mvault_bin.display(),
+        repo.display()
+    )
+}
+
 /// The git settings the hook relies on, set by `mvault hook install`.
 pub const SERVER_CONFIG: &[(&str, &str)] = &[
     ("receive.denyNonFastForwards", "true"),
@@ -124,6 +146,8 @@ pub struct InstallRequest<'a> {
     pub local_user: Option<&'a str>,
     /// The server user's global git config, to log fetches in.
     pub log_fetches: Option<&'a Path>,
+    /// The server's receipt key (created when absent).
+    pub server_key: Option<&'a Path>,
 }
 
 /// What `install` did, then what `check` finds afterwards.
@@ -157,6 +181,9 @@ pub enum InstallError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The server key cannot be created or read.
+    #[error("--server-key: {0}")]
+    ServerKey(String),
     /// `hooks/pre-receive` is someone else's hook; replacing it would
     /// silently drop what it does.
     #[error("{hook} is not mvault's hook; mvault does not overwrite it")]
@@ -284,16 +311,50 @@ pub fn install(req: &InstallRequest<'_>) -> Result<Installed, InstallError> {
         ));
     }
 
+    if let Some(path) = req.server_key {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let public = super::receipts::ensure_server_key(&path).map_err(InstallError::ServerKey)?;
+        git(&[
+            "config",
+            super::receipts::SERVER_KEY_CONFIG,
+            &path.display().to_string(),
+        ])?;
+        done.push(format!(
+            "server key {} ({}): pin it in the vault with mvault policy server-key --key-file {}.pub",
+            path.display(),
+            crypto::fingerprint(&public),
+            path.display()
+        ));
+        done.push(format!(
+            "keep the timestamp fresh from cron: {}",
+            heartbeat_crontab(req.mvault_bin, repo)
+        ));
+    }
     let host = match &gitolite {
         None => {
             let hooks = git_dir.join("hooks");
             write_shim(&hooks, "pre-receive", req.mvault_bin)?;
             done.push(format!("wrote {}", hooks.join("pre-receive").display()));
+            let post = hooks.join("post-receive");
+            if post.exists() && !runs_post_receive(&post) {
+                done.push(format!(
+                    "{} is not mvault's: left as it is; make it run `mvault hook post-receive` on the same input, or pushes get no receipt",
+                    post.display()
+                ));
+            } else {
+                write_post_shim(&hooks, "post-receive", req.mvault_bin)?;
+                done.push(format!("wrote {}", post.display()));
+            }
             Host::Plain
         }
         Some(gl) => {
             let dir = gl.local_code.join("hooks/repo-specific");
             write_shim(&dir, GITOLITE_HOOK_NAME, req.mvault_bin)?;
+            write_post_shim(&dir, GITOLITE_POST_HOOK_NAME, req.mvault_bin)?;
+            done.push(format!(
+                "gitolite: wrote the repo-specific hook {} (receipts: add `option hook.post-receive = {GITOLITE_POST_HOOK_NAME}` for this repo in gitolite.conf)",
+                dir.join(GITOLITE_POST_HOOK_NAME).display()
+            ));
             done.push(format!(
                 "gitolite: wrote the repo-specific hook {}",
                 dir.join(GITOLITE_HOOK_NAME).display()
@@ -351,8 +412,23 @@ fn fetch_hook_value(mvault_bin: &Path) -> String {
     format!("{} hook pack-objects", mvault_bin.display())
 }
 
+/// Write mvault's post-receive shim as `dir/name`, executable, by rename.
+fn write_post_shim(dir: &Path, name: &str, mvault_bin: &Path) -> Result<(), InstallError> {
+    write_file(dir, name, &post_receive_shim(mvault_bin))
+}
+
+/// Whether the hook file at `path` is mvault's post-receive shim.
+fn runs_post_receive(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.contains("hook post-receive"))
+}
+
 /// Write mvault's shim as `dir/name`, executable, by rename.
 fn write_shim(dir: &Path, name: &str, mvault_bin: &Path) -> Result<(), InstallError> {
+    write_file(dir, name, &shim(mvault_bin))
+}
+
+/// Write `text` as the executable `dir/name`, by rename.
+fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), InstallError> {
     let fail = |path: &Path| {
         let path = path.to_owned();
         move |source| InstallError::Write { path, source }
@@ -360,7 +436,7 @@ fn write_shim(dir: &Path, name: &str, mvault_bin: &Path) -> Result<(), InstallEr
     std::fs::create_dir_all(dir).map_err(fail(dir))?;
     let hook = dir.join(name);
     let tmp = dir.join(format!(".{name}.mvault-tmp"));
-    std::fs::write(&tmp, shim(mvault_bin)).map_err(fail(&tmp))?;
+    std::fs::write(&tmp, text).map_err(fail(&tmp))?;
     set_executable(&tmp).map_err(fail(&tmp))?;
     std::fs::rename(&tmp, &hook).map_err(fail(&hook))?;
     Ok(())
@@ -621,7 +697,78 @@ pub fn check(repo: &Path, log_fetches: Option<&Path>) -> Vec<CheckItem> {
         "info/attributes keeps blobs out of delta search".into(),
     );
     r.0.push(fetch_logging(&store, log_fetches));
+    receipts_check(&store, gitolite, &mut r);
     r.0
+}
+
+/// The server key, the post-receive hook that writes receipts, and how
+/// fresh the timestamp is.
+fn receipts_check(store: &Store, gitolite: bool, r: &mut Report) {
+    use super::receipts::{server_key, SERVER_KEY_CONFIG};
+    let key = match server_key(store) {
+        Ok(None) => {
+            r.warn(format!(
+                "no server key ({SERVER_KEY_CONFIG}): pushes get no receipts and clients cannot check freshness (mvault hook install REPO --root-key KEY.pub --server-key FILE)"
+            ));
+            return;
+        }
+        Err(e) => {
+            r.item(false, format!("the server key ({SERVER_KEY_CONFIG}): {e}"));
+            return;
+        }
+        Ok(Some(k)) => k,
+    };
+    {
+        use crate::crypto::Signer;
+        r.item(
+            true,
+            format!(
+                "the server key signs receipts ({})",
+                crypto::fingerprint(key.public_key())
+            ),
+        );
+    }
+    let hooks = store.git_dir().join("hooks");
+    let post = if gitolite {
+        std::fs::read_dir(&hooks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("post-receive"))
+                    && runs_post_receive(p)
+            })
+    } else {
+        Some(hooks.join("post-receive")).filter(|p| runs_post_receive(p))
+    };
+    r.item(
+        post.is_some(),
+        match &post {
+            Some(p) => format!("{} writes receipts (mvault hook post-receive)", p.display()),
+            None => format!(
+                "no post-receive hook in {} runs mvault hook post-receive: pushes land without receipts (run mvault hook install again)",
+                hooks.display()
+            ),
+        },
+    );
+    let stamp = store
+        .ref_target(crate::model::receipt::TIMESTAMP_REF)
+        .ok()
+        .flatten()
+        .and_then(|id| crate::rules::receipts::read_timestamp(store, id).ok());
+    match stamp {
+        Some((t, _)) => r.0.push(CheckItem {
+            status: CheckStatus::Ok,
+            what: format!("the newest timestamp is {} (receipt {})", t.time, t.seq),
+        }),
+        None => r.warn(
+            "no signed timestamp yet: run mvault hook heartbeat REPO (and from cron, see hook install)"
+                .into(),
+        ),
+    }
 }
 
 /// What `check` found so far.

@@ -47,7 +47,9 @@ struct LogLine<'a> {
 }
 
 /// Append one decision to the hash-chained log: each line carries the
-/// SHA-256 of the line before it (zeros for the first).
+/// SHA-256 of the line before it (zeros for the first). Returns the new
+/// line's SHA-256, the push's id in the lines that follow it (`landed`,
+/// `not-landed`).
 pub fn append_log(
     git_dir: &Path,
     pusher: Option<&str>,
@@ -55,7 +57,7 @@ pub fn append_log(
     updates: &[Update],
     outcome: &Result<Vec<Accepted>, Refusal>,
     now: OffsetDateTime,
-) -> std::io::Result<()> {
+) -> std::io::Result<String> {
     let empty: Vec<Accepted> = Vec::new();
     let line = LogLine {
         time: crate::vault::rfc3339(now),
@@ -73,9 +75,10 @@ pub fn append_log(
     )
 }
 
-/// Append `entry` to the server log with its `prev` link set. Only the
-/// log's tail is read, so the cost does not grow with the log.
-pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<()> {
+/// Append `entry` to the server log with its `prev` link set; returns the
+/// SHA-256 of the line written. Only the log's tail is read, so the cost
+/// does not grow with the log.
+pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let path = git_dir.join(LOG_FILE);
     let _guard = lock_log(git_dir)?;
@@ -117,7 +120,8 @@ pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::
     // The head: the log's length and its last line's hash, kept beside it,
     // so cutting lines off the end or editing the last one is detected.
     let line_hash = Sha256Digest::of(text.trim_end_matches('\n').as_bytes()).to_hex();
-    write_head(git_dir, len + text.len() as u64, &line_hash)
+    write_head(git_dir, len + text.len() as u64, &line_hash)?;
+    Ok(line_hash)
 }
 
 /// Rewrite the head (by rename): the live log's length and last hash.
@@ -264,12 +268,22 @@ pub enum ServerEvent {
     Refuse,
     /// A client fetched (the pack-objects hook).
     Fetch,
+    /// An accepted push landed (post-receive), with its receipt.
+    Landed,
+    /// An accepted push did not land: refused by a hook after mvault's,
+    /// or its ref update failed.
+    NotLanded,
 }
 
 impl ServerEvent {
     /// Every kind, in the order `--action` lists them.
-    pub const ALL: [ServerEvent; 3] =
-        [ServerEvent::Accept, ServerEvent::Refuse, ServerEvent::Fetch];
+    pub const ALL: [ServerEvent; 5] = [
+        ServerEvent::Accept,
+        ServerEvent::Refuse,
+        ServerEvent::Fetch,
+        ServerEvent::Landed,
+        ServerEvent::NotLanded,
+    ];
 
     /// The name the log and `--action` use.
     pub fn as_str(self) -> &'static str {
@@ -277,6 +291,8 @@ impl ServerEvent {
             ServerEvent::Accept => "accept",
             ServerEvent::Refuse => "refuse",
             ServerEvent::Fetch => "fetch",
+            ServerEvent::Landed => "landed",
+            ServerEvent::NotLanded => "not-landed",
         }
     }
 
@@ -464,6 +480,28 @@ fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {
                 "accept" => ServerEvent::Accept,
                 "refuse" => ServerEvent::Refuse,
                 _ => return None,
+            };
+            let refs: Vec<String> = v["updates"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|u| u["refname"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut subjects: Vec<Subject> = Vec::new();
+            for s in refs.iter().filter_map(|r| ref_subject(r)) {
+                if !subjects.contains(&s) {
+                    subjects.push(s);
+                }
+            }
+            (event, text("pusher"), refs, subjects)
+        }
+        (None, Some(e)) if e == "landed" || e == "not-landed" => {
+            let event = if e == "landed" {
+                ServerEvent::Landed
+            } else {
+                ServerEvent::NotLanded
             };
             let refs: Vec<String> = v["updates"]
                 .as_array()

@@ -4,4 +4,5 @@
 pub mod config;
 pub mod install;
 pub mod log;
+pub mod receipts;
 pub mod segments;

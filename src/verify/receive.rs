@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::model::manifest::Manifest;
 use crate::model::names::{self, parse_payload_ref, ModelName, DATA_PREFIX};
 use crate::model::promotion::{parse_promotion_name, seq_ref, Promotion, SEQ_PREFIX};
+use crate::model::receipt::{RECEIPTS_REF, TIMESTAMP_REF};
 use crate::model::updates::{parse_updates, Update};
 use crate::rules::commit::{judge_commit, Action};
 use crate::rules::payload::judge_payload;
@@ -29,6 +30,7 @@ use crate::rules::{
 };
 use crate::server::config::{pusher_from_env, ServerConfig, IDENTITY_VARS, LOCAL_USER_CONFIG};
 use crate::server::log::append_log;
+use crate::server::receipts::{record_pending, settle_pending};
 use crate::store::objects::{ObjectId, ObjectKind};
 use crate::store::{Store, StoreError, MAIN_REF};
 use crate::vault::stages::read_stages_excluding;
@@ -128,6 +130,16 @@ pub fn judge_push(
     // 1. Known namespaces only; 2. nothing is ever deleted.
     for u in updates {
         let r = &u.refname;
+        // 0. The receipt chain and the timestamp are written by the server
+        //    alone (after a push landed): a pushed one would forge them.
+        if r == RECEIPTS_REF || r == TIMESTAMP_REF {
+            return Err(Refusal::new(
+                Rule::ReceiptsRef,
+                r,
+                "receipts and the timestamp are written by the server after a push lands, never pushed",
+                "push main and mvault tags only (a mirror: leave refs/mvault/receipts and refs/mvault/timestamp out)",
+            ));
+        }
         if r.starts_with(DATA_PREFIX) {
             if parse_payload_ref(r).is_none() {
                 return Err(Refusal::new(
@@ -576,7 +588,16 @@ pub fn pre_receive(
     })();
     let mut lines = Vec::new();
     let address = crate::server::config::client_address_from_env(&env);
-    if let Err(e) = append_log(
+    // Pushes whose hooks have finished without landing are logged first,
+    // so the log stays in the order things happened.
+    if let Ok(store) = Store::open(git_dir) {
+        if let Err(e) = settle_pending(&store, now) {
+            lines.push(format!(
+                "mvault: warning: cannot settle earlier pushes in the decision log: {e}"
+            ));
+        }
+    }
+    let push = match append_log(
         git_dir,
         pusher.as_deref(),
         address.as_deref(),
@@ -584,11 +605,23 @@ pub fn pre_receive(
         &outcome,
         now,
     ) {
-        lines.push(format!(
-            "mvault: refused: internal error: cannot write the decision log: {e}"
-        ));
-        lines.push("hint: the hook fails closed; ask the server admin to check the repository's permissions".into());
-        return (false, lines);
+        Ok(push) => push,
+        Err(e) => {
+            lines.push(format!(
+                "mvault: refused: internal error: cannot write the decision log: {e}"
+            ));
+            lines.push("hint: the hook fails closed; ask the server admin to check the repository's permissions".into());
+            return (false, lines);
+        }
+    };
+    // An accept is pending until git's post-receive says it landed (its
+    // receipt), or its hooks end without that (`not-landed`).
+    if outcome.is_ok() {
+        if let Err(e) = record_pending(git_dir, &push, pusher.as_deref(), &updates, now) {
+            lines.push(format!(
+                "mvault: warning: cannot record the push as pending: {e}"
+            ));
+        }
     }
     match outcome {
         Ok(acc) => {

@@ -34,6 +34,13 @@ pub(in crate::cli) struct Args {
     /// names under git http-backend).
     #[arg(long, value_name = "FILE")]
     log_fetches: Option<PathBuf>,
+    /// The server's own ed25519 key, which signs a receipt for every push
+    /// that lands and the freshness timestamp; created (with FILE.pub)
+    /// when absent. Its path goes in the repository's config
+    /// (mvault.serverKey); pin FILE.pub in the vault with `mvault policy
+    /// server-key`. Without it, pushes get no receipts.
+    #[arg(long, value_name = "FILE")]
+    server_key: Option<PathBuf>,
     /// What was done and what the check found, as one JSON object.
     #[arg(long)]
     json: bool,
@@ -51,12 +58,14 @@ pub(in crate::cli) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResu
     }
     let exe = std::env::current_exe()?;
     let log_fetches = args.log_fetches.as_deref().map(|f| ctx.path(f));
+    let server_key = args.server_key.as_deref().map(|f| ctx.path(f));
     let installed = hook_install::install(&hook_install::InstallRequest {
         repo: &repo,
         root_keys: &keys,
         mvault_bin: &exe,
         local_user: args.local_user.as_deref(),
         log_fetches: log_fetches.as_deref(),
+        server_key: server_key.as_deref(),
     })
     .map_err(install_error)?;
     render(out, &repo, &installed, args.json)?;

@@ -3,12 +3,15 @@
 //! share the rendering of the checks and the failure when one fails.
 
 mod check;
+mod heartbeat;
 mod install;
 mod install_pre_push;
 mod log;
 mod pack_objects;
+mod post_receive;
 mod pre_push;
 mod pre_receive;
+mod server_key;
 
 use std::io::Write;
 use std::path::Path;
@@ -33,6 +36,9 @@ enum HookCommand {
     Install(install::Args),
     Check(check::Args),
     PreReceive(pre_receive::Args),
+    PostReceive(post_receive::Args),
+    Heartbeat(heartbeat::Args),
+    ServerKey(server_key::Args),
     PrePush(pre_push::Args),
     InstallPrePush(install_pre_push::Args),
     PackObjects(pack_objects::Args),
@@ -44,6 +50,9 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         HookCommand::Install(args) => install::run(args, ctx, out),
         HookCommand::Check(args) => check::run(args, ctx, out),
         HookCommand::PreReceive(args) => pre_receive::run(args, ctx, out),
+        HookCommand::PostReceive(args) => post_receive::run(args, ctx, out),
+        HookCommand::Heartbeat(args) => heartbeat::run(args, ctx, out),
+        HookCommand::ServerKey(args) => server_key::run(args, ctx, out),
         HookCommand::PrePush(args) => pre_push::run(args, ctx, out),
         HookCommand::InstallPrePush(args) => install_pre_push::run(args, ctx, out),
         HookCommand::PackObjects(args) => pack_objects::run(args, ctx, out),

@@ -8,6 +8,7 @@ mod grant;
 mod remove_user;
 mod revoke;
 mod rule;
+mod server_key;
 mod show;
 
 use std::io::Write;
@@ -35,6 +36,7 @@ enum PolicyCommand {
     Grant(grant::Args),
     Revoke(revoke::Args),
     Rule(rule::Args),
+    ServerKey(server_key::Args),
     Show(show::Args),
     Check(check::Args),
 }
@@ -46,6 +48,7 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         PolicyCommand::Grant(args) => grant::run(args, ctx, out),
         PolicyCommand::Revoke(args) => revoke::run(args, ctx, out),
         PolicyCommand::Rule(args) => rule::run(args, ctx, out),
+        PolicyCommand::ServerKey(args) => server_key::run(args, ctx, out),
         PolicyCommand::Show(args) => show::run(args, ctx, out),
         PolicyCommand::Check(args) => check::run(args, ctx, out),
     }

