@@ -57,3 +57,4 @@ mod server_http;
 mod stage_status;
 mod sync_clone;
 mod unhooked;
+mod witness;

@@ -35,6 +35,15 @@ pub(super) struct Args {
     /// (not in the stage it requires, or a model it may not serve).
     #[arg(long, value_name = "ENVIRONMENT")]
     env: Option<String>,
+    /// Require this many witnesses (auditors) to have cosigned the
+    /// server's receipt chain, as this clone sees it, since the newest
+    /// receipt recording a promotion of the model; refuse otherwise.
+    #[arg(long, value_name = "K", conflicts_with = "from")]
+    witnesses: Option<usize>,
+    /// With --witnesses: count only cosignatures newer than this (90s,
+    /// 30m, 12h, 2d).
+    #[arg(long, value_name = "AGE", value_parser = super::witness::age, requires = "witnesses")]
+    witness_max_age: Option<i64>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -63,10 +72,31 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
             if let Some(warning) = retrieve::refresh_for(&vault, r)? {
                 eprintln!("mvault: warning: {warning}");
             }
+            if let Some(count) = args.witnesses {
+                require_witnesses(&vault, r, count, args.witness_max_age, ctx)?;
+            }
             retrieve::pull(&vault, r, env, &output, &identity, &ctx.progress)?
         }
     };
     render(out, &v, &output, args.json)
+}
+
+/// `--witnesses K`: refuse unless K witnesses cosigned the chain this
+/// clone sees from its remote.
+fn require_witnesses(
+    vault: &mvault::vault::Vault,
+    r: &VersionRef,
+    count: usize,
+    max_age: Option<i64>,
+    ctx: &Ctx,
+) -> CliResult {
+    use mvault::ops::witness::{require_witnesses, WitnessRequirement};
+    let remote = mvault::ops::sync::remote(vault)
+        .ok_or_else(|| super::error::CliError::user("--witnesses needs a clone with a remote"))?;
+    let need = WitnessRequirement { count, max_age };
+    require_witnesses(vault, &remote, r.model(), need, ctx.now)
+        .map_err(super::witness::cli_error)?;
+    Ok(())
 }
 
 fn render(out: &mut dyn Write, v: &Verified, output: &Path, json: bool) -> CliResult {

@@ -15,3 +15,4 @@ pub mod receipt;
 pub mod text;
 pub mod trailers;
 pub mod updates;
+pub mod witness;

@@ -16,3 +16,4 @@ pub mod resolve;
 pub mod retention;
 pub mod retrieve;
 pub mod sync;
+pub mod witness;

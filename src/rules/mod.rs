@@ -22,6 +22,7 @@ pub mod source;
 pub mod stages;
 pub mod tags;
 pub mod tree;
+pub mod witness;
 
 use serde::Serialize;
 
@@ -127,6 +128,10 @@ pub enum Rule {
     Internal,
     // Receipts (numbered 90 on: see [`Rule::number`]).
     ReceiptsRef,
+    // Witnesses (numbered 95 on).
+    WitnessRef,
+    BadCosignature,
+    UnknownReceipt,
 }
 
 impl Rule {
@@ -219,12 +224,20 @@ impl Rule {
         Rule::HookNotConfigured,
         Rule::Internal,
         Rule::ReceiptsRef,
+        Rule::WitnessRef,
+        Rule::BadCosignature,
+        Rule::UnknownReceipt,
     ];
 
     /// Rules numbered apart from their place in [`Rule::ALL`]: numbers
     /// were handed out in blocks to work done side by side, so a later
     /// block may start past the end of the list.
-    const NUMBERED: &'static [(Rule, usize)] = &[(Rule::ReceiptsRef, 90)];
+    const NUMBERED: &'static [(Rule, usize)] = &[
+        (Rule::ReceiptsRef, 90),
+        (Rule::WitnessRef, 95),
+        (Rule::BadCosignature, 96),
+        (Rule::UnknownReceipt, 97),
+    ];
 
     /// The rule's number in docs/hook.md.
     pub fn number(self) -> usize {
@@ -327,6 +340,9 @@ impl Rule {
             HookNotConfigured => "hook not configured",
             Internal => "internal error",
             ReceiptsRef => "receipts are the server's",
+            WitnessRef => "witness ref",
+            BadCosignature => "bad cosignature",
+            UnknownReceipt => "cosignature of an unknown receipt",
             TooManyVersions => "too many versions",
             RetentionNotDue => "retention not due",
         }
@@ -359,6 +375,9 @@ impl Rule {
                 | HookNotConfigured
                 | Internal
                 | ReceiptsRef
+                | WitnessRef
+                | BadCosignature
+                | UnknownReceipt
         )
     }
 }

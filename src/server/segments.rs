@@ -404,6 +404,115 @@ pub fn rotate(
     Ok(Rotation::Sealed(seal))
 }
 
+/// The decision-log lines a receipt carries: those written after the
+/// previous receipt's head, up to the head now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSince {
+    /// The live log's length at the head.
+    pub bytes: u64,
+    /// The head: the SHA-256 of the last line.
+    pub head: String,
+    /// The lines, each ending in a newline; empty for the first receipt.
+    pub lines: Vec<u8>,
+}
+
+/// The log's head and the lines after `after` (the previous receipt's
+/// head, `None` for the first receipt; `after_bytes` the live log's length
+/// it recorded). Usually those lines start at `after_bytes` in the live
+/// log, and only they are read. After a rotation they are looked for by
+/// hash through the live log and the segments present. When `after` is in
+/// no file (the log was rewritten, or its segment archived), the lines
+/// from `after_bytes` (else the whole live log) are returned as they are:
+/// a witness then finds where the chain breaks.
+pub fn log_since(
+    git_dir: &Path,
+    after: Option<&str>,
+    after_bytes: u64,
+) -> std::io::Result<LogSince> {
+    use std::io::{Read, Seek, SeekFrom};
+    let _guard = lock_log(git_dir)?;
+    let head = std::fs::read_to_string(git_dir.join(HEAD_FILE)).unwrap_or_default();
+    let (bytes, head) = head
+        .trim()
+        .split_once(' ')
+        .and_then(|(l, h)| Some((l.parse::<u64>().ok()?, h.to_owned())))
+        .unwrap_or((0, zeros()));
+    let done = |lines: Vec<u8>| {
+        Ok(LogSince {
+            bytes,
+            head: head.clone(),
+            lines,
+        })
+    };
+    let Some(after) = after.filter(|a| *a != head) else {
+        return done(Vec::new());
+    };
+    let mut live = std::fs::File::open(git_dir.join(LOG_FILE))?;
+    let read_from = |f: &mut std::fs::File, start: u64| -> std::io::Result<Vec<u8>> {
+        f.seek(SeekFrom::Start(start))?;
+        let mut out = Vec::new();
+        f.take(bytes - start).read_to_end(&mut out)?;
+        Ok(out)
+    };
+    let first_prev = |lines: &[u8]| -> Option<String> {
+        let line = lines.split(|b| *b == b'\n').next()?;
+        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+        v.get("prev")?.as_str().map(str::to_owned)
+    };
+    // 1. The usual case: the new lines start where the last receipt ended.
+    let mut tail = None;
+    if after_bytes <= bytes {
+        let at_boundary = after_bytes == 0 || {
+            let mut b = [0u8];
+            live.seek(SeekFrom::Start(after_bytes - 1))?;
+            live.read_exact(&mut b)?;
+            b[0] == b'\n'
+        };
+        if at_boundary {
+            let lines = read_from(&mut live, after_bytes)?;
+            if first_prev(&lines).as_deref() == Some(after) {
+                return done(lines);
+            }
+            tail = Some(lines);
+        }
+    }
+    // 2. After a rotation: look for `after` by hash, newest file first.
+    let mut files = present_segments(git_dir);
+    let live_bytes = read_from(&mut live, 0)?;
+    let mut collected: Vec<u8> = Vec::new();
+    let mut texts: Vec<Vec<u8>> = files
+        .drain(..)
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    texts.push(live_bytes.clone());
+    for text in texts.iter().rev() {
+        let lines: Vec<&[u8]> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        if let Some(i) = lines
+            .iter()
+            .rposition(|l| Sha256Digest::of(l).to_hex() == after)
+        {
+            let mut found: Vec<u8> = Vec::new();
+            for l in &lines[i + 1..] {
+                found.extend_from_slice(l);
+                found.push(b'\n');
+            }
+            found.extend_from_slice(&collected);
+            return done(found);
+        }
+        let mut all = text.clone();
+        if !all.is_empty() && !all.ends_with(b"\n") {
+            all.push(b'\n');
+        }
+        all.extend_from_slice(&collected);
+        collected = all;
+    }
+    // 3. Not found: the log was rewritten (or archived too soon).
+    done(tail.unwrap_or(live_bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +549,14 @@ mod tests {
         rotate(d, now, 0).expect("rotates again");
         append(d, "d");
         assert_eq!(verify_log(d), Ok(4));
+        // The lines since a head, across both rotations.
+        let since = log_since(d, Some(&one.last), 0).expect("since");
+        let users = String::from_utf8(since.lines).expect("utf-8");
+        assert_eq!(users.lines().count(), 2, "{users}");
+        assert!(
+            users.contains("\"c\"") && users.contains("\"d\""),
+            "{users}"
+        );
         let users: Vec<String> = read_log(d, &ServerFilter::default())
             .expect("reads")
             .into_iter()

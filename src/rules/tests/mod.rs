@@ -13,6 +13,7 @@ mod promotions;
 mod purge;
 mod register;
 mod tags;
+mod witness;
 
 use super::fixtures::{Files, Registered, TestKey, World};
 use super::{Refusal, Rule};
@@ -20,6 +21,9 @@ use crate::store::objects::ObjectId;
 
 /// Rules a unit test here refuses with, by assertion (`refused(…, Rule::X)`).
 const COVERED: &[Rule] = &[
+    Rule::WitnessRef,
+    Rule::BadCosignature,
+    Rule::UnknownReceipt,
     Rule::MergeCommit,
     Rule::UnsignedCommit,
     Rule::BadCommitSignature,
@@ -126,6 +130,7 @@ const SOURCES: &[&str] = &[
     include_str!("purge.rs"),
     include_str!("register.rs"),
     include_str!("tags.rs"),
+    include_str!("witness.rs"),
 ];
 
 /// The refusal of `r`, which must be under `rule`.
