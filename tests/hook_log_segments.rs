@@ -82,6 +82,21 @@ fn log_segments_rotate_archive_and_name_an_edited_line() {
     hook_log(&v, &server, &["verify", "--segments", &archive_arg])
         .success()
         .mentions(&["5 entries", "verified from the first line"]);
+    let schemas = crate::json_schemas::Schemas::load();
+    let json = hook_log(&v, &server, &["verify", "--json"])
+        .success()
+        .stdout();
+    let out = schemas.check("hook_log_verify", &json);
+    assert_eq!(out[0]["verified_from_seal"], 1, "{json}");
+    assert_eq!(out[0]["segments"][0]["present"], false, "{json}");
+    let json = hook_log(
+        &v,
+        &server,
+        &["rotate", "--json", "--if-larger-than", "1000000"],
+    )
+    .success()
+    .stdout();
+    assert_eq!(schemas.check("hook_log_rotate", &json)[0]["rotated"], false);
 
     // Edit the first line of sealed segment 2: verification names the
     // segment and the line the chain breaks at.

@@ -218,6 +218,6 @@ fn witness_two_cosign_clients_count_them_and_a_rewritten_log_is_caught() {
     assert_eq!(run.status.code(), Some(4), "{}", run.output());
     run.mentions(&[
         "refused to cosign: the decision log's chain breaks between receipt",
-        "the decision log was rewritten",
+        "the decision log was rewritten at or before the last line receipt",
     ]);
 }

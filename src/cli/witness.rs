@@ -49,7 +49,7 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
 /// A witness failure as the user sees it.
 pub(super) fn cli_error(e: WitnessError) -> CliError {
     match e {
-        WitnessError::Vault(v) => CliError::from(v),
+        WitnessError::Vault(v) => CliError::from(*v),
         WitnessError::Broken(m) => CliError::new(ErrorKind::Integrity, format!("refused to cosign: {m}"))
             .hint("the server's record or decision log was rewritten: keep this witness's state and investigate with the server admin"),
         WitnessError::TooFewWitnesses(m) => CliError::new(ErrorKind::Integrity, m)

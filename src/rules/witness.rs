@@ -168,7 +168,7 @@ pub fn judge_witness(
         }
         if r.receipt.seq == c.seq {
             if r.hash != c.receipt
-                || id.to_string() != c.commit
+                || c.commit.parse::<ObjectId>().ok() != Some(id)
                 || r.receipt.decision_log != c.decision_log
             {
                 return Err(unknown(format!(
