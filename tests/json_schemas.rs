@@ -27,6 +27,8 @@ const NO_DATA: &[&str] = &[
     "hook pre-receive",
     "hook pre-push",
     "hook pack-objects",
+    "hook post-receive",
+    "hook server-key",
     "hook log",
 ];
 
@@ -159,8 +161,16 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
         .arg(&second)
         .arg("--root-key")
         .arg(&admin.public)
+        .arg("--server-key")
+        .arg(v.path("srv2.key"))
         .arg("--json");
     s.check("hook_install", &v.run(install).success().stdout());
+    let mut heartbeat = v.command(env!("CARGO_BIN_EXE_mvault"));
+    heartbeat
+        .args(["hook", "heartbeat"])
+        .arg(&second)
+        .arg("--json");
+    s.check("hook_heartbeat", &v.run(heartbeat).success().stdout());
 
     // Versions.
     let model = v.path("model");
@@ -541,6 +551,19 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
     s.check(
         "hook_install_pre_push",
         &json(&v, &repo, alice, "alice", &["hook", "install-pre-push"]),
+    );
+
+    // Last: a pinned server key asks every later fetch for a timestamp.
+    let server_key = v.path("srv2.key.pub");
+    s.check(
+        "policy_change",
+        &json(
+            &v,
+            &repo,
+            admin,
+            "admin",
+            &["policy", "server-key", "--key-file", path_str(&server_key), "--no-push"],
+        ),
     );
 
     // Every documented schema was exercised here.

@@ -13,7 +13,9 @@ use crate::crypto;
 use crate::model::approval::parse_approval_name;
 use crate::model::deployment::{deploy_reason, ENVIRONMENT_TRAILER};
 use crate::model::promotion::parse_promotion_name;
+use crate::model::receipt::RECEIPTS_REF;
 use crate::model::trailers::{trailer, trailers};
+use crate::rules::receipts::{receipt_index, Received};
 use crate::store::objects::{self, ObjectId, ObjectKind};
 use crate::store::Store;
 use crate::vault::{rfc3339, Vault, VaultError};
@@ -21,9 +23,15 @@ use crate::vault::{rfc3339, Vault, VaultError};
 /// One thing that happened, as the record says.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Event {
+    /// The time the record claims (commit or tag date).
     pub time: String,
     #[serde(skip)]
     pub unix: i64,
+    /// The time the server accepted it, from the receipt that landed it
+    /// (`None`: no receipt of the pinned server key names it).
+    pub received: Option<String>,
+    #[serde(skip)]
+    pub received_unix: Option<i64>,
     /// init, register, approve, promote, rollback, deprecate, archive,
     /// deploy, policy, add-user, remove-user, grant, revoke, env, key-rewrap,
     /// key-rotation.
@@ -75,7 +83,11 @@ impl Filter {
         if !self.actions.is_empty() && !self.actions.contains(&e.action) {
             return false;
         }
-        if self.since.is_some_and(|s| e.unix < s) || self.until.is_some_and(|u| e.unix > u) {
+        // The server's time when a receipt gives it: a date the signer
+        // chose (backdated within the rules) does not move an event out of
+        // the period in which the server accepted it.
+        let t = e.received_unix.unwrap_or(e.unix);
+        if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t > u) {
             return false;
         }
         true
@@ -104,6 +116,8 @@ fn base_event(
             .map(rfc3339)
             .unwrap_or_default(),
         unix: time,
+        received: None,
+        received_unix: None,
         action: action.to_owned(),
         actor: actor.to_owned(),
         key,
@@ -299,6 +313,16 @@ pub fn events(vault: &Vault, filter: &Filter) -> Result<Vec<Event>, VaultError> 
     // stable sort by time interleaves them.
     tag_events.sort_by_key(order_key);
     out.extend(tag_events);
+    let received = received_times(&vault.store);
+    for e in &mut out {
+        let Some(at) = e.object.parse::<ObjectId>().ok().and_then(|id| received.get(&id)) else {
+            continue;
+        };
+        e.received_unix = Some(at.time);
+        e.received = OffsetDateTime::from_unix_timestamp(at.time)
+            .map(rfc3339)
+            .ok();
+    }
     out.sort_by_key(|e| e.unix);
     let mut kept: Vec<Event> = out.into_iter().filter(|e| filter.keep(e)).collect();
     if let Some(n) = filter.limit {
@@ -306,6 +330,18 @@ pub fn events(vault: &Vault, filter: &Filter) -> Result<Vec<Event>, VaultError> 
         kept.drain(..skip);
     }
     Ok(kept)
+}
+
+/// When the server accepted each object, from the receipts the policy in
+/// force believes; empty when there are none or the chain does not read
+/// (`audit verify` names why).
+pub fn received_times(store: &Store) -> std::collections::BTreeMap<ObjectId, Received> {
+    let (Ok(Some(tip)), Ok(main)) = (store.ref_target(RECEIPTS_REF), store.main_tip()) else {
+        return Default::default();
+    };
+    receipt_index(store, tip, main)
+        .map(|i| i.received)
+        .unwrap_or_default()
 }
 
 fn order_key(e: &Event) -> (u8, u64, String) {
@@ -333,7 +369,28 @@ pub struct AuditReport {
     pub versions_decrypted: usize,
     /// The first thing that breaks.
     pub first_break: Option<AuditBreak>,
+    /// What the receipt check found (`None`: the vault pins no server key
+    /// and has no receipts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptSummary>,
 }
+
+/// What the receipt check found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReceiptSummary {
+    /// Receipts in the chain.
+    pub receipts: usize,
+    /// Receipts signed by the server key the policy in force pins.
+    pub believed: usize,
+    /// Commits and tags a believed receipt landed.
+    pub received: usize,
+    /// Commits and tags from before receipts began.
+    pub before_receipts: usize,
+    /// Commits and tags newer than the receipts this clone has (a clone
+    /// only; `mvault sync` brings the receipts that cover them).
+    pub not_yet_covered: usize,
+}
+
 
 /// A broken link in the record.
 #[derive(Debug, Clone, Serialize)]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use mvault::model::names::VersionRef;
 use mvault::ops::retrieve::{self, Verified};
+use mvault::ops::sync::freshness::{MaxAge, DEFAULT_PULL_FROM_MAX_AGE};
 
 use super::context::Ctx;
 use super::error::CliResult;
@@ -35,6 +36,12 @@ pub(super) struct Args {
     /// (not in the stage it requires, or a model it may not serve).
     #[arg(long, value_name = "ENVIRONMENT")]
     env: Option<String>,
+    /// Refuse a server whose signed timestamp is older than this (90s,
+    /// 15m, 24h, 7d): a frozen server serves an old record as if it were
+    /// current. With --from it defaults to 24h when the vault pins a
+    /// server key; in a clone it also refreshes the record first.
+    #[arg(long, value_name = "AGE", value_parser = values::max_age)]
+    max_age: Option<i64>,
     /// Require this many witnesses (auditors) to have cosigned the
     /// server's receipt chain, as this clone sees it, since the newest
     /// receipt recording a promotion of the model; refuse otherwise.
@@ -42,7 +49,7 @@ pub(super) struct Args {
     witnesses: Option<usize>,
     /// With --witnesses: count only cosignatures newer than this (90s,
     /// 30m, 12h, 2d).
-    #[arg(long, value_name = "AGE", value_parser = super::witness::age, requires = "witnesses")]
+    #[arg(long, value_name = "AGE", value_parser = values::max_age, requires = "witnesses")]
     witness_max_age: Option<i64>,
     /// Print the outcome as JSON.
     #[arg(long)]
@@ -60,6 +67,10 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
             retrieve::pull_from(
                 url,
                 cache.as_deref(),
+                MaxAge {
+                    seconds: args.max_age.unwrap_or(DEFAULT_PULL_FROM_MAX_AGE),
+                    explicit: args.max_age.is_some(),
+                },
                 r,
                 env,
                 &output,
@@ -69,7 +80,14 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         }
         None => {
             let vault = ctx.vault()?;
-            if let Some(warning) = retrieve::refresh_for(&vault, r)? {
+            if let Some(warning) = retrieve::refresh_for(
+                &vault,
+                r,
+                args.max_age.map(|seconds| MaxAge {
+                    seconds,
+                    explicit: true,
+                }),
+            )? {
                 eprintln!("mvault: warning: {warning}");
             }
             if let Some(count) = args.witnesses {

@@ -14,13 +14,24 @@ use super::render::json_line;
 /// refused), and verify what is new from the root keys.
 #[derive(clap::Args, Debug)]
 pub(super) struct Args {
+    /// Refuse a server whose signed timestamp is older than this (90s,
+    /// 15m, 24h, 7d; needs a server key pinned in the vault).
+    #[arg(long, value_name = "AGE", value_parser = super::values::max_age)]
+    max_age: Option<i64>,
     #[arg(long)]
     json: bool,
 }
 
 pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     let vault = ctx.vault()?;
-    let o = sync::sync(&vault, ctx.now.unix_timestamp())?;
+    let o = sync::sync(
+        &vault,
+        ctx.now.unix_timestamp(),
+        args.max_age.map(|seconds| sync::freshness::MaxAge {
+            seconds,
+            explicit: true,
+        }),
+    )?;
     render(out, &o, args.json)
 }
 

@@ -86,6 +86,11 @@ pub(super) fn expiry_date(s: &str) -> Result<time::Date, CliError> {
         .ok_or_else(|| CliError::user(format!("--expires {s:?}: expected YYYY-MM-DD")))
 }
 
+/// `--max-age`: seconds, from `90s`, `15m`, `24h`, `7d`.
+pub(super) fn max_age(s: &str) -> Result<i64, CliError> {
+    mvault::ops::sync::freshness::parse_max_age(s).map_err(CliError::user)
+}
+
 /// `--part-size`: bytes, or with K, M or G.
 pub(super) fn part_size(s: &str) -> Result<u64, CliError> {
     register::parse_size(s).ok_or_else(|| {

@@ -59,29 +59,3 @@ pub(super) fn cli_error(e: WitnessError) -> CliError {
         other => CliError::user(other.to_string()),
     }
 }
-
-/// A duration for `--witness-max-age`: seconds, or a number with `s`,
-/// `m`, `h` or `d`.
-pub(super) fn age(s: &str) -> Result<i64, CliError> {
-    let s = s.trim();
-    let (n, unit) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
-        _ => (s, 's'),
-    };
-    let mult = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => 0,
-    };
-    n.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0 && mult > 0)
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| {
-            CliError::user(format!(
-                "{s:?} is not a duration (like 90s, 30m, 12h or 2d)"
-            ))
-        })
-}

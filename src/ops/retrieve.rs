@@ -19,6 +19,7 @@
 //! renamed into place only after every file passed: a failed or killed pull
 //! leaves no partial file under a final name.
 
+use crate::ops::sync::freshness::MaxAge;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -465,18 +466,34 @@ fn verified(rec: &VersionRecord, author: String) -> Verified {
 /// to date with the remote, when there is one. An unreachable remote is a
 /// warning (the pull goes on with what the clone has); a server that
 /// rewrites history or re-points a tag is an error.
-pub fn refresh_for(vault: &Vault, r: &VersionRef) -> Result<Option<String>, VaultError> {
-    if matches!(r, VersionRef::Exact(..)) {
+///
+/// With `max_age` (`--max-age`), the record is refreshed even for an exact
+/// version, and a server whose signed timestamp is older is refused, as is
+/// an unreachable one: freshness cannot be shown without asking.
+pub fn refresh_for(
+    vault: &Vault,
+    r: &VersionRef,
+    max_age: Option<MaxAge>,
+) -> Result<Option<String>, VaultError> {
+    if matches!(r, VersionRef::Exact(..)) && max_age.is_none() {
         return Ok(None);
     }
     let Some(remote) = crate::ops::sync::remote(vault) else {
+        if max_age.is_some() {
+            return Err(VaultError::NoRemote);
+        }
         return Ok(None);
     };
-    match crate::ops::sync::fetch_checked(
+    match crate::ops::sync::fetch_checked_fresh(
         vault,
         &remote,
         &crate::ops::sync::TagScope::model(r.model()),
+        max_age,
     ) {
+        Err(VaultError::Store(e)) if max_age.is_some() => Err(VaultError::RemoteUnreachable {
+            remote,
+            detail: e.to_string().lines().next().unwrap_or("").to_owned(),
+        }),
         Ok(()) => Ok(None),
         Err(VaultError::Store(e)) => Ok(Some(format!(
             "could not refresh the record from {remote} ({}); using this clone's record",
@@ -501,10 +518,14 @@ pub fn default_cache(url: &str) -> PathBuf {
 /// the named version's payload is fetched. Trust is the same as in a
 /// clone: the record replays from the root keys its first commit records
 /// (pinned in the cache on first use, like an SSH host key), and every
-/// byte is checked before it is written.
+/// byte is checked before it is written. When the vault pins a server
+/// key, the server's signed timestamp must be no older than `max_age`
+/// (`pull --from`'s default: 24 hours) and its receipts no older than
+/// the cache has seen.
 pub fn pull_from(
     url: &str,
     cache: Option<&Path>,
+    max_age: MaxAge,
     r: &VersionRef,
     env: Option<&str>,
     out: &Path,
@@ -536,10 +557,11 @@ pub fn pull_from(
     }
     let vault = Vault::open(&cache)?;
     vault.store.ensure_config()?;
-    crate::ops::sync::fetch_checked(
+    crate::ops::sync::fetch_checked_fresh(
         &vault,
         "origin",
         &crate::ops::sync::TagScope::model(r.model()),
+        Some(max_age),
     )
     .map_err(|e| match e {
         VaultError::Store(s) => VaultError::NotFetched {

@@ -140,3 +140,131 @@ pub fn read_chain(
     }
     Ok(back)
 }
+
+/// When a believed receipt landed an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub seq: u64,
+    /// The server's time, unix seconds.
+    pub time: i64,
+}
+
+/// The receipt chain as the policy in force believes it.
+#[derive(Debug, Clone, Default)]
+pub struct ReceiptIndex {
+    pub chain: Vec<SignedReceipt>,
+    /// Per receipt: whether the policy in force pinned a key (and the
+    /// receipt is signed by it). A receipt under no pinned key is "before
+    /// receipts began" (or after they were unpinned): not believed.
+    pub believed: Vec<bool>,
+    /// The first believed receipt.
+    pub first_believed: Option<usize>,
+    /// `main` just before the first believed receipt, when known.
+    pub main_before_first: Option<ObjectId>,
+    /// Every object a believed receipt landed: the commits of each `main`
+    /// update, the tag, payload tree or counter each other update points at.
+    pub received: std::collections::BTreeMap<ObjectId, Received>,
+    /// Per ref, what the newest receipt (believed or not) moved it to.
+    pub last: std::collections::BTreeMap<String, String>,
+}
+
+/// Read the chain from `tip` and judge each receipt by the policy in force
+/// as its own push left `main` (so the push that pins a key is the first
+/// receipt it vouches for): signed by the pinned key, and each ref it
+/// moves taken from where the previous receipt left it. The first break
+/// is returned.
+pub fn receipt_index(
+    src: &dyn ObjectSource,
+    tip: ObjectId,
+    main_tip: Option<ObjectId>,
+) -> Result<ReceiptIndex, ReceiptBreak> {
+    use crate::store::MAIN_REF;
+    let chain = read_chain(src, tip)?;
+    let main_update = |r: &SignedReceipt| {
+        r.receipt
+            .updates
+            .iter()
+            .find(|u| u.refname == MAIN_REF)
+            .cloned()
+    };
+    let mut main_at = chain
+        .iter()
+        .find_map(main_update)
+        .map(|u| crate::store::objects::parse_id(&u.old).filter(|id| !id.is_null()))
+        .unwrap_or(main_tip);
+    let mut index = ReceiptIndex::default();
+    let mut keys: std::collections::BTreeMap<ObjectId, Option<PublicKey>> = Default::default();
+    for r in &chain {
+        let before = main_at;
+        if let Some(u) = main_update(r) {
+            main_at = u.new_id();
+        }
+        let key = match main_at {
+            None => None,
+            Some(m) => match keys.get(&m) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = source::policy_at(src, m).ok().and_then(|p| p.server_key);
+                    keys.insert(m, k.clone());
+                    k
+                }
+            },
+        };
+        let believed = match &key {
+            None => false,
+            Some(k) if k.key_data() == r.signer.key_data() => true,
+            Some(k) => {
+                return Err(broken(
+                    r.commit,
+                    format!(
+                        "receipt {} is signed by {}, but the policy in force pins the server key {}",
+                        r.receipt.seq,
+                        crypto::fingerprint(&r.signer),
+                        crypto::fingerprint(k)
+                    ),
+                ))
+            }
+        };
+        if believed && index.first_believed.is_none() {
+            index.first_believed = Some(index.believed.len());
+            index.main_before_first = before;
+        }
+        for u in &r.receipt.updates {
+            if believed {
+                if let Some(prev) = index.last.get(&u.refname) {
+                    if *prev != u.old {
+                        return Err(broken(
+                            &u.old,
+                            format!(
+                                "{} moved from {prev} to {} outside any receipt (receipt {} starts from it): placed behind the hook's back",
+                                u.refname, u.old, r.receipt.seq
+                            ),
+                        ));
+                    }
+                }
+                let at = Received {
+                    seq: r.receipt.seq,
+                    time: r.receipt.unix_time(),
+                };
+                if u.refname == MAIN_REF {
+                    let stop = crate::store::objects::parse_id(&u.old).filter(|id| !id.is_null());
+                    let mut c = u.new_id();
+                    while let Some(id) = c.filter(|id| Some(*id) != stop) {
+                        index.received.entry(id).or_insert(at);
+                        c = source::commit(src, id)
+                            .map_err(|e| broken(id, e.to_string()))?
+                            .parents
+                            .first()
+                            .copied();
+                    }
+                } else if let Some(id) = u.new_id() {
+                    index.received.entry(id).or_insert(at);
+                }
+            }
+            index.last.insert(u.refname.clone(), u.new.clone());
+        }
+        index.believed.push(believed);
+    }
+    index.chain = chain;
+    Ok(index)
+}

@@ -142,6 +142,23 @@ pub enum VaultError {
         ours: String,
         theirs: String,
     },
+    /// The server serves an older receipt chain, timestamp or `main` than
+    /// this clone has seen (rollback), or a timestamp, receipt and `main`
+    /// that do not belong together (mix-and-match).
+    #[error("{remote}: {detail}; nothing was updated")]
+    Rollback { remote: String, detail: String },
+    /// The server's newest signed timestamp is older than `--max-age`
+    /// (freeze).
+    #[error("{remote}: the server's newest signed timestamp ({time}) is {age} old, more than --max-age {max_age}: the server may be frozen (serving an old record); nothing was updated")]
+    Frozen {
+        remote: String,
+        time: String,
+        age: String,
+        max_age: String,
+    },
+    /// A receipt or timestamp the vault's pinned server key does not vouch for.
+    #[error("{remote}: {detail}; nothing was updated")]
+    ReceiptNotBelieved { remote: String, detail: String },
     /// A version may not go to an environment: the policy does not define
     /// it, it does not serve the model, or the version is not in the stage
     /// it requires.
@@ -241,6 +258,9 @@ impl VaultError {
             | UntrustedTag { .. }
             | TagReplaced { .. }
             | MainRewritten { .. }
+            | Rollback { .. }
+            | Frozen { .. }
+            | ReceiptNotBelieved { .. }
             | UnsafeOutput { .. }
             | Policy { .. } => ErrorKind::Integrity,
             Store(_) | RemoteUnreachable { .. } => ErrorKind::Internal,
@@ -294,6 +314,8 @@ impl VaultError {
             RemoteUnreachable { .. } => Some("check the URL (git remote -v) and that the server is up; nothing was changed".into()),
             NotAVault => Some("create one with mvault init DIR --admin-key KEY.pub, or run inside a clone of one (-C DIR)".into()),
             UntrustedTag { .. } | TagReplaced { .. } | MainRewritten { .. } => Some("the server may be serving forged history: compare with a clone you trust (git ls-remote, mvault audit verify) and tell the server's admin".into()),
+            Rollback { .. } | ReceiptNotBelieved { .. } => Some("the server may be serving an old or forged record: compare with a clone you trust and tell the server's admin (mvault audit verify on the server)".into()),
+            Frozen { .. } => Some("ask the server's admin whether mvault hook heartbeat runs (cron); pass a larger --max-age only if you accept an older record".into()),
             UnsafeOutput { .. } => Some("pull into a plain directory outside any git repository's metadata; nothing was written".into()),
             RecordBroken { .. } => Some("nothing was written; run mvault audit verify on a fresh clone and compare with the server's record".into()),
             Mismatch { .. } | Decrypt { .. } | Signature { .. } => Some("the repository content was altered or corrupted; nothing was written. Run mvault verify on a fresh clone and report it".into()),

@@ -4,5 +4,6 @@
 //! holds a rule of its own: each builds a context and calls `crate::rules`.
 
 pub mod prepush;
+pub mod receipts;
 pub mod receive;
 pub mod replay;

@@ -216,6 +216,7 @@ pub fn verify(store: &Store, now: i64) -> AuditReport {
         signatures: 0,
         versions_decrypted: 0,
         first_break: None,
+        receipts: None,
     };
     if let Err(b) = replay(store, now, &mut report) {
         report.ok = false;
@@ -317,6 +318,8 @@ fn replay(store: &Store, now: i64, report: &mut AuditReport) -> Result<(), Audit
         links.sort();
         replay_chain(store, &ctx, &model, &links)?;
     }
+    // Every commit and tag received under a receipt of the pinned server key.
+    report.receipts = super::receipts::verify_receipts(store, &commits, &tags)?;
     // The server's decision log, when this is the server's repository.
     if store.git_dir().join(LOG_FILE).exists() {
         verify_log(store.git_dir()).map_err(|e| AuditBreak {

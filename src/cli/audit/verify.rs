@@ -61,6 +61,24 @@ fn render(out: &mut dyn Write, r: &AuditReport, decrypt: bool, json: bool) -> Cl
                 String::new()
             }
         )?;
+        if let Some(s) = &r.receipts {
+            writeln!(
+                out,
+                "receipts: {} in the chain, {} from the pinned server key; {} commits and tags received under a receipt, {} from before receipts began{}",
+                s.receipts,
+                s.believed,
+                s.received,
+                s.before_receipts,
+                if s.not_yet_covered > 0 {
+                    format!(
+                        ", {} newer than this clone's receipts (mvault sync fetches them)",
+                        s.not_yet_covered
+                    )
+                } else {
+                    String::new()
+                }
+            )?;
+        }
     }
     Ok(())
 }

@@ -7,8 +7,13 @@ use crate::model::names::{self, ModelName};
 use crate::store::{ObjectId, RefUpdate, StoreError, MAIN_REF};
 use crate::vault::{Vault, VaultError};
 
+use super::freshness::{self, MaxAge, Served};
 use super::worktree::refresh_worktree;
 use super::{remote, REMOTE_TAGS};
+use crate::model::receipt::{RECEIPTS_REF, TIMESTAMP_REF};
+
+/// Where the server's receipts and timestamp land in the scratch fetch.
+const SERVED: &str = "refs/mvault/served/";
 
 /// A `git fetch` narrowed to what mvault asks of it, so that git's own work
 /// does not follow the number of refs (one tag and one payload ref per
@@ -274,16 +279,33 @@ impl TagScope {
 /// 3. new tags and the fast-forward land in one ref transaction, or nothing
 ///    changes.
 pub fn fetch_checked(vault: &Vault, remote: &str, scope: &TagScope) -> Result<(), VaultError> {
+    fetch_checked_fresh(vault, remote, scope, None)
+}
+
+/// [`fetch_checked`], and the server's freshness (see `freshness`): its
+/// receipt chain and timestamp are not older than what this clone has
+/// seen, belong together and match `main`, and, with `max_age`, the
+/// timestamp is recent enough. Refused, nothing moves.
+pub fn fetch_checked_fresh(
+    vault: &Vault,
+    remote: &str,
+    scope: &TagScope,
+    max_age: Option<MaxAge>,
+) -> Result<(), VaultError> {
     let scratch = RemoteTags { vault };
     scratch.clear()?;
     let tracking = format!("refs/remotes/{remote}/main");
     // 0. One fetch: main, and the tags in scope into the scratch space (the
     //    server lists only those; the ones the clone has arrive as names
-    //    alone, their objects are not sent again).
+    //    alone, their objects are not sent again), and the server's
+    //    receipts and timestamp (patterns, so that a server without them
+    //    is no error).
     let mut refspecs = vec![format!("+{MAIN_REF}:{tracking}")];
     for p in &scope.prefixes {
         refspecs.push(format!("refs/tags/{p}*:{REMOTE_TAGS}{p}*"));
     }
+    refspecs.push(format!("+{RECEIPTS_REF}*:{SERVED}receipts*"));
+    refspecs.push(format!("+{TIMESTAMP_REF}*:{SERVED}timestamp*"));
     let mut own = Vec::new();
     for p in &scope.prefixes {
         own.extend(vault.store.refs_with_prefix(&format!("refs/tags/{p}"))?);
@@ -297,6 +319,14 @@ pub fn fetch_checked(vault: &Vault, remote: &str, scope: &TagScope) -> Result<()
         .map(|(name, id)| (name.clone(), *id))
         .collect();
     let mut edits = new_tags(vault, &offered)?;
+    // Freshness, before anything moves.
+    let served = Served {
+        main: theirs,
+        receipts: fetched.get(&format!("{SERVED}receipts")).copied(),
+        timestamp: fetched.get(&format!("{SERVED}timestamp")).copied(),
+    };
+    let now = crate::vault::now().unix_timestamp();
+    edits.extend(freshness::check(vault, remote, &served, max_age, now)?);
     // 2.
     let (Some(theirs), Some(ours)) = (theirs, vault.store.main_tip()?) else {
         // A new cache (pull --from) takes the server's main as its start;

@@ -16,6 +16,7 @@
 //! `mvault sync` itself is here.
 
 mod fetch;
+pub mod freshness;
 mod push;
 mod worktree;
 
@@ -23,7 +24,7 @@ use serde::Serialize;
 
 use crate::vault::{Vault, VaultError};
 
-pub use fetch::{fetch_checked, fetch_payload, TagScope};
+pub use fetch::{fetch_checked, fetch_checked_fresh, fetch_payload, TagScope};
 pub use push::PushOutcome;
 pub(crate) use push::{push_main, push_purge, push_refs_atomic, push_version};
 pub use worktree::refresh_worktree;
@@ -76,7 +77,11 @@ pub struct SyncOutcome {
 /// published tag never replaced), then replay what is new of main from the
 /// root keys. Unlike `pull`, an unreachable remote is an error: bringing
 /// the record up to date is all this command does.
-pub fn sync(vault: &Vault, now: i64) -> Result<SyncOutcome, VaultError> {
+pub fn sync(
+    vault: &Vault,
+    now: i64,
+    max_age: Option<freshness::MaxAge>,
+) -> Result<SyncOutcome, VaultError> {
     let remote = remote(vault).ok_or(VaultError::NoRemote)?;
     let tags_before: std::collections::BTreeSet<String> = vault
         .store
@@ -85,7 +90,7 @@ pub fn sync(vault: &Vault, now: i64) -> Result<SyncOutcome, VaultError> {
         .map(|(name, _)| name)
         .collect();
     let before = vault.store.main_tip()?;
-    fetch_checked(vault, &remote, &TagScope::all()).map_err(|e| match e {
+    fetch_checked_fresh(vault, &remote, &TagScope::all(), max_age).map_err(|e| match e {
         VaultError::Store(s) => VaultError::RemoteUnreachable {
             remote: remote.clone(),
             detail: s.to_string().lines().next().unwrap_or("").to_owned(),
