@@ -562,7 +562,13 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
             &repo,
             admin,
             "admin",
-            &["policy", "server-key", "--key-file", path_str(&server_key), "--no-push"],
+            &[
+                "policy",
+                "server-key",
+                "--key-file",
+                path_str(&server_key),
+                "--no-push",
+            ],
         ),
     );
 

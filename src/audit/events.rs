@@ -315,7 +315,12 @@ pub fn events(vault: &Vault, filter: &Filter) -> Result<Vec<Event>, VaultError> 
     out.extend(tag_events);
     let received = received_times(&vault.store);
     for e in &mut out {
-        let Some(at) = e.object.parse::<ObjectId>().ok().and_then(|id| received.get(&id)) else {
+        let Some(at) = e
+            .object
+            .parse::<ObjectId>()
+            .ok()
+            .and_then(|id| received.get(&id))
+        else {
             continue;
         };
         e.received_unix = Some(at.time);
@@ -390,7 +395,6 @@ pub struct ReceiptSummary {
     /// only; `mvault sync` brings the receipts that cover them).
     pub not_yet_covered: usize,
 }
-
 
 /// A broken link in the record.
 #[derive(Debug, Clone, Serialize)]

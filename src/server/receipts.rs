@@ -426,6 +426,7 @@ fn lock_chain(git_dir: &Path) -> std::io::Result<ChainLock> {
 }
 
 /// Write a signed file and its signature as a commit.
+#[allow(clippy::too_many_arguments)]
 fn signed_commit(
     store: &Store,
     key: &SshIdentity,

@@ -242,7 +242,11 @@ pub fn parse_max_age(text: &str) -> Result<i64, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("{text:?}: the unit is s, m, h or d (90s, 15m, 24h, 7d)")),
+        _ => {
+            return Err(format!(
+                "{text:?}: the unit is s, m, h or d (90s, 15m, 24h, 7d)"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{text:?}: too large"))
