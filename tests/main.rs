@@ -51,6 +51,7 @@ mod promotion_refusals;
 mod promotion_stock_tools;
 mod promotion_world;
 mod python_wheel;
+mod receipts;
 mod review_bypass;
 mod server_gitolite;
 mod server_http;

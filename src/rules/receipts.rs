@@ -213,15 +213,17 @@ pub fn receipt_index(
         let believed = match &key {
             None => false,
             Some(k) if k.key_data() == r.signer.key_data() => true,
-            Some(k) => return Err(broken(
-                r.commit,
-                format!(
+            Some(k) => {
+                return Err(broken(
+                    r.commit,
+                    format!(
                     "receipt {} is signed by {}, but the policy in force pins the server key {}",
                     r.receipt.seq,
                     crypto::fingerprint(&r.signer),
                     crypto::fingerprint(k)
                 ),
-            )),
+                ))
+            }
         };
         if believed && index.first_believed.is_none() {
             index.first_believed = Some(index.believed.len());
