@@ -330,6 +330,9 @@ fn receipts_cover_every_landed_push_and_clients_refuse_rollback_freeze_and_injec
         !events.iter().any(|e| e["version"] == "1.0.0"),
         "1.0.0 was received the day before: {events:?}"
     );
+    at(&s, day, &s.work, admin, "admin", &["lineage", "nlp/bert"])
+        .success()
+        .mentions(&[&format!("(received {})", rfc3339(server_time))]);
     at(&s, day, &s.bare, admin, "admin", &["audit", "verify"])
         .success()
         .mentions(&[&format!("receipts: {landed} in the chain")]);

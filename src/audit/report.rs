@@ -22,6 +22,9 @@ pub struct LineageNode {
     pub parent: Option<String>,
     pub author: String,
     pub created: String,
+    /// When the server accepted the version, from the receipt that landed
+    /// its commit (`None`: no receipt of the pinned server key names it).
+    pub received: Option<String>,
     pub stage: &'static str,
     /// Whether its stage serves it (`model#stage` names it); a version
     /// replaced in its stage by a newer promotion is not served.
@@ -48,6 +51,7 @@ pub fn lineage(
             model: model.to_string(),
         });
     }
+    let received = crate::audit::events::received_times(&vault.store);
     let mut out = Vec::new();
     for v in versions {
         let rec = vault.record(model, &v)?;
@@ -58,6 +62,11 @@ pub fn lineage(
             parent: rec.manifest.parent.as_ref().map(|p| p.to_string()),
             author: rec.manifest.author.clone(),
             created: rec.manifest.created.clone(),
+            received: rec
+                .commit
+                .and_then(|c| received.get(&c))
+                .and_then(|r| time::OffsetDateTime::from_unix_timestamp(r.time).ok())
+                .map(crate::vault::rfc3339),
             stage: view.stage.as_str(),
             history: stages
                 .promotions
@@ -101,7 +110,7 @@ pub fn lineage_text(model: &str, nodes: &[LineageNode]) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "{}{} [{}{}] {} {}{}{}",
+                "{}{} [{}{}] {} {}{}{}{}",
                 "  ".repeat(depth + 1),
                 n.version,
                 n.stage,
@@ -112,6 +121,10 @@ pub fn lineage_text(model: &str, nodes: &[LineageNode]) -> String {
                 },
                 n.author,
                 n.created,
+                n.received
+                    .as_deref()
+                    .map(|r| format!(" (received {r})"))
+                    .unwrap_or_default(),
                 if hist.is_empty() {
                     String::new()
                 } else {

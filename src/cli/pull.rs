@@ -65,11 +65,13 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         Some(url) => {
             let cache = args.cache.as_deref().map(|c| ctx.path(c));
             retrieve::pull_from(
-                url,
-                cache.as_deref(),
-                MaxAge {
-                    seconds: args.max_age.unwrap_or(DEFAULT_PULL_FROM_MAX_AGE),
-                    explicit: args.max_age.is_some(),
+                &retrieve::FromServer {
+                    url,
+                    cache: cache.as_deref(),
+                    max_age: MaxAge {
+                        seconds: args.max_age.unwrap_or(DEFAULT_PULL_FROM_MAX_AGE),
+                        explicit: args.max_age.is_some(),
+                    },
                 },
                 r,
                 env,

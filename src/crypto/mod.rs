@@ -431,6 +431,25 @@ pub fn decrypt_reader<R: BufRead>(key: &DataKey, input: R) -> Result<impl Read, 
         .map_err(|e| CryptoError::Age(e.to_string()))
 }
 
+/// A new ed25519 key pair for a machine (the server's receipt key): the
+/// private key in OpenSSH form, unencrypted, and its public key.
+pub fn generate_machine_key(comment: &str) -> Result<(String, PublicKey), KeyError> {
+    use rand::RngCore;
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+    let mut key = PrivateKey::from(pair);
+    key.set_comment(comment);
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| KeyError::Parse {
+            path: PathBuf::from("(new key)"),
+            reason: e.to_string(),
+        })?
+        .to_string();
+    Ok((pem, key.public_key().clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,23 +501,4 @@ mod tests {
             assert_eq!(back.len(), n);
         }
     }
-}
-
-/// A new ed25519 key pair for a machine (the server's receipt key): the
-/// private key in OpenSSH form, unencrypted, and its public key.
-pub fn generate_machine_key(comment: &str) -> Result<(String, PublicKey), KeyError> {
-    use rand::RngCore;
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
-    let mut key = PrivateKey::from(pair);
-    key.set_comment(comment);
-    let pem = key
-        .to_openssh(LineEnding::LF)
-        .map_err(|e| KeyError::Parse {
-            path: PathBuf::from("(new key)"),
-            reason: e.to_string(),
-        })?
-        .to_string();
-    Ok((pem, key.public_key().clone()))
 }

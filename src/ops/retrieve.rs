@@ -513,6 +513,15 @@ pub fn default_cache(url: &str) -> PathBuf {
     base.join("mvault").join(&digest[..16])
 }
 
+/// Where `pull --from` reads: the server's URL, the cache directory (its
+/// default when `None`), and how old the server's timestamp may be.
+#[derive(Debug, Clone)]
+pub struct FromServer<'a> {
+    pub url: &'a str,
+    pub cache: Option<&'a Path>,
+    pub max_age: MaxAge,
+}
+
 /// `mvault pull --from URL REF -o DIR`: no clone. The record (main, tags)
 /// is kept in a bare cache repository and refreshed on every call; only
 /// the named version's payload is fetched. Trust is the same as in a
@@ -523,15 +532,14 @@ pub fn default_cache(url: &str) -> PathBuf {
 /// (`pull --from`'s default: 24 hours) and its receipts no older than
 /// the cache has seen.
 pub fn pull_from(
-    url: &str,
-    cache: Option<&Path>,
-    max_age: MaxAge,
+    server: &FromServer<'_>,
     r: &VersionRef,
     env: Option<&str>,
     out: &Path,
     who: &SshIdentity,
     progress: &dyn Progress,
 ) -> Result<Verified, VaultError> {
+    let (url, cache, max_age) = (server.url, server.cache, server.max_age);
     let cache = cache
         .map(Path::to_owned)
         .unwrap_or_else(|| default_cache(url));

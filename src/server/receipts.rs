@@ -78,6 +78,15 @@ pub enum ReceiptWriteError {
     Sign(String),
 }
 
+/// Whether receipts are on: a server key is configured. Without one the
+/// hook writes no pending entries and post-receive does nothing, so the
+/// decision log holds one line per decision, as before receipts.
+pub fn receipts_enabled(store: &Store) -> bool {
+    store
+        .config_string(SERVER_KEY_CONFIG)
+        .is_some_and(|p| !p.trim().is_empty())
+}
+
 /// The server key, if one is configured.
 pub fn server_key(store: &Store) -> Result<Option<SshIdentity>, String> {
     let Some(path) = store
@@ -339,6 +348,9 @@ pub fn post_receive(
             return lines;
         }
     };
+    if !receipts_enabled(&store) {
+        return lines;
+    }
     let landed = receipt_updates(&updates);
     // The pending accept this push left: same refs and new values.
     let dir = git_dir.join(PENDING_DIR);
@@ -362,7 +374,7 @@ pub fn post_receive(
         ));
     }
     let (receipt, error) = match server_key(&store) {
-        Ok(None) => (None, None),
+        Ok(None) => (None, Some(format!("{SERVER_KEY_CONFIG} is not set"))),
         Ok(Some(key)) => match write_receipt(&store, &key, &pusher, &landed, now) {
             Ok(w) => (Some(w), None),
             Err(e) => (None, Some(e.to_string())),
@@ -425,19 +437,26 @@ fn lock_chain(git_dir: &Path) -> std::io::Result<ChainLock> {
     Ok(ChainLock(f))
 }
 
+/// A file the server signs: its name in the commit's tree, the signature
+/// namespace, the bytes.
+struct SignedFile<'a> {
+    name: &'a str,
+    namespace: &'a str,
+    bytes: &'a [u8],
+}
+
 /// Write a signed file and its signature as a commit.
 #[allow(clippy::too_many_arguments)]
 fn signed_commit(
     store: &Store,
     key: &SshIdentity,
-    file: &str,
-    namespace: &str,
-    bytes: &[u8],
+    f: SignedFile<'_>,
     parent: Option<ObjectId>,
     time: i64,
     message: &str,
     unsigned: Option<(&str, &[u8])>,
 ) -> Result<ObjectId, ReceiptWriteError> {
+    let (file, namespace, bytes) = (f.name, f.namespace, f.bytes);
     let sig = key
         .sign(namespace, bytes)
         .map_err(|e| ReceiptWriteError::Sign(e.to_string()))?;
@@ -502,9 +521,11 @@ pub fn write_receipt(
         let commit = signed_commit(
             store,
             key,
-            RECEIPT_FILE,
-            RECEIPT_NAMESPACE,
-            bytes.as_bytes(),
+            SignedFile {
+                name: RECEIPT_FILE,
+                namespace: RECEIPT_NAMESPACE,
+                bytes: bytes.as_bytes(),
+            },
             head,
             time,
             &format!("mvault receipt {seq}\n"),
@@ -552,9 +573,11 @@ fn write_timestamp_locked(
     let commit = signed_commit(
         store,
         key,
-        TIMESTAMP_FILE,
-        TIMESTAMP_NAMESPACE,
-        t.render().as_bytes(),
+        SignedFile {
+            name: TIMESTAMP_FILE,
+            namespace: TIMESTAMP_NAMESPACE,
+            bytes: t.render().as_bytes(),
+        },
         None,
         time,
         "mvault timestamp\n",

@@ -32,7 +32,7 @@ use crate::rules::{
 };
 use crate::server::config::{pusher_from_env, ServerConfig, IDENTITY_VARS, LOCAL_USER_CONFIG};
 use crate::server::log::append_log;
-use crate::server::receipts::{record_pending, settle_pending};
+use crate::server::receipts::{receipts_enabled, record_pending, settle_pending};
 use crate::store::objects::{ObjectId, ObjectKind};
 use crate::store::{Store, StoreError, MAIN_REF};
 use crate::vault::stages::read_stages_excluding;
@@ -619,8 +619,9 @@ pub fn pre_receive(
     let address = crate::server::config::client_address_from_env(&env);
     // Pushes whose hooks have finished without landing are logged first,
     // so the log stays in the order things happened.
-    if let Ok(store) = Store::open(git_dir) {
-        if let Err(e) = settle_pending(&store, now) {
+    let receipts = Store::open(git_dir).ok().filter(receipts_enabled);
+    if let Some(store) = &receipts {
+        if let Err(e) = settle_pending(store, now) {
             lines.push(format!(
                 "mvault: warning: cannot settle earlier pushes in the decision log: {e}"
             ));
@@ -645,7 +646,7 @@ pub fn pre_receive(
     };
     // An accept is pending until git's post-receive says it landed (its
     // receipt), or its hooks end without that (`not-landed`).
-    if outcome.is_ok() {
+    if outcome.is_ok() && receipts.is_some() {
         if let Err(e) = record_pending(git_dir, &push, pusher.as_deref(), &updates, now) {
             lines.push(format!(
                 "mvault: warning: cannot record the push as pending: {e}"
