@@ -446,7 +446,6 @@ struct SignedFile<'a> {
 }
 
 /// Write a signed file and its signature as a commit.
-#[allow(clippy::too_many_arguments)]
 fn signed_commit(
     store: &Store,
     key: &SshIdentity,
