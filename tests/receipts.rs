@@ -67,6 +67,13 @@ fn receipts_cover_every_landed_push_and_clients_refuse_rollback_freeze_and_injec
     )
     .success()
     .mentions(&["server key", "hook heartbeat", "post-receive"]);
+    at(&s, now, s.root(), admin, "admin", &["hook", "check", &bare])
+        .success()
+        .mentions(&[
+            "the server key signs receipts",
+            "writes receipts",
+            "no signed timestamp yet",
+        ]);
     let marker = s.path("freeze-marker");
     let mvault_bin = env!("CARGO_BIN_EXE_mvault");
     std::fs::write(
