@@ -33,13 +33,20 @@ const NO_DATA: &[&str] = &[
     "hook log",
 ];
 
-struct Schemas {
+/// Schemas of commands that need a setup this test does not make; the
+/// test named beside each checks them with [`Schemas::check`].
+const CHECKED_ELSEWHERE: &[&str] = &[
+    // witness::witness_two_cosign_clients_count_them_and_a_rewritten_log_is_caught
+    "cmd_witness",
+];
+
+pub(crate) struct Schemas {
     doc: Value,
     used: std::cell::RefCell<BTreeSet<String>>,
 }
 
 impl Schemas {
-    fn load() -> Self {
+    pub(crate) fn load() -> Self {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json/v1.schema.json");
         let text = std::fs::read_to_string(&path).expect("docs/json/v1.schema.json");
         Schemas {
@@ -50,7 +57,7 @@ impl Schemas {
 
     /// Every line of `stdout` is one value of `cmd_<name>`; at least one.
     #[track_caller]
-    fn check(&self, name: &str, stdout: &str) -> Vec<Value> {
+    pub(crate) fn check(&self, name: &str, stdout: &str) -> Vec<Value> {
         let def = format!("cmd_{name}");
         assert!(
             self.doc["$defs"].get(&def).is_some(),
@@ -554,6 +561,10 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
         &json(&v, &server, admin, "admin", &["hook", "log", "verify"]),
     );
     s.check(
+        "hook_log_rotate",
+        &json(&v, &server, admin, "admin", &["hook", "log", "rotate"]),
+    );
+    s.check(
         "hook_install_pre_push",
         &json(&v, &repo, alice, "alice", &["hook", "install-pre-push"]),
     );
@@ -582,7 +593,7 @@ fn every_command_that_prints_data_prints_json_that_matches_its_documented_schema
         .as_object()
         .expect("$defs")
         .keys()
-        .filter(|k| k.starts_with("cmd_"))
+        .filter(|k| k.starts_with("cmd_") && !CHECKED_ELSEWHERE.contains(&k.as_str()))
         .cloned()
         .collect();
     assert_eq!(

@@ -37,6 +37,7 @@ mod status;
 mod sync;
 mod values;
 mod verify;
+mod witness;
 
 use std::error::Error as _;
 use std::io::Write;
@@ -102,6 +103,7 @@ enum Command {
     Demo(demo::Args),
     Completions(completions::Args),
     Man(man::Args),
+    Witness(witness::Args),
 }
 
 /// Parse arguments, run, print; returns the exit code.
@@ -158,6 +160,7 @@ fn dispatch(command: Command, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
         Command::Pull(args) => pull::run(args, ctx, out),
         Command::Purge(args) => purge::run(args, ctx, out),
         Command::Verify(args) => verify::run(args, ctx, out),
+        Command::Witness(args) => witness::run(args, ctx, out),
         Command::List(args) => list::run(args, ctx, out),
         Command::Show(args) => show::run(args, ctx, out),
         Command::Approve(args) => approve::run(args, ctx, out),

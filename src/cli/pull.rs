@@ -46,6 +46,15 @@ pub(super) struct Args {
     /// server key; in a clone it also refreshes the record first.
     #[arg(long, value_name = "AGE", value_parser = values::max_age)]
     max_age: Option<i64>,
+    /// Require this many witnesses (auditors) to have cosigned the
+    /// server's receipt chain, as this clone sees it, since the newest
+    /// receipt recording a promotion of the model; refuse otherwise.
+    #[arg(long, value_name = "K", conflicts_with = "from")]
+    witnesses: Option<usize>,
+    /// With --witnesses: count only cosignatures newer than this (90s,
+    /// 30m, 12h, 2d).
+    #[arg(long, value_name = "AGE", value_parser = values::max_age, requires = "witnesses")]
+    witness_max_age: Option<i64>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -89,6 +98,9 @@ pub(super) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
                     if let Some(warning) = warning {
                         eprintln!("mvault: warning: {warning}");
                     }
+                    if let Some(count) = args.witnesses {
+                        require_witnesses(&vault, r, count, args.witness_max_age, ctx)?;
+                    }
                     retrieve::pull(&vault, r, env, &output, &identity, &ctx.progress)
                 }
                 Err(e) => Err(e),
@@ -130,6 +142,24 @@ pub(super) fn report_finding(
             ),
         }
     }
+}
+
+/// `--witnesses K`: refuse unless K witnesses cosigned the chain this
+/// clone sees from its remote.
+fn require_witnesses(
+    vault: &mvault::vault::Vault,
+    r: &VersionRef,
+    count: usize,
+    max_age: Option<i64>,
+    ctx: &Ctx,
+) -> CliResult {
+    use mvault::ops::witness::{require_witnesses, WitnessRequirement};
+    let remote = mvault::ops::sync::remote(vault)
+        .ok_or_else(|| super::error::CliError::user("--witnesses needs a clone with a remote"))?;
+    let need = WitnessRequirement { count, max_age };
+    require_witnesses(vault, &remote, r.model(), need, ctx.now)
+        .map_err(super::witness::cli_error)?;
+    Ok(())
 }
 
 fn render(out: &mut dyn Write, v: &Verified, output: &Path, json: bool) -> CliResult {

@@ -16,3 +16,4 @@ pub mod report;
 pub mod text;
 pub mod trailers;
 pub mod updates;
+pub mod witness;

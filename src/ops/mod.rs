@@ -17,3 +17,4 @@ pub mod resolve;
 pub mod retention;
 pub mod retrieve;
 pub mod sync;
+pub mod witness;

@@ -23,6 +23,7 @@ pub mod source;
 pub mod stages;
 pub mod tags;
 pub mod tree;
+pub mod witness;
 
 use serde::Serialize;
 
@@ -131,6 +132,10 @@ pub enum Rule {
     ArchiveBackdated,
     // Receipts (rule 90).
     ReceiptsRef,
+    // Witnesses (rules 95 to 97).
+    WitnessRef,
+    BadCosignature,
+    UnknownReceipt,
     // Integrity reports (rules 98 to 101).
     BadReport,
     ReportSigner,
@@ -230,6 +235,9 @@ impl Rule {
         Rule::RecordBehindModel,
         Rule::ArchiveBackdated,
         Rule::ReceiptsRef,
+        Rule::WitnessRef,
+        Rule::BadCosignature,
+        Rule::UnknownReceipt,
         Rule::BadReport,
         Rule::ReportSigner,
         Rule::ReportMixed,
@@ -244,6 +252,9 @@ impl Rule {
         (Rule::RecordBehindModel, 87),
         (Rule::ArchiveBackdated, 88),
         (Rule::ReceiptsRef, 90),
+        (Rule::WitnessRef, 95),
+        (Rule::BadCosignature, 96),
+        (Rule::UnknownReceipt, 97),
         (Rule::BadReport, 98),
         (Rule::ReportSigner, 99),
         (Rule::ReportMixed, 100),
@@ -351,6 +362,9 @@ impl Rule {
             HookNotConfigured => "hook not configured",
             Internal => "internal error",
             ReceiptsRef => "receipts are the server's",
+            WitnessRef => "witness ref",
+            BadCosignature => "bad cosignature",
+            UnknownReceipt => "cosignature of an unknown receipt",
             TooManyVersions => "too many versions",
             RetentionNotDue => "retention not due",
             RecordBehindModel => "record behind a deployment",
@@ -395,6 +409,9 @@ impl Rule {
                 | ReportMixed
                 | ReportRewritten
                 | ReceiptsRef
+                | WitnessRef
+                | BadCosignature
+                | UnknownReceipt
         )
     }
 }

@@ -97,45 +97,15 @@ pub fn append_log(
 pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::Result<String> {
     use std::io::{Read, Seek, SeekFrom, Write};
     let path = git_dir.join(LOG_FILE);
-    let lock = git_dir.join(format!("{LOG_FILE}.lock"));
-    // A lock file serialises concurrent hooks (git runs one per push).
-    let mut tries = 0;
-    let _guard = loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(f) => {
-                break LockGuard {
-                    path: lock.clone(),
-                    _file: f,
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 200 => {
-                // A lock left by a killed hook: no append takes a minute.
-                let stale = std::fs::metadata(&lock)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > std::time::Duration::from_secs(60));
-                if stale {
-                    let _ = std::fs::remove_file(&lock);
-                    continue;
-                }
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(25));
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let _guard = lock_log(git_dir)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
         .open(&path)?;
     let len = f.metadata()?.len();
-    let mut prev = "0".repeat(64);
+    // An empty live log continues the chain from the last sealed segment.
+    let mut prev = super::segments::chain_anchor(git_dir)?;
     if len > 0 {
         // Read backwards in growing windows until the last line is whole.
         let mut window = 64 * 1024u64;
@@ -166,12 +136,54 @@ pub fn append_chained(git_dir: &Path, mut entry: serde_json::Value) -> std::io::
     // The head: the log's length and its last line's hash, kept beside it,
     // so cutting lines off the end or editing the last one is detected.
     let line_hash = Sha256Digest::of(text.trim_end_matches('\n').as_bytes()).to_hex();
-    let head = git_dir.join(HEAD_FILE);
-    let tmp = git_dir.join(format!("{HEAD_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{} {line_hash}\n", len + text.len() as u64))?;
-    std::fs::rename(&tmp, &head)?;
+    write_head(git_dir, len + text.len() as u64, &line_hash)?;
     text.pop();
     Ok(text)
+}
+
+/// Rewrite the head (by rename): the live log's length and last hash.
+pub(super) fn write_head(git_dir: &Path, len: u64, last: &str) -> std::io::Result<()> {
+    let head = git_dir.join(HEAD_FILE);
+    let tmp = git_dir.join(format!("{HEAD_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{len} {last}\n"))?;
+    std::fs::rename(&tmp, &head)
+}
+
+/// Take the log's lock file, which serialises concurrent hooks (git runs
+/// one per push) and rotation; it is removed when the guard drops.
+pub(super) fn lock_log(git_dir: &Path) -> std::io::Result<LockGuard> {
+    let lock = git_dir.join(format!("{LOG_FILE}.lock"));
+    // A lock file serialises concurrent hooks (git runs one per push).
+    let mut tries = 0;
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(f) => {
+                return Ok(LockGuard {
+                    path: lock.clone(),
+                    _file: f,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 200 => {
+                // A lock left by a killed hook: no append takes a minute.
+                let stale = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(60));
+                if stale {
+                    let _ = std::fs::remove_file(&lock);
+                    continue;
+                }
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The access log half of the server log: `git upload-pack` runs this in
@@ -257,7 +269,8 @@ pub fn pack_objects(
     Ok(child.wait()?.code().unwrap_or(1))
 }
 
-struct LockGuard {
+/// The held lock on the log.
+pub(super) struct LockGuard {
     path: PathBuf,
     _file: std::fs::File,
 }
@@ -268,38 +281,13 @@ impl Drop for LockGuard {
     }
 }
 
-/// Check the decision log's chain; `Ok(lines)` or the first broken line.
+/// Check the decision log's chain — the sealed segments present in the
+/// repository's directory, the seals, then the live log and its head;
+/// `Ok(entries verified)` or the first broken line.
 pub fn verify_log(git_dir: &Path) -> Result<usize, String> {
-    let path = git_dir.join(LOG_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut prev = "0".repeat(64);
-    let mut n = 0;
-    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_slice(line)
-            .map_err(|e| format!("{LOG_FILE} line {}: not JSON: {e}", i + 1))?;
-        let got = v.get("prev").and_then(|p| p.as_str()).unwrap_or("");
-        if got != prev {
-            return Err(format!(
-                "{LOG_FILE} line {}: chain broken: prev is {got}, the line before hashes to {prev} (a line was edited, removed or inserted)",
-                i + 1
-            ));
-        }
-        prev = Sha256Digest::of(line).to_hex();
-        n += 1;
-    }
-    let head = std::fs::read_to_string(git_dir.join(HEAD_FILE))
-        .map_err(|e| format!("{HEAD_FILE}: {e} (the log's head is missing)"))?;
-    let (len, hash) = head.trim().split_once(' ').unwrap_or(("", ""));
-    if len != bytes.len().to_string() || hash != prev {
-        return Err(format!(
-            "{LOG_FILE}: the log ends at line {n} with hash {prev} and {} bytes, but its head records {len} bytes and hash {hash} (lines were cut off the end or the last line was edited)",
-            bytes.len()
-        ));
-    }
-    Ok(n)
+    super::segments::verify_segments(git_dir, &[])
+        .map(|v| v.entries())
+        .map_err(|e| e.to_string())
 }
 
 /// What a line of the server log records.
@@ -462,21 +450,39 @@ pub enum ReadLogError {
     },
 }
 
-/// The server log's lines that `filter` keeps, oldest first. It does not
-/// check the chain: `verify_log` does.
+/// The server log's lines that `filter` keeps, oldest first: those of the
+/// sealed segments still in the repository's directory, then the live
+/// log's. It does not check the chain: `verify_log` does.
 pub fn read_log(git_dir: &Path, filter: &ServerFilter) -> Result<Vec<ServerEntry>, ReadLogError> {
-    let path = git_dir.join(LOG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| ReadLogError::Missing {
-        path: path.clone(),
+    let mut files = super::segments::present_segments(git_dir);
+    files.push(git_dir.join(LOG_FILE));
+    let mut kept = Vec::new();
+    for path in files {
+        read_file(&path, filter, &mut kept)?;
+    }
+    if let Some(n) = filter.limit {
+        let skip = kept.len().saturating_sub(n);
+        kept.drain(..skip);
+    }
+    Ok(kept)
+}
+
+/// Add the lines of one log file that `filter` keeps to `kept`.
+fn read_file(
+    path: &Path,
+    filter: &ServerFilter,
+    kept: &mut Vec<ServerEntry>,
+) -> Result<(), ReadLogError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReadLogError::Missing {
+        path: path.to_owned(),
         source,
     })?;
-    let mut kept = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let malformed = |reason: String| ReadLogError::Malformed {
-            path: path.clone(),
+            path: path.to_owned(),
             line: i + 1,
             reason,
         };
@@ -495,11 +501,7 @@ pub fn read_log(git_dir: &Path, filter: &ServerFilter) -> Result<Vec<ServerEntry
             kept.push(entry);
         }
     }
-    if let Some(n) = filter.limit {
-        let skip = kept.len().saturating_sub(n);
-        kept.drain(..skip);
-    }
-    Ok(kept)
+    Ok(())
 }
 
 fn parse_entry(line: &str, v: &serde_json::Value) -> Option<ServerEntry> {

@@ -7,4 +7,5 @@ pub mod forge;
 pub mod install;
 pub mod log;
 pub mod receipts;
+pub mod segments;
 pub mod sink;

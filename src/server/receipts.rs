@@ -32,12 +32,13 @@ use crate::model::receipt::{
     TIMESTAMP_REF,
 };
 use crate::model::updates::{parse_updates, Update};
+use crate::model::witness::RECEIPT_LOG_FILE;
 use crate::rules::receipts::{read_receipt, read_timestamp, ReceiptBreak};
 use crate::store::objects::ObjectId;
 use crate::store::{Actor, Store, StoreError};
 
 use super::config::{pusher_from_env, ServerConfig};
-use super::log::{append_chained, HEAD_FILE};
+use super::log::append_chained;
 
 /// git config key: the path of the server's ed25519 private key, which
 /// signs receipts and timestamps. Unset: no receipts.
@@ -423,17 +424,6 @@ pub fn post_receive(
     lines
 }
 
-/// The decision log's head: its length and last line's hash.
-fn log_head(git_dir: &Path) -> (u64, String) {
-    std::fs::read_to_string(git_dir.join(HEAD_FILE))
-        .ok()
-        .and_then(|h| {
-            let (len, hash) = h.trim().split_once(' ')?;
-            Some((len.parse().ok()?, hash.to_owned()))
-        })
-        .unwrap_or((0, zero_hash()))
-}
-
 /// The receipt lock, held while the chain and timestamp move.
 struct ChainLock(#[allow(dead_code)] std::fs::File);
 
@@ -463,6 +453,7 @@ fn signed_commit(
     parent: Option<ObjectId>,
     time: i64,
     message: &str,
+    unsigned: Option<(&str, &[u8])>,
 ) -> Result<ObjectId, ReceiptWriteError> {
     let (file, namespace, bytes) = (f.name, f.namespace, f.bytes);
     let sig = key
@@ -470,10 +461,13 @@ fn signed_commit(
         .map_err(|e| ReceiptWriteError::Sign(e.to_string()))?;
     let body = store.write_blob(bytes)?;
     let sig = store.write_blob(sig.as_bytes())?;
-    let tree = store.edit_tree(
-        None,
-        &[(file.to_owned(), body), (format!("{file}.sig"), sig)],
-    )?;
+    let mut files = vec![(file.to_owned(), body), (format!("{file}.sig"), sig)];
+    // A file beside the signed one, pinned by what it signs (the
+    // decision-log lines whose last hash the receipt names).
+    if let Some((name, content)) = unsigned {
+        files.push((name.to_owned(), store.write_blob(content)?));
+    }
+    let tree = store.edit_tree(None, &files)?;
     let actor = Actor {
         name: SERVER_ACTOR.into(),
         time,
@@ -494,16 +488,24 @@ pub fn write_receipt(
     let _lock = lock_chain(git_dir)?;
     for _ in 0..CAS_ATTEMPTS {
         let head = ref_now(store, RECEIPTS_REF).and_then(|s| s.parse::<ObjectId>().ok());
-        let (seq, prev, prev_time) = match head {
-            None => (1, zero_hash(), i64::MIN),
+        let (seq, prev, prev_time, prev_log) = match head {
+            None => (1, zero_hash(), i64::MIN, None),
             Some(h) => {
                 let r = read_receipt(store, h).map_err(ReceiptWriteError::Chain)?;
-                (r.receipt.seq + 1, r.hash, r.receipt.unix_time())
+                let log = (r.receipt.decision_log.clone(), r.receipt.decision_log_bytes);
+                (r.receipt.seq + 1, r.hash, r.receipt.unix_time(), Some(log))
             }
         };
         // Server time never runs backwards along the chain.
         let time = now.unix_timestamp().max(prev_time);
-        let (log_bytes, log_hash) = log_head(git_dir);
+        // The log's head, and the lines since the previous receipt's head:
+        // what a witness recomputes the log's chain from (ops::witness).
+        let since = crate::server::segments::log_since(
+            git_dir,
+            prev_log.as_ref().map(|(h, _)| h.as_str()),
+            prev_log.as_ref().map(|(_, b)| *b).unwrap_or(0),
+        )?;
+        let (log_bytes, log_hash) = (since.bytes, since.head.clone());
         let receipt = Receipt {
             format: RECEIPT_FORMAT.into(),
             seq,
@@ -526,6 +528,7 @@ pub fn write_receipt(
             head,
             time,
             &format!("mvault receipt {seq}\n"),
+            Some((RECEIPT_LOG_FILE, &since.lines)),
         )?;
         let old = head
             .map(|h| h.to_string())
@@ -577,6 +580,7 @@ fn write_timestamp_locked(
         None,
         time,
         "mvault timestamp\n",
+        None,
     )?;
     store.git(&[
         "update-ref",

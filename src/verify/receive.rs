@@ -21,12 +21,14 @@ use crate::model::promotion::{parse_promotion_name, seq_ref, Promotion, SEQ_PREF
 use crate::model::receipt::{RECEIPTS_REF, TIMESTAMP_REF};
 use crate::model::report::{IntegrityReport, REPORT_PREFIX};
 use crate::model::updates::{parse_updates, Update};
+use crate::model::witness::WITNESS_PREFIX;
 use crate::rules::commit::{judge_commit, Action};
 use crate::rules::payload::judge_payload;
 use crate::rules::promotion::judge_promotion;
 use crate::rules::report::{judge_report, AcceptedReport};
 use crate::rules::stages::ModelStages;
 use crate::rules::tags::{judge_approval, judge_registration};
+use crate::rules::witness::judge_witness;
 use crate::rules::{
     escape, Accepted, Clock, Context, MainLine, ObjectSource, Refusal, RootKeys, Rule,
 };
@@ -162,11 +164,12 @@ pub fn judge_push(
             // Deletions of payload refs are judged below, against purges.
             continue;
         }
-        if r != MAIN_REF && !r.starts_with("refs/tags/") && !r.starts_with(SEQ_PREFIX) {
+        let witness = r.starts_with(WITNESS_PREFIX);
+        if r != MAIN_REF && !r.starts_with("refs/tags/") && !r.starts_with(SEQ_PREFIX) && !witness {
             return Err(Refusal::new(
                 Rule::UnknownNamespace,
                 r,
-                "only refs/heads/main, refs/tags/*, refs/mvault/seq/* and refs/mvault/data/* are kept in a vault",
+                "only refs/heads/main, refs/tags/*, refs/mvault/seq/*, refs/mvault/data/* and refs/mvault/witness/* are kept in a vault",
                 "push main and mvault tags only",
             ));
         }
@@ -181,6 +184,31 @@ pub fn judge_push(
     }
     let view = PushView::new(store, updates);
     let mut accepted = Vec::new();
+    // Witness cosignatures, judged under the policy in force (rules 95–97).
+    for u in updates
+        .iter()
+        .filter(|u| u.refname.starts_with(WITNESS_PREFIX))
+    {
+        let r = &u.refname;
+        let new = u
+            .new_id()
+            .ok_or_else(|| Refusal::internal(r, "no new id"))?;
+        let base = pc
+            .main_before
+            .ok_or_else(|| Refusal::internal(r, "the vault has no main branch yet"))?;
+        let policy =
+            crate::rules::source::policy_at(&view, base).map_err(|e| Refusal::internal(r, e))?;
+        let now = pc.clock.judgement_time(i64::MAX);
+        accepted.push(judge_witness(
+            &view,
+            &policy,
+            r,
+            u.old_id(),
+            new,
+            pc.pusher,
+            now,
+        )?);
+    }
     let mut registered: BTreeMap<String, (ObjectId, Box<Manifest>)> = BTreeMap::new();
     let mut purged: BTreeSet<String> = BTreeSet::new();
     // 3. main first, so tags can point at the commits this push adds.
@@ -354,10 +382,11 @@ pub fn judge_push(
             "push the version with mvault add, which pushes main, the tag and the payload ref atomically",
         ));
     }
-    for u in updates
-        .iter()
-        .filter(|u| u.refname != MAIN_REF && !u.refname.starts_with(DATA_PREFIX))
-    {
+    for u in updates.iter().filter(|u| {
+        u.refname != MAIN_REF
+            && !u.refname.starts_with(DATA_PREFIX)
+            && !u.refname.starts_with(WITNESS_PREFIX)
+    }) {
         let r = &u.refname;
         let new = u
             .new_id()

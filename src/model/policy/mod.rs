@@ -48,16 +48,19 @@ pub enum Role {
     MlEngineer,
     MlAdmin,
     Approver,
+    /// Witnesses the server's receipt chain (granted on `**`); reads no model.
+    Auditor,
 }
 
 impl Role {
     /// All roles.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Viewer,
         Role::Developer,
         Role::MlEngineer,
         Role::MlAdmin,
         Role::Approver,
+        Role::Auditor,
     ];
     /// The role's name in the policy.
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Role {
             Role::MlEngineer => "ml_engineer",
             Role::MlAdmin => "ml_admin",
             Role::Approver => "approver",
+            Role::Auditor => "auditor",
         }
     }
     /// Parse a role name.
@@ -81,6 +85,8 @@ impl Role {
             Role::Developer => matches!(ability, Read | Register),
             Role::MlEngineer => matches!(ability, Read | Register | Promote),
             Role::Approver => matches!(ability, Read | Approve),
+            // An auditor only cosigns checkpoints (`Policy::check_witness`).
+            Role::Auditor => false,
             Role::MlAdmin => true,
         }
     }
@@ -673,6 +679,33 @@ impl Policy {
         })
     }
 
+    /// Allow `user` to cosign the server's receipt chain as a witness at
+    /// `at`: the auditor role on `**`, with an unexpired key. An admin is
+    /// no witness unless also granted it: a witness is someone else.
+    pub fn check_witness(&self, user: &str, at: OffsetDateTime) -> Result<(), Denial> {
+        let any = ModelName::parse("any").expect("a valid model name");
+        self.check_active_user(user, &any, "witness", at)
+            .map_err(|mut d| {
+                d.model = "**".into();
+                d
+            })?;
+        let auditor = self
+            .grants
+            .iter()
+            .any(|g| g.user == user && g.role == Role::Auditor && g.models == "**");
+        if auditor {
+            return Ok(());
+        }
+        Err(Denial {
+            user: user.to_owned(),
+            model: "**".into(),
+            ability: "witness",
+            have: self.describe_roles(user, &any),
+            need: "auditor on **".into(),
+            remedy: Remedy::Grant(Role::Auditor),
+        })
+    }
+
     /// The rule for promotions of `model` into `stage`, or the default:
     /// ml_engineer promotes, no approvals, no ticket.
     pub fn rule_for(&self, model: &ModelName, stage: Stage) -> StageRule {
@@ -809,7 +842,7 @@ impl Policy {
                 && self
                     .grants
                     .iter()
-                    .any(|g| g.user == u.name && g.covers(model))
+                    .any(|g| g.user == u.name && g.covers(model) && g.role.allows(Ability::Read))
             {
                 out.extend(u.keys.iter().map(|k| (u.name.as_str(), k)));
             }

@@ -14,6 +14,7 @@ mod purge;
 mod register;
 mod report;
 mod tags;
+mod witness;
 
 use super::fixtures::{Files, Registered, TestKey, World};
 use super::{Refusal, Rule};
@@ -21,6 +22,9 @@ use crate::store::objects::ObjectId;
 
 /// Rules a unit test here refuses with, by assertion (`refused(…, Rule::X)`).
 const COVERED: &[Rule] = &[
+    Rule::WitnessRef,
+    Rule::BadCosignature,
+    Rule::UnknownReceipt,
     Rule::MergeCommit,
     Rule::UnsignedCommit,
     Rule::BadCommitSignature,
@@ -134,6 +138,7 @@ const SOURCES: &[&str] = &[
     include_str!("register.rs"),
     include_str!("report.rs"),
     include_str!("tags.rs"),
+    include_str!("witness.rs"),
 ];
 
 /// The refusal of `r`, which must be under `rule`.

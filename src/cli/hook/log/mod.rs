@@ -1,5 +1,6 @@
 //! `mvault hook log`: the hook's hash-chained decision log.
 
+mod rotate;
 mod verify;
 
 use std::io::Write;
@@ -19,10 +20,12 @@ pub(in crate::cli) struct Args {
 #[derive(Subcommand, Debug)]
 enum HookLogCommand {
     Verify(verify::Args),
+    Rotate(rotate::Args),
 }
 
 pub(in crate::cli) fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> CliResult {
     match args.command {
         HookLogCommand::Verify(args) => verify::run(args, ctx, out),
+        HookLogCommand::Rotate(args) => rotate::run(args, ctx, out),
     }
 }
