@@ -291,7 +291,7 @@ fn role_and_report_format_typos_list_the_values_and_suggest_one() {
     insta::assert_snapshot!(seen(&vault, &run), @r"
     exit 2
     error: invalid value 'ml_admn' for '--role <ROLE>'
-      [possible values: viewer, developer, ml_engineer, ml_admin, approver]
+      [possible values: viewer, developer, ml_engineer, ml_admin, approver, auditor]
 
       tip: a similar value exists: 'ml_admin'
 
